@@ -1,0 +1,78 @@
+// Package config loads paygate's settings from PAYGATE_* environment
+// variables with github.com/kelseyhightower/envconfig.
+//
+// Every variable has a default or is required, and a description; Load
+// reports every bad or missing variable in one error rather than stopping at
+// the first, so an operator fixes a deployment in one round trip. OpenTelemetry's
+// standard OTEL_* variables are not part of this struct: the OTel SDK reads
+// them itself, exactly as documented upstream.
+package config
+
+import (
+	"time"
+)
+
+// Prefix is the prefix of every paygate environment variable.
+const Prefix = "PAYGATE"
+
+// Config is the whole of paygate's configuration. Nested structs group the
+// settings of one part of the system; their variables are named
+// PAYGATE_<TAG>, where TAG is the envconfig tag of the leaf field.
+type Config struct {
+	Env      string `envconfig:"ENV" default:"prod" desc:"Deployment flavour: prod (JSON logs) or dev (human-readable logs)."`
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"Minimum log level: debug, info, warn or error."`
+
+	HTTP     HTTP
+	Database Database
+	Kafka    Kafka
+	Outbox   Outbox
+}
+
+// HTTP holds the settings of the public HTTP server.
+type HTTP struct {
+	Addr              string        `envconfig:"HTTP_ADDR" default:":8080" desc:"Address the HTTP API listens on."`
+	ReadHeaderTimeout time.Duration `envconfig:"HTTP_READ_HEADER_TIMEOUT" default:"5s" desc:"Time allowed to read request headers."`
+	ReadTimeout       time.Duration `envconfig:"HTTP_READ_TIMEOUT" default:"15s" desc:"Time allowed to read a whole request."`
+	WriteTimeout      time.Duration `envconfig:"HTTP_WRITE_TIMEOUT" default:"30s" desc:"Time allowed to write a response."`
+	IdleTimeout       time.Duration `envconfig:"HTTP_IDLE_TIMEOUT" default:"120s" desc:"Keep-alive idle timeout."`
+	MaxBodyBytes      int64         `envconfig:"HTTP_MAX_BODY_BYTES" default:"1048576" desc:"Largest accepted request body in bytes; larger bodies get 413."`
+	// DrainDelay is how long /readyz reports 503 before the listener closes,
+	// so load balancers stop routing new requests before in-flight ones are
+	// drained.
+	DrainDelay      time.Duration `envconfig:"SHUTDOWN_DRAIN_DELAY" default:"5s" desc:"Time /readyz answers 503 before the server stops accepting connections on shutdown."`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"Time in-flight requests get to finish on shutdown."`
+}
+
+// Database holds the PostgreSQL settings.
+type Database struct {
+	URL            string        `envconfig:"DATABASE_URL" required:"true" desc:"PostgreSQL connection URL (postgres://user:pass@host:5432/db?sslmode=...)."`
+	MaxConns       int32         `envconfig:"DATABASE_MAX_CONNS" default:"20" desc:"Maximum connections in the pool."`
+	MinConns       int32         `envconfig:"DATABASE_MIN_CONNS" default:"2" desc:"Connections the pool keeps open when idle."`
+	ConnectTimeout time.Duration `envconfig:"DATABASE_CONNECT_TIMEOUT" default:"5s" desc:"Timeout for establishing one connection."`
+	MigrateOnStart bool          `envconfig:"MIGRATE_ON_START" default:"false" desc:"Apply pending migrations at start (safe with several replicas: an advisory lock serialises them)."`
+	TxMaxAttempts  int           `envconfig:"DATABASE_TX_MAX_ATTEMPTS" default:"5" desc:"Attempts of a transaction that fails with a serialization failure or deadlock."`
+}
+
+// Kafka holds the broker settings shared by the producer, consumers and topic
+// administration.
+type Kafka struct {
+	Brokers           []string      `envconfig:"KAFKA_BROKERS" required:"true" desc:"Comma-separated Kafka bootstrap brokers (host:port)."`
+	ClientID          string        `envconfig:"KAFKA_CLIENT_ID" default:"paygate" desc:"Client id sent to the brokers."`
+	Version           string        `envconfig:"KAFKA_VERSION" default:"3.6.0" desc:"Kafka protocol version the client speaks."`
+	CreateTopics      bool          `envconfig:"KAFKA_CREATE_TOPICS" default:"false" desc:"Create paygate's topics at start when they are missing."`
+	TopicPartitions   int32         `envconfig:"KAFKA_TOPIC_PARTITIONS" default:"6" desc:"Partitions of topics created by paygate."`
+	TopicReplication  int16         `envconfig:"KAFKA_TOPIC_REPLICATION" default:"-1" desc:"Replication factor of topics created by paygate (-1: the broker's default)."`
+	DialTimeout       time.Duration `envconfig:"KAFKA_DIAL_TIMEOUT" default:"5s" desc:"Timeout for connecting to a broker."`
+	ReconnectBackoff  time.Duration `envconfig:"KAFKA_RECONNECT_BACKOFF" default:"2s" desc:"Pause before reconnecting after the brokers were unreachable."`
+	ConsumerMaxWait   time.Duration `envconfig:"KAFKA_CONSUMER_MAX_WAIT" default:"250ms" desc:"Longest a fetch waits for new records."`
+	ConsumerRebalance time.Duration `envconfig:"KAFKA_CONSUMER_SESSION_TIMEOUT" default:"10s" desc:"Consumer group session timeout."`
+}
+
+// Outbox holds the settings of the transactional outbox relay.
+type Outbox struct {
+	BatchSize    int           `envconfig:"OUTBOX_BATCH_SIZE" default:"100" desc:"Events the relay publishes per database transaction."`
+	PollInterval time.Duration `envconfig:"OUTBOX_POLL_INTERVAL" default:"1s" desc:"Fallback polling interval when no NOTIFY arrives."`
+	RetryBackoff time.Duration `envconfig:"OUTBOX_RETRY_BACKOFF" default:"1s" desc:"Pause after a failed publish before the relay tries again (doubles up to 30s)."`
+	Retention    time.Duration `envconfig:"OUTBOX_RETENTION" default:"168h" desc:"How long published events are kept before cleanup."`
+	Source       string        `envconfig:"EVENT_SOURCE" default:"/paygate" desc:"CloudEvents source attribute of every published event."`
+}

@@ -1,0 +1,102 @@
+package config_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/internal/platform/config"
+)
+
+func setValid(t *testing.T) {
+	t.Helper()
+	t.Setenv("PAYGATE_DATABASE_URL", "postgres://u:p@localhost:5432/db")
+	t.Setenv("PAYGATE_KAFKA_BROKERS", "a:9092,b:9092")
+}
+
+func TestLoadDefaults(t *testing.T) {
+	setValid(t)
+	cfg, err := config.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Addr != ":8080" || cfg.Env != "prod" || cfg.HTTP.ShutdownTimeout != 20*time.Second {
+		t.Fatalf("defaults not applied: %+v", cfg.HTTP)
+	}
+	if !slices.Equal(cfg.Kafka.Brokers, []string{"a:9092", "b:9092"}) {
+		t.Fatalf("brokers %v", cfg.Kafka.Brokers)
+	}
+}
+
+func TestLoadNamesEveryBadVariable(t *testing.T) {
+	t.Setenv("PAYGATE_DATABASE_URL", "")
+	os.Unsetenv("PAYGATE_DATABASE_URL")
+	t.Setenv("PAYGATE_KAFKA_BROKERS", "no-port")
+	t.Setenv("PAYGATE_HTTP_READ_TIMEOUT", "soon")
+	t.Setenv("PAYGATE_DATABASE_MAX_CONNS", "many")
+	t.Setenv("PAYGATE_ENV", "staging")
+	_, err := config.Load()
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want *config.Error", err)
+	}
+	want := []string{"PAYGATE_DATABASE_MAX_CONNS", "PAYGATE_DATABASE_URL", "PAYGATE_ENV", "PAYGATE_HTTP_READ_TIMEOUT", "PAYGATE_KAFKA_BROKERS"}
+	if got := ce.Vars(); !slices.Equal(got, want) {
+		t.Fatalf("bad vars = %v, want %v", got, want)
+	}
+	for _, v := range want {
+		if !strings.Contains(err.Error(), v) {
+			t.Errorf("message does not name %s: %s", v, err)
+		}
+	}
+}
+
+func TestBadDatabaseURLIsNotEchoed(t *testing.T) {
+	setValid(t)
+	t.Setenv("PAYGATE_DATABASE_URL", "mysql://root:s3cret@db/x")
+	_, err := config.Load()
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("err = %v: want an error that does not echo the password", err)
+	}
+}
+
+func TestEveryVariableHasDefaultOrIsRequiredAndDescribed(t *testing.T) {
+	vars := config.Vars()
+	if len(vars) < 20 {
+		t.Fatalf("only %d variables found", len(vars))
+	}
+	for _, v := range vars {
+		if !strings.HasPrefix(v.Name, "PAYGATE_") {
+			t.Errorf("%s lacks the PAYGATE_ prefix", v.Name)
+		}
+		if v.Description == "" {
+			t.Errorf("%s has no description", v.Name)
+		}
+		if !v.Required && v.Default == "" {
+			// An empty default must be deliberate: only secrets may have one.
+			if !strings.Contains(v.Name, "PASSWORD") && !strings.Contains(v.Name, "SECRET") && !strings.Contains(v.Name, "USERNAME") {
+				t.Errorf("%s has neither a default nor required", v.Name)
+			}
+		}
+	}
+}
+
+// TestREADMECarriesTheTable keeps the README's configuration table equal
+// to what `paygate config -markdown` prints.
+func TestREADMECarriesTheTable(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	if err := config.WriteMarkdown(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, table.Bytes()) {
+		t.Fatal("README.md's configuration table is out of date: regenerate it with `go run ./cmd/paygate config -markdown`")
+	}
+}

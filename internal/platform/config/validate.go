@@ -1,0 +1,71 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// validate checks the rules envconfig's types cannot express. Each problem
+// names the variable to fix.
+func (c *Config) validate() []VarError {
+	var out []VarError
+	bad := func(name, format string, args ...any) {
+		out = append(out, VarError{Var: Prefix + "_" + name, Reason: fmt.Sprintf(format, args...)})
+	}
+	if c.Env != "dev" && c.Env != "prod" {
+		bad("ENV", "must be dev or prod, got %q", c.Env)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.HTTP.MaxBodyBytes <= 0 {
+		bad("HTTP_MAX_BODY_BYTES", "must be positive")
+	}
+	if c.HTTP.ShutdownTimeout <= 0 {
+		bad("SHUTDOWN_TIMEOUT", "must be positive")
+	}
+	if c.HTTP.DrainDelay < 0 {
+		bad("SHUTDOWN_DRAIN_DELAY", "must not be negative")
+	}
+	if c.Database.URL != "" {
+		if u, err := url.Parse(c.Database.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			// The value is not echoed: it may carry a password.
+			bad("DATABASE_URL", "must be a postgres:// or postgresql:// URL")
+		}
+	}
+	if c.Database.MaxConns < 1 {
+		bad("DATABASE_MAX_CONNS", "must be at least 1")
+	}
+	if c.Database.MinConns < 0 || (c.Database.MaxConns >= 1 && c.Database.MinConns > c.Database.MaxConns) {
+		bad("DATABASE_MIN_CONNS", "must be between 0 and PAYGATE_DATABASE_MAX_CONNS")
+	}
+	if c.Database.TxMaxAttempts < 1 {
+		bad("DATABASE_TX_MAX_ATTEMPTS", "must be at least 1")
+	}
+	for _, b := range c.Kafka.Brokers {
+		if _, _, err := net.SplitHostPort(strings.TrimSpace(b)); err != nil {
+			bad("KAFKA_BROKERS", "%q is not host:port", b)
+			break
+		}
+	}
+	if c.Kafka.TopicPartitions < 1 {
+		bad("KAFKA_TOPIC_PARTITIONS", "must be at least 1")
+	}
+	if c.Kafka.TopicReplication == 0 || c.Kafka.TopicReplication < -1 {
+		bad("KAFKA_TOPIC_REPLICATION", "must be -1 (broker default) or at least 1")
+	}
+	if c.Outbox.BatchSize < 1 || c.Outbox.BatchSize > 10000 {
+		bad("OUTBOX_BATCH_SIZE", "must be between 1 and 10000")
+	}
+	if c.Outbox.PollInterval <= 0 {
+		bad("OUTBOX_POLL_INTERVAL", "must be positive")
+	}
+	if c.Outbox.Source == "" {
+		bad("EVENT_SOURCE", "must not be empty")
+	}
+	return out
+}
