@@ -1,0 +1,138 @@
+// Package postgres holds paygate's PostgreSQL plumbing over pgx/v5: the
+// connection pool, the embedded forward-only migrations and their runner,
+// and a transaction helper that retries serialization failures and
+// deadlocks.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/paygate/paygate/internal/platform/config"
+)
+
+// NewPool builds a pgx pool from the configuration. It does not wait for a
+// connection: an unreachable database shows in /readyz rather than stopping
+// the process.
+func NewPool(ctx context.Context, cfg config.Database, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		// pgx's parse errors can quote the URL, password included.
+		return nil, errors.New("postgres: cannot parse PAYGATE_DATABASE_URL")
+	}
+	pc.MaxConns = cfg.MaxConns
+	pc.MinConns = cfg.MinConns
+	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	pc.HealthCheckPeriod = 15 * time.Second
+	if tracer != nil {
+		pc.ConnConfig.Tracer = tracer
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return pool, nil
+}
+
+// SQLSTATE codes that mean "run the transaction again".
+const (
+	codeSerializationFailure = "40001"
+	codeDeadlockDetected     = "40P01"
+)
+
+// Retryable reports whether err is a serialization failure or a deadlock,
+// the two errors after which a whole transaction may simply be retried.
+func Retryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == codeSerializationFailure || pe.Code == codeDeadlockDetected
+	}
+	return false
+}
+
+// IsUniqueViolation reports whether err is a unique_violation on the named
+// constraint (any constraint when name is empty).
+func IsUniqueViolation(err error, name string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" && (name == "" || pe.ConstraintName == name)
+}
+
+// IsCheckViolation reports whether err is a check_violation on the named
+// constraint (any constraint when name is empty).
+func IsCheckViolation(err error, name string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23514" && (name == "" || pe.ConstraintName == name)
+}
+
+// DB runs transactions on a pool.
+type DB struct {
+	Pool        *pgxpool.Pool
+	maxAttempts int
+	log         *zap.Logger
+}
+
+// NewDB wraps pool; a transaction is tried at most maxAttempts times.
+func NewDB(pool *pgxpool.Pool, maxAttempts int, log *zap.Logger) *DB {
+	if maxAttempts < 1 {
+		maxAttempts = 1
+	}
+	return &DB{Pool: pool, maxAttempts: maxAttempts, log: log}
+}
+
+// InTx runs fn in a read-committed transaction; see InTxWith.
+func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	return db.InTxWith(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn)
+}
+
+// InTxWith runs fn in a transaction with the given options and commits it.
+// When fn or the commit fails with a serialization failure or a deadlock,
+// the transaction is rolled back and fn runs again in a fresh one, after a
+// jittered exponential backoff (10ms doubling, capped at 500ms), up to the
+// configured number of attempts. fn must therefore have no side effects
+// outside the transaction. Any other error rolls back and is returned as is.
+func (db *DB) InTxWith(ctx context.Context, opts pgx.TxOptions, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = db.once(ctx, opts, fn)
+		if err == nil || !Retryable(err) || attempt >= db.maxAttempts {
+			return err
+		}
+		backoff := min(10*time.Millisecond<<(attempt-1), 500*time.Millisecond)
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		if db.log != nil {
+			db.log.Debug("retrying transaction", zap.Int("attempt", attempt), zap.Duration("backoff", sleep), zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(sleep):
+		}
+	}
+}
+
+func (db *DB) once(ctx context.Context, opts pgx.TxOptions, fn func(ctx context.Context, tx pgx.Tx) error) (err error) {
+	tx, err := db.Pool.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if err = fn(ctx, tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}

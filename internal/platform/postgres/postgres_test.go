@@ -1,0 +1,200 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/paygate/paygate/internal/migrations"
+	"github.com/paygate/paygate/internal/platform/pgtest"
+	"github.com/paygate/paygate/internal/platform/postgres"
+)
+
+func TestConcurrentMigrationsApplyEachVersionOnce(t *testing.T) {
+	url := pgtest.NewEmptyDatabase(t)
+	ctx := context.Background()
+	const instances = 4
+	applied := make([][]int, instances)
+	errs := make([]error, instances)
+	var wg sync.WaitGroup
+	for i := range instances {
+		wg.Go(func() {
+			pool := pgtest.NewPool(t, url)
+			m, err := postgres.NewMigrator(pool, migrations.FS, zaptest.NewLogger(t))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			applied[i], errs[i] = m.Up(ctx)
+		})
+	}
+	wg.Wait()
+	seen := map[int]int{}
+	for i := range instances {
+		if errs[i] != nil {
+			t.Fatalf("instance %d: %v", i, errs[i])
+		}
+		for _, v := range applied[i] {
+			seen[v]++
+		}
+	}
+	ms, _ := postgres.LoadMigrations(migrations.FS)
+	for _, m := range ms {
+		if seen[m.Version] != 1 {
+			t.Errorf("migration %d applied %d times, want 1", m.Version, seen[m.Version])
+		}
+	}
+	pool := pgtest.NewPool(t, url)
+	m, _ := postgres.NewMigrator(pool, migrations.FS, nil)
+	if err := m.SchemaCheck(ctx); err != nil {
+		t.Fatalf("schema check after migrate: %v", err)
+	}
+}
+
+func TestSchemaCheckReportsPendingMigrations(t *testing.T) {
+	pool := pgtest.NewPool(t, pgtest.NewEmptyDatabase(t))
+	m, err := postgres.NewMigrator(pool, migrations.FS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SchemaCheck(context.Background()); err == nil {
+		t.Fatal("schema check passed on an empty database")
+	}
+}
+
+func TestChangedMigrationIsRefused(t *testing.T) {
+	pool := pgtest.NewPool(t, pgtest.NewEmptyDatabase(t))
+	ctx := context.Background()
+	v1 := fstest.MapFS{"0001_a_table.sql": {Data: []byte("CREATE TABLE a (id int);")}}
+	m, err := postgres.NewMigrator(pool, v1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	edited := fstest.MapFS{
+		"0001_a_table.sql": {Data: []byte("CREATE TABLE a (id bigint);")},
+		"0002_b_table.sql": {Data: []byte("CREATE TABLE b (id int);")},
+	}
+	m2, _ := postgres.NewMigrator(pool, edited, nil)
+	if _, err := m2.Up(ctx); err == nil {
+		t.Fatal("an edited migration was accepted")
+	}
+	var exists bool
+	_ = pool.QueryRow(ctx, "SELECT to_regclass('b') IS NOT NULL").Scan(&exists)
+	if exists {
+		t.Fatal("migrations after the edited one ran")
+	}
+}
+
+func TestFailedMigrationLeavesNoTrace(t *testing.T) {
+	pool := pgtest.NewPool(t, pgtest.NewEmptyDatabase(t))
+	ctx := context.Background()
+	bad := fstest.MapFS{"0001_half.sql": {Data: []byte("CREATE TABLE half (id int); SELECT no_such_function();")}}
+	m, _ := postgres.NewMigrator(pool, bad, nil)
+	if _, err := m.Up(ctx); err == nil {
+		t.Fatal("failing migration reported success")
+	}
+	var exists bool
+	_ = pool.QueryRow(ctx, "SELECT to_regclass('half') IS NOT NULL").Scan(&exists)
+	if exists {
+		t.Fatal("a failed migration left its table behind")
+	}
+}
+
+func TestLoadMigrationsRejectsGaps(t *testing.T) {
+	_, err := postgres.LoadMigrations(fstest.MapFS{
+		"0001_a.sql": {Data: []byte("SELECT 1")},
+		"0003_c.sql": {Data: []byte("SELECT 1")},
+	})
+	if err == nil {
+		t.Fatal("a gap in migration numbers was accepted")
+	}
+}
+
+func TestInTxRetriesSerializationFailures(t *testing.T) {
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
+	db := postgres.NewDB(pool, 4, zaptest.NewLogger(t))
+	ctx := context.Background()
+
+	var calls atomic.Int32
+	err := db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if calls.Add(1) < 3 {
+			return &pgconn.PgError{Code: "40001"}
+		}
+		return nil
+	})
+	if err != nil || calls.Load() != 3 {
+		t.Fatalf("err=%v calls=%d, want success on the third attempt", err, calls.Load())
+	}
+
+	calls.Store(0)
+	err = db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		calls.Add(1)
+		return &pgconn.PgError{Code: "40P01"}
+	})
+	if !postgres.Retryable(err) || calls.Load() != 4 {
+		t.Fatalf("err=%v calls=%d, want the deadlock after 4 attempts", err, calls.Load())
+	}
+
+	calls.Store(0)
+	boom := errors.New("boom")
+	err = db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		calls.Add(1)
+		return boom
+	})
+	if !errors.Is(err, boom) || calls.Load() != 1 {
+		t.Fatalf("err=%v calls=%d, want boom once", err, calls.Load())
+	}
+}
+
+// TestInTxSurvivesRealDeadlock makes two transactions lock two rows in
+// opposite orders. PostgreSQL aborts one with 40P01; InTx runs it again and
+// both updates land.
+func TestInTxSurvivesRealDeadlock(t *testing.T) {
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, "CREATE TABLE acc (id int PRIMARY KEY, n int NOT NULL); INSERT INTO acc VALUES (1, 0), (2, 0);"); err != nil {
+		t.Fatal(err)
+	}
+	db := postgres.NewDB(pool, 5, zaptest.NewLogger(t))
+	var firstLocked sync.WaitGroup
+	firstLocked.Add(2)
+	var attempts atomic.Int32
+	run := func(a, b int) error {
+		var once sync.Once
+		return db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+			attempts.Add(1)
+			if _, err := tx.Exec(ctx, "UPDATE acc SET n = n + 1 WHERE id = $1", a); err != nil {
+				return err
+			}
+			once.Do(func() { firstLocked.Done(); firstLocked.Wait() })
+			_, err := tx.Exec(ctx, "UPDATE acc SET n = n + 1 WHERE id = $1", b)
+			return err
+		})
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Go(func() { errs[0] = run(1, 2) })
+	wg.Go(func() { errs[1] = run(2, 1) })
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("errors: %v, %v", errs[0], errs[1])
+	}
+	if attempts.Load() < 3 {
+		t.Fatalf("attempts = %d: no transaction was retried, so no deadlock happened", attempts.Load())
+	}
+	var sum int
+	_ = pool.QueryRow(ctx, "SELECT sum(n) FROM acc").Scan(&sum)
+	if sum != 4 {
+		t.Fatalf("sum = %d, want 4", sum)
+	}
+}
