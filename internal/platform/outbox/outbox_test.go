@@ -1,0 +1,242 @@
+package outbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/paygate/paygate/internal/platform/config"
+	"github.com/paygate/paygate/internal/platform/kafka"
+	"github.com/paygate/paygate/internal/platform/kafka/kafkatest"
+	"github.com/paygate/paygate/internal/platform/outbox"
+	"github.com/paygate/paygate/internal/platform/pgtest"
+)
+
+const topic = "paygate.test.v1"
+
+func relayConfig() config.Outbox {
+	return config.Outbox{BatchSize: 10, PollInterval: 200 * time.Millisecond, RetryBackoff: 100 * time.Millisecond, Retention: time.Hour, Source: "/paygate/test"}
+}
+
+type fixture struct {
+	pool   *pgxpool.Pool
+	broker *kafkatest.Broker
+	relay  *outbox.Relay
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
+	broker := kafkatest.NewBroker(t, topic)
+	log := zaptest.NewLogger(t)
+	prod := kafka.NewProducer(broker.Config(), []kafka.TopicSpec{{Name: topic}}, log)
+	t.Cleanup(func() { _ = prod.Close() })
+	relay := outbox.NewRelay(pool, prod, relayConfig(), log)
+	if err := relay.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = relay.Stop(context.Background()) })
+	return &fixture{pool: pool, broker: broker, relay: relay}
+}
+
+func (f *fixture) enqueue(t *testing.T, ctx context.Context, commit bool, e outbox.Event) uuid.UUID {
+	t.Helper()
+	tx, err := f.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := outbox.Enqueue(ctx, tx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if commit {
+		err = tx.Commit(ctx)
+	} else {
+		err = tx.Rollback(ctx)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// collector is a consumer-group handler that remembers every event.
+type collector struct {
+	mu     sync.Mutex
+	events []kafkatest.Record
+	ch     chan struct{}
+}
+
+func newCollector() *collector { return &collector{ch: make(chan struct{}, 1000)} }
+
+func (c *collector) handle(_ context.Context, m *sarama.ConsumerMessage) error {
+	c.mu.Lock()
+	c.events = append(c.events, kafkatest.Record{Key: string(m.Key), Headers: kafka.HeaderMap(m), Value: m.Value})
+	c.mu.Unlock()
+	c.ch <- struct{}{}
+	return nil
+}
+
+func (c *collector) waitFor(t *testing.T, n int, timeout time.Duration) []kafkatest.Record {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		c.mu.Lock()
+		got := len(c.events)
+		c.mu.Unlock()
+		if got >= n {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return append([]kafkatest.Record(nil), c.events...)
+		}
+		select {
+		case <-c.ch:
+		case <-deadline:
+			t.Fatalf("got %d events, want %d", got, n)
+		}
+	}
+}
+
+func TestCommittedEventReachesConsumerGroupAndRolledBackNever(t *testing.T) {
+	f := newFixture(t)
+	c := newCollector()
+	runner := kafka.NewGroupRunner(f.broker.Config(), "outbox-test", []string{topic}, c.handle, zaptest.NewLogger(t))
+	if err := runner.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = runner.Stop(context.Background()) })
+
+	tp := sdktrace.NewTracerProvider()
+	ctx, span := tp.Tracer("test").Start(context.Background(), "request")
+	defer span.End()
+
+	rolledBack := f.enqueue(t, ctx, false, outbox.Event{Topic: topic, Key: "user-1", Type: "paygate.test.rolled_back", Data: map[string]int{"n": 1}})
+	committed := f.enqueue(t, ctx, true, outbox.Event{Topic: topic, Key: "user-1", Type: "paygate.test.committed", Subject: "things/1", Data: map[string]int{"n": 2}})
+
+	got := c.waitFor(t, 1, 30*time.Second)
+	e := got[0]
+	if e.Headers[kafka.HeaderID] != committed.String() {
+		t.Fatalf("ce_id = %q, want %s", e.Headers[kafka.HeaderID], committed)
+	}
+	want := map[string]string{
+		kafka.HeaderSpecVersion: "1.0",
+		kafka.HeaderType:        "paygate.test.committed",
+		kafka.HeaderSource:      "/paygate/test",
+		kafka.HeaderSubject:     "things/1",
+		kafka.HeaderContentType: "application/json",
+	}
+	for k, v := range want {
+		if e.Headers[k] != v {
+			t.Errorf("header %s = %q, want %q", k, e.Headers[k], v)
+		}
+	}
+	if _, err := time.Parse(time.RFC3339Nano, e.Headers[kafka.HeaderTime]); err != nil {
+		t.Errorf("ce_time %q: %v", e.Headers[kafka.HeaderTime], err)
+	}
+	wantTP := fmt.Sprintf("00-%s-%s-01", span.SpanContext().TraceID(), span.SpanContext().SpanID())
+	if e.Headers[kafka.HeaderTraceparent] != wantTP {
+		t.Errorf("traceparent = %q, want %q", e.Headers[kafka.HeaderTraceparent], wantTP)
+	}
+	if e.Key != "user-1" {
+		t.Errorf("key = %q", e.Key)
+	}
+	var data map[string]int
+	if err := json.Unmarshal(e.Value, &data); err != nil || data["n"] != 2 {
+		t.Errorf("data = %s (%v)", e.Value, err)
+	}
+
+	// The rolled-back event was enqueued first on the same key and
+	// partition: had it been published, it would have arrived first.
+	for _, r := range f.broker.ReadAll(t, topic, 2, 2*time.Second) {
+		if r.Headers[kafka.HeaderID] == rolledBack.String() {
+			t.Fatal("rolled-back event was published")
+		}
+	}
+	var rows int
+	if err := f.pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL").Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("sent rows = %d (%v), want 1", rows, err)
+	}
+}
+
+func TestEventsWaitWhileBrokerIsDownAndAreDeliveredOnceInOrder(t *testing.T) {
+	f := newFixture(t)
+	// Let the producer connect once, then take the broker away.
+	first := f.enqueue(t, context.Background(), true, outbox.Event{Topic: topic, Key: "k", Type: "paygate.test.n", Data: 0})
+	waitSent(t, f.pool, 1)
+	f.broker.Stop()
+
+	const n = 40
+	ids := []uuid.UUID{first}
+	for i := 1; i <= n; i++ {
+		ids = append(ids, f.enqueue(t, context.Background(), true, outbox.Event{Topic: topic, Key: "k", Type: "paygate.test.n", Data: i}))
+	}
+	// Wait until the relay has tried and failed to publish them.
+	var pending, attempted int
+	for deadline := time.Now().Add(30 * time.Second); attempted == 0; time.Sleep(100 * time.Millisecond) {
+		if err := f.pool.QueryRow(context.Background(),
+			"SELECT count(*), count(*) FILTER (WHERE attempts > 0 AND last_error <> '') FROM outbox WHERE sent_at IS NULL").Scan(&pending, &attempted); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("relay did not try to publish while the broker was down")
+		}
+	}
+	if pending != n {
+		t.Fatalf("pending while broker down = %d, want %d", pending, n)
+	}
+
+	f.broker.Start()
+	waitSent(t, f.pool, n+1)
+	recs := f.broker.ReadAll(t, topic, n+1, 30*time.Second)
+	if len(recs) != n+1 {
+		t.Fatalf("read %d records, want %d", len(recs), n+1)
+	}
+	// Each event exactly once, in enqueue order (same key, one partition).
+	for i, r := range recs {
+		if r.Headers[kafka.HeaderID] != ids[i].String() {
+			t.Fatalf("record %d is %s, want %s", i, r.Headers[kafka.HeaderID], ids[i])
+		}
+	}
+	if extra := f.broker.ReadAll(t, topic, n+2, time.Second); len(extra) != n+1 {
+		t.Fatalf("found %d records, want exactly %d (duplicates published)", len(extra), n+1)
+	}
+}
+
+func waitSent(t *testing.T, pool *pgxpool.Pool, n int) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		var sent int
+		if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL").Scan(&sent); err != nil {
+			t.Fatal(err)
+		}
+		if sent >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events sent, want %d", sent, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestEnqueueRejectsEventWithoutTopicOrType(t *testing.T) {
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
+	err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
+		_, err := outbox.Enqueue(context.Background(), tx, outbox.Event{Type: "x"})
+		return err
+	})
+	if err != outbox.ErrInvalidEvent {
+		t.Fatalf("err = %v, want ErrInvalidEvent", err)
+	}
+}

@@ -1,0 +1,336 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/paygate/paygate/internal/platform/config"
+	"github.com/paygate/paygate/internal/platform/kafka"
+)
+
+// Sender publishes records and reports the ones not acknowledged with a
+// *kafka.SendError.
+type Sender interface {
+	Send(ctx context.Context, msgs []*sarama.ProducerMessage) error
+}
+
+// relayLockKey is the transaction-level advisory lock each relay batch
+// takes ("paygrely"). Only one batch runs at a time across all replicas,
+// which is what keeps events with the same key in id order on Kafka; FOR
+// UPDATE SKIP LOCKED below is the second line of defence.
+const relayLockKey int64 = 0x7061796772656c79
+
+// Relay publishes pending outbox rows to Kafka.
+type Relay struct {
+	pool   *pgxpool.Pool
+	sender Sender
+	cfg    config.Outbox
+	log    *zap.Logger
+
+	wake chan struct{}
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewRelay returns a relay; Start runs it.
+func NewRelay(pool *pgxpool.Pool, sender Sender, cfg config.Outbox, log *zap.Logger) *Relay {
+	return &Relay{pool: pool, sender: sender, cfg: cfg, log: log, wake: make(chan struct{}, 1)}
+}
+
+// Start launches the listener and the publish loop.
+func (r *Relay) Start(context.Context) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.mu.Lock()
+	r.cancel = cancel
+	r.mu.Unlock()
+	r.wg.Add(2)
+	go func() { defer r.wg.Done(); r.listen(ctx) }()
+	go func() { defer r.wg.Done(); r.loop(ctx) }()
+	return nil
+}
+
+// Stop ends the relay after the batch in progress, if any, has been
+// published and committed.
+func (r *Relay) Stop(ctx context.Context) error {
+	r.mu.Lock()
+	cancel := r.cancel
+	r.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Wake asks the loop to look for pending events now.
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// listen turns NOTIFYs on NotifyChannel into wake-ups. When the connection
+// breaks it reconnects; meanwhile polling keeps events moving.
+func (r *Relay) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := r.listenOnce(ctx); err != nil && ctx.Err() == nil {
+			r.log.Debug("outbox listen interrupted", zap.Error(err))
+			select {
+			case <-ctx.Done():
+			case <-time.After(r.cfg.PollInterval):
+			}
+		}
+	}
+}
+
+func (r *Relay) listenOnce(ctx context.Context) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The connection ends in LISTEN state; it is not returned to the pool.
+	defer func() { _ = conn.Hijack().Close(context.Background()) }()
+	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+		return err
+	}
+	r.Wake() // events may have been enqueued while nobody listened
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			return err
+		}
+		r.Wake()
+	}
+}
+
+func (r *Relay) loop(ctx context.Context) {
+	backoff := r.cfg.RetryBackoff
+	poll := time.NewTicker(r.cfg.PollInterval)
+	defer poll.Stop()
+	cleanup := time.NewTicker(time.Hour)
+	defer cleanup.Stop()
+	r.cleanup(ctx)
+	for {
+		// A batch runs to its end even when Stop is called meanwhile.
+		n, err := r.RelayOnce(context.WithoutCancel(ctx))
+		switch {
+		case err != nil:
+			r.log.Warn("outbox relay failed; events stay pending", zap.Error(err), zap.Duration("backoff", backoff))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 30*time.Second)
+			continue
+		case n == r.cfg.BatchSize:
+			backoff = r.cfg.RetryBackoff
+			if ctx.Err() != nil {
+				return
+			}
+			continue // more may be waiting
+		}
+		backoff = r.cfg.RetryBackoff
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-poll.C:
+		case <-cleanup.C:
+			r.cleanup(ctx)
+		}
+	}
+}
+
+type pendingRow struct {
+	id          int64
+	eventID     uuid.UUID
+	topic       string
+	key         string
+	eventType   string
+	source      string
+	subject     string
+	eventTime   time.Time
+	payload     []byte
+	traceparent string
+	tracestate  string
+}
+
+const selectPending = `-- name: SelectPendingEvents
+SELECT id, event_id, topic, event_key, event_type, source, subject, event_time, payload, traceparent, tracestate
+FROM outbox
+WHERE sent_at IS NULL
+ORDER BY id
+LIMIT $1
+FOR UPDATE SKIP LOCKED`
+
+const markSent = `-- name: MarkEventsSent
+UPDATE outbox SET sent_at = now(), attempts = attempts + 1, last_error = '' WHERE id = ANY($1)`
+
+const markFailed = `-- name: MarkEventsFailed
+UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1)`
+
+// RelayOnce publishes one batch of pending events in id order and marks
+// the acknowledged ones sent, all in one transaction. It returns how many
+// events it published. Events Kafka did not acknowledge stay pending with
+// their error recorded, and are tried again by a later batch.
+func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+
+	var locked bool
+	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", relayLockKey).Scan(&locked); err != nil {
+		return 0, fmt.Errorf("outbox: lock: %w", err)
+	}
+	if !locked {
+		return 0, nil // another replica is relaying
+	}
+
+	rows, err := tx.Query(ctx, selectPending, r.cfg.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: select: %w", err)
+	}
+	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (pendingRow, error) {
+		var p pendingRow
+		err := row.Scan(&p.id, &p.eventID, &p.topic, &p.key, &p.eventType, &p.source, &p.subject,
+			&p.eventTime, &p.payload, &p.traceparent, &p.tracestate)
+		return p, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("outbox: scan: %w", err)
+	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
+
+	msgs := make([]*sarama.ProducerMessage, 0, len(batch))
+	ids := make(map[*sarama.ProducerMessage]int64, len(batch))
+	var bad []int64
+	for _, p := range batch {
+		m, err := r.message(p)
+		if err != nil {
+			// Cannot happen for events written by Enqueue; keep the row
+			// pending and visible rather than drop it.
+			r.log.Error("outbox: unpublishable event", zap.Int64("id", p.id), zap.Error(err))
+			bad = append(bad, p.id)
+			continue
+		}
+		msgs = append(msgs, m)
+		ids[m] = p.id
+	}
+
+	sendErr := r.sender.Send(ctx, msgs)
+	failed := map[int64]bool{}
+	if sendErr != nil {
+		var se *kafka.SendError
+		if errors.As(sendErr, &se) {
+			for _, m := range se.Failed {
+				failed[ids[m]] = true
+			}
+		} else {
+			for _, id := range ids {
+				failed[id] = true
+			}
+		}
+	}
+	var sent, notSent []int64
+	for _, id := range ids {
+		if failed[id] {
+			notSent = append(notSent, id)
+		} else {
+			sent = append(sent, id)
+		}
+	}
+	notSent = append(notSent, bad...)
+	if len(sent) > 0 {
+		if _, err := tx.Exec(ctx, markSent, sent); err != nil {
+			return 0, fmt.Errorf("outbox: mark sent: %w", err)
+		}
+	}
+	if len(notSent) > 0 {
+		msg := "unpublishable event"
+		if sendErr != nil {
+			msg = sendErr.Error()
+		}
+		if _, err := tx.Exec(ctx, markFailed, notSent, truncate(msg, 500)); err != nil {
+			return 0, fmt.Errorf("outbox: mark failed: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("outbox: commit: %w", err)
+	}
+	if sendErr != nil {
+		return len(sent), sendErr
+	}
+	return len(sent), nil
+}
+
+func (r *Relay) message(p pendingRow) (*sarama.ProducerMessage, error) {
+	e := cloudevents.New()
+	e.SetID(p.eventID.String())
+	src := p.source
+	if src == "" {
+		src = r.cfg.Source
+	}
+	e.SetSource(src)
+	e.SetType(p.eventType)
+	e.SetTime(p.eventTime)
+	if p.subject != "" {
+		e.SetSubject(p.subject)
+	}
+	e.SetDataContentType("application/json")
+	e.DataEncoded = p.payload
+	return kafka.ToProducerMessage(e, p.topic, p.key, map[string]string{
+		kafka.HeaderTraceparent: p.traceparent,
+		kafka.HeaderTracestate:  p.tracestate,
+	})
+}
+
+// cleanup deletes published events older than the retention, in chunks so
+// that no single statement holds many locks.
+func (r *Relay) cleanup(ctx context.Context) {
+	cutoff := time.Now().Add(-r.cfg.Retention)
+	for ctx.Err() == nil {
+		tag, err := r.pool.Exec(ctx, `-- name: DeleteOldEvents
+DELETE FROM outbox WHERE id IN (
+  SELECT id FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1 LIMIT 1000)`, cutoff)
+		if err != nil {
+			r.log.Warn("outbox cleanup failed", zap.Error(err))
+			return
+		}
+		if tag.RowsAffected() < 1000 {
+			return
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
