@@ -1,0 +1,29 @@
+# Local development targets. `make` alone lists them.
+
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/paygate/paygate/internal/platform/buildinfo.Version=$(VERSION)
+BIN_DIR := .local/bin
+
+.PHONY: help run test build tools clean
+
+help: ## List the targets.
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-8s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+run: ## Run the gateway with local Postgres, Kafka (devkafka) and mailpit; Ctrl-C stops all.
+	@bash scripts/run.sh
+
+test: ## Run go vet, gofmt check, builds and go test -race against a throwaway Postgres.
+	@bash scripts/test.sh
+
+build: ## Build the gateway into .local/bin/paygate.
+	@mkdir -p $(BIN_DIR)
+	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/paygate ./cmd/paygate
+
+tools: ## Build the dev tools (devkafka, mailpit) into the cache.
+	@bash -c 'source scripts/lib.sh && build_tools'
+
+clean: ## Remove local state (.local/: run data, logs, binaries).
+	rm -rf .local

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Runs the gateway locally with its dependencies (`make run`):
+#
+#   postgres  throwaway cluster in .local/run/pg on 127.0.0.1:5432 (or a free
+#             port when 5432 is taken), database "paygate"; skipped when
+#             PAYGATE_DATABASE_URL is set.
+#   kafka     devkafka (kfake) on 127.0.0.1:9092, data in .local/run/kafka;
+#             skipped when PAYGATE_KAFKA_BROKERS is set.
+#   mailpit   SMTP 127.0.0.1:1025, inbox/API http://127.0.0.1:8025; skipped
+#             when PAYGATE_SMTP_HOST is set.
+#   paygate   go build ./cmd/paygate (or PAYGATE_BIN=/path to run another
+#             binary), with PAYGATE_* settings for the services above. Every
+#             variable already set in the environment wins.
+#
+# Ctrl-C / SIGTERM stops everything in reverse start order (gateway first,
+# then mailpit, kafka, postgres). Logs of the background services are in
+# .local/run/logs/.
+#
+# Adding a service (e.g. Prometheus, Jaeger): write start_<name> that starts
+# it, registers its stop with push_stop, and exports the env the gateway
+# needs; then add <name> to DEV_SERVICES.
+
+# shellcheck disable=SC2317 # functions are called indirectly (traps, start_$name)
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+RUN_DIR="$PAYGATE_STATE/run"
+LOG_DIR="$RUN_DIR/logs"
+PID_DIR="$RUN_DIR/pids"
+
+# Services started before the gateway, in order.
+DEV_SERVICES=(postgres kafka mailpit)
+
+# ---------------------------------------------------------------------------
+# Stop stack: each started thing pushes the command that stops it; cleanup
+# runs them last-in first-out.
+
+STOP_STACK=()
+push_stop() { STOP_STACK+=("$*"); }
+
+CLEANED_UP=0
+cleanup() {
+	local rc=$?
+	((CLEANED_UP)) && return 0
+	CLEANED_UP=1
+	restore_output
+	# Keep going when the terminal or a pipe reading our output is gone.
+	trap '' INT TERM HUP PIPE
+	local i
+	for ((i = ${#STOP_STACK[@]} - 1; i >= 0; i--)); do
+		eval "${STOP_STACK[i]}" || true
+	done
+	log "all stopped"
+	return "$rc"
+}
+
+on_signal() {
+	restore_output
+	echo >&2
+	log "received SIG$1, shutting down"
+	cleanup
+	# A requested stop is a clean exit.
+	trap - EXIT
+	exit 0
+}
+
+trap cleanup EXIT
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
+trap 'on_signal HUP' HUP
+
+# start_bg NAME LOGFILE CMD...: starts CMD in the background in its own
+# session (so terminal signals go to this script only), records its pid in
+# BG_PID and registers its stop.
+BG_PID=""
+start_bg() {
+	local name="$1" logfile="$2"
+	shift 2
+	setsid "$@" </dev/null >>"$logfile" 2>&1 &
+	BG_PID=$!
+	echo "$BG_PID" >"$PID_DIR/$name.pid"
+	push_stop "stop_pid $name $BG_PID 15; rm -f '$PID_DIR/$name.pid'"
+}
+
+fail_with_log() {
+	local name="$1" logfile="$2"
+	tail -n 30 "$logfile" >&2 || true
+	die "$name failed to start (log: $logfile)"
+}
+
+# ---------------------------------------------------------------------------
+# Services.
+
+PG_PORT=""
+start_postgres() {
+	if [[ -n "${PAYGATE_DATABASE_URL:-}" ]]; then
+		log "PAYGATE_DATABASE_URL is set, not starting PostgreSQL"
+		return 0
+	fi
+	ensure_postgres
+	local dir="${PAYGATE_DEV_PG_DIR:-$RUN_DIR/pg}"
+	pg_stop "$dir" # left over from a run that was killed
+	PG_PORT="$(port_or_free "${PAYGATE_DEV_PG_PORT:-5432}")"
+	[[ "$PG_PORT" == "${PAYGATE_DEV_PG_PORT:-5432}" ]] ||
+		warn "port ${PAYGATE_DEV_PG_PORT:-5432} is taken, PostgreSQL uses $PG_PORT"
+	push_stop "pg_stop '$dir'"
+	pg_start "$dir" "$PG_PORT"
+	pg_create_db "$PG_PORT" paygate
+	export PAYGATE_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/paygate?sslmode=disable"
+}
+
+start_kafka() {
+	if [[ -n "${PAYGATE_KAFKA_BROKERS:-}" ]]; then
+		log "PAYGATE_KAFKA_BROKERS is set, using $PAYGATE_KAFKA_BROKERS"
+		return 0
+	fi
+	build_devkafka
+	kill_stale_pidfile devkafka "$PID_DIR/devkafka.pid" "$PAYGATE_CACHE/bin/devkafka-"
+	local port logfile="$LOG_DIR/devkafka.log"
+	port="$(port_or_free "${PAYGATE_DEV_KAFKA_PORT:-9092}")"
+	[[ "$port" == "${PAYGATE_DEV_KAFKA_PORT:-9092}" ]] ||
+		warn "port ${PAYGATE_DEV_KAFKA_PORT:-9092} is taken, devkafka uses $port"
+	mkdir -p "$RUN_DIR/kafka"
+	: >"$logfile"
+	log "starting devkafka on 127.0.0.1:$port"
+	start_bg devkafka "$logfile" "$DEVKAFKA_BIN" -addr "127.0.0.1:$port" -data-dir "$RUN_DIR/kafka" -partitions 3
+	local pid="$BG_PID" i
+	for ((i = 0; i < 300; i++)); do
+		grep -q '^devkafka: listening on' "$logfile" && break
+		kill -0 "$pid" 2>/dev/null || fail_with_log devkafka "$logfile"
+		sleep 0.1
+	done
+	grep -q '^devkafka: listening on' "$logfile" || fail_with_log devkafka "$logfile"
+	export PAYGATE_KAFKA_BROKERS="127.0.0.1:$port"
+}
+
+MAIL_UI_URL=""
+start_mailpit() {
+	if [[ -n "${PAYGATE_SMTP_HOST:-}" ]]; then
+		log "PAYGATE_SMTP_HOST is set, not starting mailpit"
+		return 0
+	fi
+	build_mailpit
+	kill_stale_pidfile mailpit "$PID_DIR/mailpit.pid" "$PAYGATE_CACHE/bin/mailpit-"
+	local smtp_port http_port logfile="$LOG_DIR/mailpit.log"
+	smtp_port="$(port_or_free "${PAYGATE_DEV_SMTP_PORT:-1025}")"
+	http_port="$(port_or_free "${PAYGATE_DEV_MAIL_UI_PORT:-8025}")"
+	: >"$logfile"
+	log "starting mailpit (SMTP 127.0.0.1:$smtp_port, HTTP 127.0.0.1:$http_port)"
+	start_bg mailpit "$logfile" "$MAILPIT_BIN" \
+		--smtp "127.0.0.1:$smtp_port" --listen "127.0.0.1:$http_port" \
+		--database "$RUN_DIR/mailpit.db" \
+		--disable-version-check --smtp-disable-rdns --smtp-auth-accept-any --smtp-auth-allow-insecure
+	local pid="$BG_PID"
+	if ! wait_port "$smtp_port" 30 "$pid" || ! wait_port "$http_port" 30 "$pid"; then
+		fail_with_log mailpit "$logfile"
+	fi
+	export PAYGATE_SMTP_HOST=127.0.0.1 PAYGATE_SMTP_PORT="$smtp_port"
+	MAIL_UI_URL="http://127.0.0.1:$http_port"
+}
+
+# ---------------------------------------------------------------------------
+# Gateway.
+
+build_gateway() {
+	if [[ -n "${PAYGATE_BIN:-}" ]]; then
+		[[ -x "$PAYGATE_BIN" ]] || die "PAYGATE_BIN=$PAYGATE_BIN is not an executable file"
+		GATEWAY_BIN="$PAYGATE_BIN"
+		return 0
+	fi
+	GATEWAY_BIN="$PAYGATE_STATE/bin/paygate"
+	log "building ./cmd/paygate -> $GATEWAY_BIN"
+	mkdir -p "$PAYGATE_STATE/bin"
+	(cd "$PAYGATE_ROOT" && go build -o "$GATEWAY_BIN" ./cmd/paygate) || die "building the gateway failed"
+}
+
+main() {
+	mkdir -p "$LOG_DIR" "$PID_DIR"
+	command -v setsid >/dev/null 2>&1 || die "setsid (util-linux) is required"
+
+	# Build first: a compile error should not cost a service start.
+	build_gateway
+	kill_stale_pidfile paygate "$PID_DIR/paygate.pid" "$GATEWAY_BIN"
+
+	local svc
+	for svc in "${DEV_SERVICES[@]}"; do
+		"start_$svc"
+	done
+
+	: "${PAYGATE_ENV:=dev}"
+	: "${PAYGATE_HTTP_ADDR:=127.0.0.1:8080}"
+	: "${PAYGATE_KAFKA_CREATE_TOPICS:=true}"
+	: "${PAYGATE_SMTP_PORT:=1025}"
+	: "${PAYGATE_MIGRATE_ON_START:=true}"
+	: "${OTEL_TRACES_EXPORTER:=none}"
+	# No load balancer to drain in dev: make Ctrl-C quick.
+	: "${PAYGATE_SHUTDOWN_DRAIN_DELAY:=0s}"
+	export PAYGATE_ENV PAYGATE_HTTP_ADDR PAYGATE_KAFKA_CREATE_TOPICS PAYGATE_SMTP_PORT \
+		PAYGATE_MIGRATE_ON_START OTEL_TRACES_EXPORTER PAYGATE_SHUTDOWN_DRAIN_DELAY
+
+	local api="http://${PAYGATE_HTTP_ADDR}"
+	api="${api/http:\/\/:/http://127.0.0.1:}"
+	cat >&2 <<EOF
+
+  paygate (dev)
+    API         $api
+    health      $api/healthz
+    metrics     $api/metrics
+    mail inbox  ${MAIL_UI_URL:-(external SMTP ${PAYGATE_SMTP_HOST:-}:${PAYGATE_SMTP_PORT})}
+    database    ${PAYGATE_DATABASE_URL:-}
+    kafka       ${PAYGATE_KAFKA_BROKERS:-}
+    logs        $LOG_DIR/
+
+  Ctrl-C stops everything.
+
+EOF
+
+	log "starting gateway: $GATEWAY_BIN"
+	# The gateway writes to this terminal; it runs in its own session so
+	# that Ctrl-C reaches only this script, which stops it first.
+	setsid "$GATEWAY_BIN" </dev/null &
+	local gw=$!
+	echo "$gw" >"$PID_DIR/paygate.pid"
+	push_stop "stop_pid paygate $gw 20; rm -f '$PID_DIR/paygate.pid'"
+
+	local rc=0
+	wait "$gw" || rc=$?
+	warn "gateway exited with status $rc"
+	exit "$rc"
+}
+
+main "$@"

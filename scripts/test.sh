@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Runs the checks and tests (`make test`, also what CI runs):
+#
+#   1. starts a throwaway PostgreSQL cluster in a fresh temp dir on a free
+#      port and exports PAYGATE_TEST_DATABASE_URL (stopped and removed on
+#      any exit);
+#   2. go vet, a gofmt check, go build (root and tools/ modules);
+#   3. go test -race -count=1 ./... (root and tools/), plus $GOTESTFLAGS.
+#
+# Kafka (kfake) and SMTP run in-process inside the Go tests, so PostgreSQL is
+# the only external service. To add one, write start_<name> (start it,
+# register its stop with push_stop, export its env) and add it to
+# TEST_SERVICES; to add a check, add a `step` line in main.
+#
+# Every step runs even when an earlier one failed; the exit status is 1 when
+# any step failed.
+
+# shellcheck disable=SC2317 # functions are called indirectly (traps, start_$name)
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+TEST_SERVICES=(postgres)
+
+STOP_STACK=()
+push_stop() { STOP_STACK+=("$*"); }
+
+CLEANED_UP=0
+cleanup() {
+	local rc=$?
+	((CLEANED_UP)) && return 0
+	CLEANED_UP=1
+	restore_output
+	trap '' INT TERM HUP PIPE
+	local i
+	for ((i = ${#STOP_STACK[@]} - 1; i >= 0; i--)); do
+		eval "${STOP_STACK[i]}" || true
+	done
+	return "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# Clusters of earlier runs that were killed before they could clean up.
+remove_stale_tmp_roots() {
+	local d owner
+	for d in "${TMPDIR:-/tmp}"/paygate-test.*; do
+		[[ -d "$d" && -f "$d/owner.pid" ]] || continue
+		owner="$(cat "$d/owner.pid" 2>/dev/null || true)"
+		# Alive and not a zombie: another run is using it.
+		if [[ "$owner" =~ ^[0-9]+$ ]] && kill -0 "$owner" 2>/dev/null &&
+			[[ "$(sed 's/.*) //' "/proc/$owner/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]]; then
+			continue
+		fi
+		warn "removing $d left by a killed run"
+		pg_stop "$d/pg" || true
+		rm -rf "$d"
+	done
+}
+remove_stale_tmp_roots
+
+TMP_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/paygate-test.XXXXXX")"
+chmod 755 "$TMP_ROOT"
+echo $$ >"$TMP_ROOT/owner.pid"
+push_stop "rm -rf '$TMP_ROOT'"
+
+start_postgres() {
+	ensure_postgres
+	local port
+	port="$(free_port)"
+	push_stop "pg_stop '$TMP_ROOT/pg'"
+	pg_start "$TMP_ROOT/pg" "$port"
+	export PAYGATE_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+	# For tests that start clusters of their own (internal/platform/pgtest).
+	export PAYGATE_PG_BIN="${PAYGATE_PG_BIN:-$PG_BIN}"
+	log "PAYGATE_TEST_DATABASE_URL=$PAYGATE_TEST_DATABASE_URL"
+}
+
+# ---------------------------------------------------------------------------
+# Steps.
+
+FAILED=()
+step() {
+	local name="$1"
+	shift
+	log "$name"
+	local start=$SECONDS rc=0
+	"$@" || rc=$?
+	if ((rc != 0)); then
+		FAILED+=("$name")
+		log "FAIL: $name (exit $rc, $((SECONDS - start))s)"
+	else
+		log "ok: $name ($((SECONDS - start))s)"
+	fi
+}
+
+in_dir() {
+	local dir="$1"
+	shift
+	(cd "$dir" && "$@")
+}
+
+# go_files: the repo's Go files, tracked or new but not ignored, without
+# vendored code.
+go_files() {
+	if git -C "$PAYGATE_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git -C "$PAYGATE_ROOT" ls-files -z --cached --others --exclude-standard -- '*.go' |
+			while IFS= read -r -d '' f; do
+				[[ "$f" == vendor/* || "$f" == */vendor/* ]] && continue
+				[[ -f "$PAYGATE_ROOT/$f" ]] && printf '%s\n' "$f"
+			done
+	else
+		(cd "$PAYGATE_ROOT" && find . -name '*.go' -not -path '*/vendor/*' -not -path './.local/*' | sed 's|^\./||')
+	fi
+}
+
+gofmt_check() {
+	local files unformatted
+	files="$(go_files)"
+	[[ -n "$files" ]] || return 0
+	unformatted="$(cd "$PAYGATE_ROOT" && tr '\n' '\0' <<<"$files" | xargs -0 gofmt -l)"
+	if [[ -n "$unformatted" ]]; then
+		echo "gofmt needed on:" >&2
+		# shellcheck disable=SC2001
+		sed 's/^/  /' <<<"$unformatted" >&2
+		echo "run: gofmt -w <files>" >&2
+		return 1
+	fi
+}
+
+go_test() {
+	local dir="$1"
+	# shellcheck disable=SC2086 # GOTESTFLAGS is a list of flags.
+	in_dir "$dir" go test -race -count=1 ${GOTESTFLAGS:-} ./...
+}
+
+main() {
+	local svc
+	for svc in "${TEST_SERVICES[@]}"; do
+		"start_$svc"
+	done
+
+	step "go vet ./..." in_dir "$PAYGATE_ROOT" go vet ./...
+	step "go vet ./... (tools)" in_dir "$PAYGATE_TOOLS" go vet ./...
+	step "gofmt" gofmt_check
+	step "go build ./..." in_dir "$PAYGATE_ROOT" go build -o /dev/null ./...
+	step "go build ./... (tools)" in_dir "$PAYGATE_TOOLS" go build -o /dev/null ./...
+	step "go test ./..." go_test "$PAYGATE_ROOT"
+	step "go test ./... (tools)" go_test "$PAYGATE_TOOLS"
+
+	if ((${#FAILED[@]})); then
+		log "FAILED steps:"
+		printf '      %s\n' "${FAILED[@]}" >&2
+		exit 1
+	fi
+	log "all checks passed"
+}
+
+main "$@"
