@@ -195,8 +195,22 @@ main() {
 	: "${OTEL_TRACES_EXPORTER:=none}"
 	# No load balancer to drain in dev: make Ctrl-C quick.
 	: "${PAYGATE_SHUTDOWN_DRAIN_DELAY:=0s}"
+	# A dev signing key, made once and kept with the other local state, so
+	# tokens survive a restart of make run.
+	if [[ -z "${PAYGATE_JWT_PRIVATE_KEY:-}" ]]; then
+		local keyfile="$RUN_DIR/jwt.key"
+		if [[ ! -s "$keyfile" ]]; then
+			"$GATEWAY_BIN" jwt-keygen | sed -n 's/^PAYGATE_JWT_PRIVATE_KEY=//p' >"$keyfile"
+			chmod 600 "$keyfile"
+		fi
+		PAYGATE_JWT_PRIVATE_KEY="$(cat "$keyfile")"
+	fi
+	# A dev administrator; never use these outside make run.
+	: "${PAYGATE_BOOTSTRAP_ADMIN_EMAIL:=admin@paygate.local}"
+	: "${PAYGATE_BOOTSTRAP_ADMIN_PASSWORD:=admin-password}"
 	export PAYGATE_ENV PAYGATE_HTTP_ADDR PAYGATE_KAFKA_CREATE_TOPICS PAYGATE_SMTP_PORT \
-		PAYGATE_MIGRATE_ON_START OTEL_TRACES_EXPORTER PAYGATE_SHUTDOWN_DRAIN_DELAY
+		PAYGATE_MIGRATE_ON_START OTEL_TRACES_EXPORTER PAYGATE_SHUTDOWN_DRAIN_DELAY \
+		PAYGATE_JWT_PRIVATE_KEY PAYGATE_BOOTSTRAP_ADMIN_EMAIL PAYGATE_BOOTSTRAP_ADMIN_PASSWORD
 
 	local api="http://${PAYGATE_HTTP_ADDR}"
 	api="${api/http:\/\/:/http://127.0.0.1:}"
@@ -209,6 +223,7 @@ main() {
     mail inbox  ${MAIL_UI_URL:-(external SMTP ${PAYGATE_SMTP_HOST:-}:${PAYGATE_SMTP_PORT})}
     database    ${PAYGATE_DATABASE_URL:-}
     kafka       ${PAYGATE_KAFKA_BROKERS:-}
+    admin       $PAYGATE_BOOTSTRAP_ADMIN_EMAIL (password: $PAYGATE_BOOTSTRAP_ADMIN_PASSWORD)
     logs        $LOG_DIR/
 
   Ctrl-C stops everything.

@@ -6,6 +6,10 @@
 //	paygate [serve]          run the gateway (default)
 //	paygate migrate          apply pending database migrations and exit
 //	paygate config [-markdown]  print every configuration variable
+//	paygate users create-admin -email E [-firstname F -lastname L]
+//	                         create an administrator; the password is read
+//	                         from PAYGATE_ADMIN_PASSWORD or standard input
+//	paygate jwt-keygen       print a new Ed25519 signing key and its public key
 //	paygate version          print the version
 package main
 
@@ -37,10 +41,15 @@ func main() {
 }
 
 // errUsage is returned for a command line paygate does not understand.
-var errUsage = errors.New("usage: paygate [serve|migrate|config [-markdown]|version]")
+var errUsage = errors.New("usage: paygate [serve|migrate|config [-markdown]|users create-admin -email E|jwt-keygen|version]")
 
 // run executes the command named by args and returns its error.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
+	return runWithInput(ctx, args, os.Stdin, stdout)
+}
+
+// runWithInput is run with an explicit standard input, for tests.
+func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
@@ -70,6 +79,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return config.WriteMarkdown(stdout)
 		}
 		return config.WriteTable(stdout)
+	case "users":
+		if len(args) == 0 || args[0] != "create-admin" {
+			return errUsage
+		}
+		cfg, log, err := load()
+		if err != nil {
+			return err
+		}
+		defer func() { _ = log.Sync() }()
+		return createAdmin(ctx, cfg, log, args[1:], stdin, stdout)
+	case "jwt-keygen":
+		return jwtKeygen(stdout)
 	case "version":
 		_, err := fmt.Fprintln(stdout, buildinfo.Version)
 		return err

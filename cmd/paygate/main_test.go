@@ -18,6 +18,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/paygate/paygate/internal/apptest"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka/kafkatest"
@@ -73,6 +74,7 @@ func TestMigrateCommand(t *testing.T) {
 	url := pgtest.NewEmptyDatabase(t)
 	t.Setenv("PAYGATE_DATABASE_URL", url)
 	t.Setenv("PAYGATE_KAFKA_BROKERS", "127.0.0.1:9")
+	t.Setenv("PAYGATE_JWT_PRIVATE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 	for range 2 { // the second run finds nothing to do
 		if err := run(context.Background(), []string{"migrate"}, io.Discard); err != nil {
 			t.Fatal(err)
@@ -102,14 +104,8 @@ func TestSIGTERMLetsInFlightRequestFinish(t *testing.T) {
 	t.Setenv("OTEL_TRACES_EXPORTER", "none")
 	broker := kafkatest.NewBroker(t)
 	addr := freeAddr(t)
-	cfg := config.Config{
-		Env: "dev", LogLevel: "info",
-		HTTP: config.HTTP{Addr: addr, ReadHeaderTimeout: time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
-			IdleTimeout: 10 * time.Second, MaxBodyBytes: 1024, DrainDelay: 700 * time.Millisecond, ShutdownTimeout: 5 * time.Second},
-		Database: config.Database{URL: pgtest.NewDatabase(t), MaxConns: 4, ConnectTimeout: time.Second, TxMaxAttempts: 3},
-		Kafka:    broker.Config(),
-		Outbox:   config.Outbox{BatchSize: 10, PollInterval: time.Second, RetryBackoff: time.Second, Retention: time.Hour, Source: "/paygate"},
-	}
+	cfg := apptest.Config(pgtest.NewDatabase(t), broker.Config())
+	cfg.HTTP.Addr, cfg.HTTP.DrainDelay = addr, 700*time.Millisecond
 	started := make(chan struct{})
 	slow := httpserver.RegistrarFunc(func(r *mux.Router) {
 		r.HandleFunc("/v1/test/slow", func(w http.ResponseWriter, _ *http.Request) {
@@ -133,7 +129,11 @@ func TestSIGTERMLetsInFlightRequestFinish(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("server did not come up: %v", err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case err := <-done:
+			t.Fatalf("serve returned before the test began: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 
 	var wg sync.WaitGroup
@@ -176,5 +176,34 @@ func TestSIGTERMLetsInFlightRequestFinish(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Fatal("server still answers after shutdown")
+	}
+}
+
+func TestUsersCreateAdminCommand(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	t.Setenv("PAYGATE_DATABASE_URL", url)
+	t.Setenv("PAYGATE_KAFKA_BROKERS", "127.0.0.1:9")
+	t.Setenv("PAYGATE_JWT_PRIVATE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	t.Setenv("PAYGATE_ARGON2_MEMORY_KIB", "1024")
+	var out bytes.Buffer
+	args := []string{"users", "create-admin", "-email", "Root@Example.com"}
+	if err := runWithInput(context.Background(), args, strings.NewReader("a-long-password\n"), &out); err != nil {
+		t.Fatal(err)
+	}
+	pool := pgtest.NewPool(t, url)
+	var role string
+	var events int
+	if err := pool.QueryRow(context.Background(), "SELECT role FROM users WHERE email = 'root@example.com'").Scan(&role); err != nil || role != "admin" {
+		t.Fatalf("role = %q (%v)", role, err)
+	}
+	_ = pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE event_type = 'paygate.user.registered'").Scan(&events)
+	if events != 1 {
+		t.Fatalf("registration events = %d, want 1", events)
+	}
+	if err := runWithInput(context.Background(), args, strings.NewReader("a-long-password\n"), io.Discard); err == nil {
+		t.Fatal("a second admin with the same email was accepted")
+	}
+	if err := runWithInput(context.Background(), []string{"users", "create-admin", "-email", "x@example.com"}, strings.NewReader("short\n"), io.Discard); err == nil {
+		t.Fatal("a short password was accepted")
 	}
 }

@@ -10,12 +10,14 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/paygate/paygate/internal/auth"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
 	"github.com/paygate/paygate/internal/platform/outbox"
 	"github.com/paygate/paygate/internal/platform/postgres"
 	"github.com/paygate/paygate/internal/platform/telemetry"
+	"github.com/paygate/paygate/internal/users"
 )
 
 // Options returns the application's fx options. extra options (tests add
@@ -41,6 +43,8 @@ func Options(cfg config.Config, log *zap.Logger, extra ...fx.Option) fx.Option {
 		kafka.Module,
 		outbox.Module,
 		httpserver.Module,
+		users.Module,
+		auth.Module,
 		fx.Options(extra...),
 		fx.StartTimeout(60*time.Second),
 		fx.StopTimeout(cfg.HTTP.DrainDelay+cfg.HTTP.ShutdownTimeout+30*time.Second),

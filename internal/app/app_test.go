@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/apptest"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka/kafkatest"
@@ -23,18 +24,10 @@ import (
 
 // testConfig returns a configuration for the real services of a test.
 func testConfig(dbURL string, k config.Kafka) config.Config {
-	return config.Config{
-		Env:      "dev",
-		LogLevel: "debug",
-		HTTP: config.HTTP{
-			Addr: "127.0.0.1:0", ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-			WriteTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MaxBodyBytes: 1 << 20,
-			DrainDelay: 100 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
-		},
-		Database: config.Database{URL: dbURL, MaxConns: 8, MinConns: 0, ConnectTimeout: 2 * time.Second, MigrateOnStart: true, TxMaxAttempts: 5},
-		Kafka:    k,
-		Outbox:   config.Outbox{BatchSize: 100, PollInterval: 200 * time.Millisecond, RetryBackoff: 100 * time.Millisecond, Retention: time.Hour, Source: "/paygate"},
-	}
+	cfg := apptest.Config(dbURL, k)
+	cfg.Database.MigrateOnStart = true
+	cfg.HTTP.DrainDelay = 100 * time.Millisecond
+	return cfg
 }
 
 func TestValidateApp(t *testing.T) {

@@ -26,6 +26,7 @@ type Config struct {
 	Database Database
 	Kafka    Kafka
 	Outbox   Outbox
+	Auth     Auth
 }
 
 // HTTP holds the settings of the public HTTP server.
@@ -66,6 +67,11 @@ type Kafka struct {
 	ReconnectBackoff  time.Duration `envconfig:"KAFKA_RECONNECT_BACKOFF" default:"2s" desc:"Pause before reconnecting after the brokers were unreachable."`
 	ConsumerMaxWait   time.Duration `envconfig:"KAFKA_CONSUMER_MAX_WAIT" default:"250ms" desc:"Longest a fetch waits for new records."`
 	ConsumerRebalance time.Duration `envconfig:"KAFKA_CONSUMER_SESSION_TIMEOUT" default:"10s" desc:"Consumer group session timeout."`
+
+	TopicAuth     string `envconfig:"KAFKA_TOPIC_AUTH" default:"paygate.auth.v1" desc:"Topic of user and account events (user.registered, user.password_changed)."`
+	TopicTopup    string `envconfig:"KAFKA_TOPIC_TOPUP" default:"paygate.topup.v1" desc:"Topic of top-up events."`
+	TopicTransfer string `envconfig:"KAFKA_TOPIC_TRANSFER" default:"paygate.transfer.v1" desc:"Topic of transfer events."`
+	TopicWithdraw string `envconfig:"KAFKA_TOPIC_WITHDRAW" default:"paygate.withdraw.v1" desc:"Topic of withdrawal events."`
 }
 
 // Outbox holds the settings of the transactional outbox relay.
@@ -75,4 +81,34 @@ type Outbox struct {
 	RetryBackoff time.Duration `envconfig:"OUTBOX_RETRY_BACKOFF" default:"1s" desc:"Pause after a failed publish before the relay tries again (doubles up to 30s)."`
 	Retention    time.Duration `envconfig:"OUTBOX_RETENTION" default:"168h" desc:"How long published events are kept before cleanup."`
 	Source       string        `envconfig:"EVENT_SOURCE" default:"/paygate" desc:"CloudEvents source attribute of every published event."`
+}
+
+// Auth holds the settings of authentication: password hashing, tokens,
+// login throttling and the bootstrap administrator.
+type Auth struct {
+	// JWTPrivateKey is the Ed25519 key that signs access tokens. Tokens are
+	// asymmetric so that a verifier never holds signing material, and so
+	// that an HMAC token forged with the public key is refused.
+	JWTPrivateKey string        `envconfig:"JWT_PRIVATE_KEY" required:"true" desc:"Base64 Ed25519 private key (32-byte seed or 64-byte key) that signs access tokens; generate one with 'paygate jwt-keygen'. Secret."`
+	JWTKeyID      string        `envconfig:"JWT_KEY_ID" default:"k1" desc:"Key id (kid) of the signing key, put in every token header."`
+	JWTVerifyKeys []string      `envconfig:"JWT_VERIFY_KEYS" default:"" desc:"Extra verification keys as kid=base64-Ed25519-public-key, comma-separated, so tokens signed with a previous key stay valid during rotation."`
+	JWTIssuer     string        `envconfig:"JWT_ISSUER" default:"paygate" desc:"Issuer (iss) of access tokens; checked on every request."`
+	JWTAudience   string        `envconfig:"JWT_AUDIENCE" default:"paygate-api" desc:"Audience (aud) of access tokens; checked on every request."`
+	AccessTTL     time.Duration `envconfig:"ACCESS_TOKEN_TTL" default:"15m" desc:"Lifetime of access tokens."`
+	RefreshTTL    time.Duration `envconfig:"REFRESH_TOKEN_TTL" default:"720h" desc:"Lifetime of refresh tokens (default 30 days)."`
+
+	PasswordMinLength int `envconfig:"PASSWORD_MIN_LENGTH" default:"8" desc:"Shortest accepted password, in characters."`
+	PasswordMaxLength int `envconfig:"PASSWORD_MAX_LENGTH" default:"128" desc:"Longest accepted password, in characters."`
+
+	Argon2MemoryKiB uint32 `envconfig:"ARGON2_MEMORY_KIB" default:"65536" desc:"Argon2id memory cost in KiB for new hashes (existing hashes keep theirs and are upgraded at login)."`
+	Argon2Time      uint32 `envconfig:"ARGON2_TIME" default:"2" desc:"Argon2id passes over memory for new hashes."`
+	Argon2Threads   uint8  `envconfig:"ARGON2_THREADS" default:"2" desc:"Argon2id parallelism for new hashes."`
+
+	LoginMaxFailuresPerEmail int           `envconfig:"LOGIN_MAX_FAILURES_PER_EMAIL" default:"5" desc:"Failed logins allowed per email within the window before 429."`
+	LoginMaxFailuresPerIP    int           `envconfig:"LOGIN_MAX_FAILURES_PER_IP" default:"20" desc:"Failed logins allowed per client IP within the window before 429."`
+	LoginFailureWindow       time.Duration `envconfig:"LOGIN_FAILURE_WINDOW" default:"15m" desc:"Window over which failed logins are counted."`
+	TrustProxyHeaders        bool          `envconfig:"TRUST_PROXY_HEADERS" default:"false" desc:"Take the client IP from X-Forwarded-For (only behind a proxy that sets it)."`
+
+	BootstrapAdminEmail    string `envconfig:"BOOTSTRAP_ADMIN_EMAIL" default:"" desc:"Email of an administrator created at start when no user has it (optional)."`
+	BootstrapAdminPassword string `envconfig:"BOOTSTRAP_ADMIN_PASSWORD" default:"" desc:"Password of the bootstrap administrator; set it from a secret. Secret."`
 }

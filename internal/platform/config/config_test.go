@@ -16,6 +16,7 @@ func setValid(t *testing.T) {
 	t.Helper()
 	t.Setenv("PAYGATE_DATABASE_URL", "postgres://u:p@localhost:5432/db")
 	t.Setenv("PAYGATE_KAFKA_BROKERS", "a:9092,b:9092")
+	t.Setenv("PAYGATE_JWT_PRIVATE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 }
 
 func TestLoadDefaults(t *testing.T) {
@@ -39,12 +40,15 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 	t.Setenv("PAYGATE_HTTP_READ_TIMEOUT", "soon")
 	t.Setenv("PAYGATE_DATABASE_MAX_CONNS", "many")
 	t.Setenv("PAYGATE_ENV", "staging")
+	t.Setenv("PAYGATE_JWT_PRIVATE_KEY", "c2hvcnQ=")
+	t.Setenv("PAYGATE_BOOTSTRAP_ADMIN_EMAIL", "admin@example.com")
 	_, err := config.Load()
 	var ce *config.Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v, want *config.Error", err)
 	}
-	want := []string{"PAYGATE_DATABASE_MAX_CONNS", "PAYGATE_DATABASE_URL", "PAYGATE_ENV", "PAYGATE_HTTP_READ_TIMEOUT", "PAYGATE_KAFKA_BROKERS"}
+	want := []string{"PAYGATE_BOOTSTRAP_ADMIN_PASSWORD", "PAYGATE_DATABASE_MAX_CONNS", "PAYGATE_DATABASE_URL", "PAYGATE_ENV",
+		"PAYGATE_HTTP_READ_TIMEOUT", "PAYGATE_JWT_PRIVATE_KEY", "PAYGATE_KAFKA_BROKERS"}
 	if got := ce.Vars(); !slices.Equal(got, want) {
 		t.Fatalf("bad vars = %v, want %v", got, want)
 	}
@@ -55,12 +59,13 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 	}
 }
 
-func TestBadDatabaseURLIsNotEchoed(t *testing.T) {
+func TestSecretsAreNotEchoed(t *testing.T) {
 	setValid(t)
 	t.Setenv("PAYGATE_DATABASE_URL", "mysql://root:s3cret@db/x")
+	t.Setenv("PAYGATE_JWT_PRIVATE_KEY", "s3cretkey-not-base64!")
 	_, err := config.Load()
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
-		t.Fatalf("err = %v: want an error that does not echo the password", err)
+		t.Fatalf("err = %v: want an error that does not echo the secrets", err)
 	}
 }
 
@@ -76,11 +81,11 @@ func TestEveryVariableHasDefaultOrIsRequiredAndDescribed(t *testing.T) {
 		if v.Description == "" {
 			t.Errorf("%s has no description", v.Name)
 		}
-		if !v.Required && v.Default == "" {
-			// An empty default must be deliberate: only secrets may have one.
-			if !strings.Contains(v.Name, "PASSWORD") && !strings.Contains(v.Name, "SECRET") && !strings.Contains(v.Name, "USERNAME") {
-				t.Errorf("%s has neither a default nor required", v.Name)
-			}
+		if !v.Required && !v.HasDefault {
+			t.Errorf("%s has neither a default nor required", v.Name)
+		}
+		if v.Required && v.HasDefault {
+			t.Errorf("%s is required and has a default", v.Name)
 		}
 	}
 }

@@ -47,6 +47,7 @@ type Var struct {
 	Name        string
 	Type        string
 	Default     string
+	HasDefault  bool
 	Required    bool
 	Description string
 }
@@ -132,6 +133,7 @@ func Vars() []Var {
 			Name:        name,
 			Type:        typeName(f.Type),
 			Default:     f.Tag.Get("default"),
+			HasDefault:  hasTag(f, "default"),
 			Required:    f.Tag.Get("required") == "true",
 			Description: f.Tag.Get("desc"),
 		})
@@ -192,4 +194,9 @@ func defaultCell(v Var) string {
 		return `""`
 	}
 	return v.Default
+}
+
+func hasTag(f reflect.StructField, key string) bool {
+	_, ok := f.Tag.Lookup(key)
+	return ok
 }

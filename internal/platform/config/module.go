@@ -11,11 +11,12 @@ type Sections struct {
 	Database Database
 	Kafka    Kafka
 	Outbox   Outbox
+	Auth     Auth
 }
 
 // Split returns the sections of cfg for injection.
 func Split(cfg Config) Sections {
-	return Sections{HTTP: cfg.HTTP, Database: cfg.Database, Kafka: cfg.Kafka, Outbox: cfg.Outbox}
+	return Sections{HTTP: cfg.HTTP, Database: cfg.Database, Kafka: cfg.Kafka, Outbox: cfg.Outbox, Auth: cfg.Auth}
 }
 
 // Module provides the configuration sections from an already loaded Config.

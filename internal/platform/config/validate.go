@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // validate checks the rules envconfig's types cannot express. Each problem
@@ -64,8 +65,71 @@ func (c *Config) validate() []VarError {
 	if c.Outbox.PollInterval <= 0 {
 		bad("OUTBOX_POLL_INTERVAL", "must be positive")
 	}
+	for name, topic := range map[string]string{"KAFKA_TOPIC_AUTH": c.Kafka.TopicAuth, "KAFKA_TOPIC_TOPUP": c.Kafka.TopicTopup,
+		"KAFKA_TOPIC_TRANSFER": c.Kafka.TopicTransfer, "KAFKA_TOPIC_WITHDRAW": c.Kafka.TopicWithdraw} {
+		if topic == "" {
+			bad(name, "must not be empty")
+		}
+	}
+	out = append(out, c.Auth.validate()...)
 	if c.Outbox.Source == "" {
 		bad("EVENT_SOURCE", "must not be empty")
+	}
+	return out
+}
+
+func (a *Auth) validate() []VarError {
+	var out []VarError
+	bad := func(name, format string, args ...any) {
+		out = append(out, VarError{Var: Prefix + "_" + name, Reason: fmt.Sprintf(format, args...)})
+	}
+	if a.JWTPrivateKey != "" {
+		if _, err := ParseEd25519PrivateKey(a.JWTPrivateKey); err != nil {
+			// The value is a secret: only the kind of problem is reported.
+			bad("JWT_PRIVATE_KEY", "%v", err)
+		}
+	}
+	if a.JWTKeyID == "" {
+		bad("JWT_KEY_ID", "must not be empty")
+	}
+	if _, err := ParseVerifyKeys(a.JWTVerifyKeys); err != nil {
+		bad("JWT_VERIFY_KEYS", "%v", err)
+	}
+	if a.AccessTTL <= 0 || a.AccessTTL > 24*time.Hour {
+		bad("ACCESS_TOKEN_TTL", "must be between 1s and 24h")
+	}
+	if a.RefreshTTL <= a.AccessTTL {
+		bad("REFRESH_TOKEN_TTL", "must be longer than PAYGATE_ACCESS_TOKEN_TTL")
+	}
+	if a.PasswordMinLength < 8 {
+		bad("PASSWORD_MIN_LENGTH", "must be at least 8")
+	}
+	if a.PasswordMaxLength < a.PasswordMinLength || a.PasswordMaxLength > 1024 {
+		bad("PASSWORD_MAX_LENGTH", "must be between PAYGATE_PASSWORD_MIN_LENGTH and 1024")
+	}
+	if a.Argon2MemoryKiB < 1024 {
+		bad("ARGON2_MEMORY_KIB", "must be at least 1024")
+	}
+	if a.Argon2Time < 1 {
+		bad("ARGON2_TIME", "must be at least 1")
+	}
+	if a.Argon2Threads < 1 {
+		bad("ARGON2_THREADS", "must be at least 1")
+	}
+	if a.LoginMaxFailuresPerEmail < 1 {
+		bad("LOGIN_MAX_FAILURES_PER_EMAIL", "must be at least 1")
+	}
+	if a.LoginMaxFailuresPerIP < 1 {
+		bad("LOGIN_MAX_FAILURES_PER_IP", "must be at least 1")
+	}
+	if a.LoginFailureWindow <= 0 {
+		bad("LOGIN_FAILURE_WINDOW", "must be positive")
+	}
+	if (a.BootstrapAdminEmail == "") != (a.BootstrapAdminPassword == "") {
+		bad("BOOTSTRAP_ADMIN_PASSWORD", "PAYGATE_BOOTSTRAP_ADMIN_EMAIL and PAYGATE_BOOTSTRAP_ADMIN_PASSWORD go together")
+	}
+	if a.BootstrapAdminPassword != "" && len([]rune(a.BootstrapAdminPassword)) < a.PasswordMinLength {
+		bad("BOOTSTRAP_ADMIN_PASSWORD", "is shorter than PAYGATE_PASSWORD_MIN_LENGTH")
 	}
 	return out
 }

@@ -63,6 +63,10 @@ func (b *Broker) Config() config.Kafka {
 		ReconnectBackoff:  200 * time.Millisecond,
 		ConsumerMaxWait:   100 * time.Millisecond,
 		ConsumerRebalance: 6 * time.Second,
+		TopicAuth:         "paygate.auth.v1",
+		TopicTopup:        "paygate.topup.v1",
+		TopicTransfer:     "paygate.transfer.v1",
+		TopicWithdraw:     "paygate.withdraw.v1",
 	}
 }
 

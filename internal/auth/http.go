@@ -1,0 +1,197 @@
+package auth
+
+import (
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+
+	"github.com/paygate/paygate/internal/platform/apperr"
+	"github.com/paygate/paygate/internal/platform/authn"
+	"github.com/paygate/paygate/internal/platform/httpserver"
+)
+
+// Domain is the paygate.domain of this package's spans and metrics.
+const Domain = "auth"
+
+// Handler serves /v1/auth and implements authn.Authenticator.
+type Handler struct {
+	svc        *Service
+	log        *zap.Logger
+	trustProxy bool
+}
+
+// NewHandler returns the auth HTTP handler.
+func NewHandler(svc *Service, log *zap.Logger, trustProxy bool) *Handler {
+	return &Handler{svc: svc, log: log, trustProxy: trustProxy}
+}
+
+// Require verifies the bearer token of every request before next runs and
+// puts the caller in the request context. Failures answer 401 with a
+// WWW-Authenticate challenge.
+func (h *Handler) Require(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, ok := bearer(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="paygate"`)
+			httpserver.WriteError(w, r, h.log, apperr.ErrUnauthenticated)
+			return
+		}
+		p, err := h.svc.Authenticate(r.Context(), raw)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="paygate", error="invalid_token"`)
+			httpserver.WriteError(w, r, h.log, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(authn.WithPrincipal(r.Context(), p)))
+	})
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// RegisterRoutes adds the /v1/auth routes. Register, login and refresh are
+// public; the rest require a valid access token.
+func (h *Handler) RegisterRoutes(r *mux.Router) {
+	public := func(path string, fn httpserver.HandlerFunc) {
+		r.Handle(path, httpserver.Handle(h.log, Domain, fn)).Methods(http.MethodPost)
+	}
+	private := func(path, method string, fn httpserver.HandlerFunc) {
+		r.Handle(path, h.Require(httpserver.Handle(h.log, Domain, fn))).Methods(method)
+	}
+	public("/v1/auth/register", h.register)
+	public("/v1/auth/login", h.login)
+	public("/v1/auth/refresh", h.refresh)
+	private("/v1/auth/logout", http.MethodPost, h.logout)
+	private("/v1/auth/me", http.MethodGet, h.me)
+	private("/v1/auth/password", http.MethodPost, h.changePassword)
+}
+
+func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
+	var in RegisterInput
+	if err := httpserver.DecodeJSON(r, &in); err != nil {
+		return err
+	}
+	u, err := h.svc.Register(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/users/"+u.ID.String())
+	httpserver.WriteJSON(w, http.StatusCreated, u)
+	return nil
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
+	var in loginRequest
+	if err := httpserver.DecodeJSON(r, &in); err != nil {
+		return err
+	}
+	if in.Email == "" || in.Password == "" {
+		return apperr.Validation("email and password are required.")
+	}
+	pair, err := h.svc.Login(r.Context(), in.Email, in.Password, h.clientIP(r))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpserver.WriteJSON(w, http.StatusOK, pair)
+	return nil
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) error {
+	var in refreshRequest
+	if err := httpserver.DecodeJSON(r, &in); err != nil {
+		return err
+	}
+	if in.RefreshToken == "" {
+		return apperr.Validation("refresh_token is required.", apperr.FieldError{Field: "refresh_token", Message: "is required"})
+	}
+	pair, err := h.svc.Refresh(r.Context(), in.RefreshToken)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpserver.WriteJSON(w, http.StatusOK, pair)
+	return nil
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
+	p, _ := authn.FromContext(r.Context())
+	var in refreshRequest
+	if err := httpserver.DecodeJSON(r, &in); err != nil {
+		return err
+	}
+	if in.RefreshToken == "" {
+		return apperr.Validation("refresh_token is required.", apperr.FieldError{Field: "refresh_token", Message: "is required"})
+	}
+	if err := h.svc.Logout(r.Context(), p, in.RefreshToken); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) me(w http.ResponseWriter, r *http.Request) error {
+	p, _ := authn.FromContext(r.Context())
+	u, err := h.svc.Me(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, u)
+	return nil
+}
+
+type passwordRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) error {
+	p, _ := authn.FromContext(r.Context())
+	var in passwordRequest
+	if err := httpserver.DecodeJSON(r, &in); err != nil {
+		return err
+	}
+	if err := h.svc.ChangePassword(r.Context(), p, in.CurrentPassword, in.NewPassword); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// clientIP is the address failed logins are counted against: the peer
+// address, or the first X-Forwarded-For entry when the deployment says a
+// trusted proxy sets it (otherwise a client could pick its own IP).
+func (h *Handler) clientIP(r *http.Request) string {
+	if h.trustProxy {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first, _, _ := strings.Cut(xff, ",")
+			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,109 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/paygate/paygate/internal/platform/authn"
+	"github.com/paygate/paygate/internal/platform/config"
+	"github.com/paygate/paygate/internal/platform/httpserver"
+	"github.com/paygate/paygate/internal/platform/kafka"
+	"github.com/paygate/paygate/internal/platform/postgres"
+	"github.com/paygate/paygate/internal/users"
+)
+
+// ServiceParams are the dependencies of the service. Other domains add
+// AccountHooks to the "account_hooks" group.
+type ServiceParams struct {
+	fx.In
+
+	DB            *postgres.DB
+	Users         *users.Store
+	Auth          config.Auth
+	Kafka         config.Kafka
+	MeterProvider metric.MeterProvider
+	Hooks         []AccountHook `group:"account_hooks"`
+	Log           *zap.Logger
+}
+
+// ProvideService builds the auth service.
+func ProvideService(p ServiceParams) (*Service, error) {
+	hasher, err := NewHasher(HashParams{MemoryKiB: p.Auth.Argon2MemoryKiB, Time: p.Auth.Argon2Time, Threads: p.Auth.Argon2Threads})
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := NewTokens(p.Auth)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(p.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	return NewService(Options{DB: p.DB, Users: p.Users, Store: NewStore(), Hasher: hasher, Tokens: tokens,
+		Config: p.Auth, Topic: p.Kafka.TopicAuth, Hooks: p.Hooks, Log: p.Log.Named("auth")}, m), nil
+}
+
+// ProvideHandler builds the HTTP handler.
+func ProvideHandler(svc *Service, cfg config.Auth, log *zap.Logger) *Handler {
+	return NewHandler(svc, log, cfg.TrustProxyHeaders)
+}
+
+// AsAccountHook annotates a constructor whose result joins the
+// "account_hooks" group.
+func AsAccountHook(f any) any {
+	return fx.Annotate(f, fx.As(new(AccountHook)), fx.ResultTags(`group:"account_hooks"`))
+}
+
+// bootstrap creates the configured administrator at start, after the
+// migrations (the postgres module's start hook runs first), and prunes old
+// login failures periodically.
+func bootstrap(lc fx.Lifecycle, svc *Service, cfg config.Auth, log *zap.Logger) {
+	stop := make(chan struct{})
+	lc.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			if cfg.BootstrapAdminEmail != "" {
+				created, err := svc.EnsureAdmin(ctx, cfg.BootstrapAdminEmail, cfg.BootstrapAdminPassword, "Paygate", "Administrator")
+				if err != nil {
+					return fmt.Errorf("bootstrap admin: %w", err)
+				}
+				if created {
+					log.Info("bootstrap admin created")
+				}
+			}
+			go func() {
+				t := time.NewTicker(time.Hour)
+				defer t.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-t.C:
+						_ = svc.store.PruneFailures(context.Background(), svc.db.Pool, time.Now().Add(-cfg.LoginFailureWindow))
+					}
+				}
+			}()
+			return nil
+		},
+		OnStop: func(context.Context) error { close(stop); return nil },
+	})
+}
+
+// Module is the auth fx module.
+var Module = fx.Module("auth",
+	fx.Provide(
+		ProvideService,
+		ProvideHandler,
+		httpserver.AsRoutes(func(h *Handler) *Handler { return h }),
+		func(h *Handler) authn.Authenticator { return h },
+		func(s *Service) users.AccountCreator { return s },
+		func(s *Service) users.SessionRevoker { return s },
+		kafka.AsTopic(func(k config.Kafka) kafka.TopicSpec { return kafka.TopicSpec{Name: k.TopicAuth} }),
+	),
+	fx.Invoke(bootstrap),
+)

@@ -1,0 +1,251 @@
+// Package users owns paygate's user records: profiles, roles, active
+// status and account numbers, with the admin and self-service HTTP API
+// under /v1/users. Credentials and sessions belong to internal/auth.
+package users
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/paygate/paygate/internal/platform/apperr"
+	"github.com/paygate/paygate/internal/platform/authn"
+	"github.com/paygate/paygate/internal/platform/postgres"
+)
+
+// User is a user record.
+type User struct {
+	ID            uuid.UUID  `json:"id"`
+	Firstname     string     `json:"firstname"`
+	Lastname      string     `json:"lastname"`
+	Email         string     `json:"email"`
+	AccountNumber string     `json:"account_number"`
+	Role          authn.Role `json:"role"`
+	Active        bool       `json:"active"`
+	CreatedAt     time.Time  `json:"created_at"`
+}
+
+// Errors of the users domain.
+var (
+	ErrEmailTaken  = apperr.New(apperr.KindConflict, "EMAIL_TAKEN", "A user with this email already exists.")
+	ErrNotFound    = apperr.New(apperr.KindNotFound, "NOT_FOUND", "The user does not exist.")
+	ErrHoldsMoney  = apperr.New(apperr.KindConflict, "USER_HOLDS_MONEY", "The user still holds money; move it out before deactivating.")
+	ErrBadCursor   = apperr.New(apperr.KindValidation, "INVALID_CURSOR", "The cursor is not valid.")
+	errNumberTaken = errors.New("account number collision")
+)
+
+// Querier runs queries on a pool or inside a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// Store holds the SQL of the users table.
+type Store struct{}
+
+// NewStore returns the users store.
+func NewStore() *Store { return &Store{} }
+
+const userColumns = `id, firstname, lastname, email, account_number, role, active, created_at`
+
+func scanUser(row pgx.Row) (User, error) {
+	var u User
+	var role string
+	err := row.Scan(&u.ID, &u.Firstname, &u.Lastname, &u.Email, &u.AccountNumber, &role, &u.Active, &u.CreatedAt)
+	u.Role = authn.Role(role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	return u, err
+}
+
+// NewUser is what Create needs; fields are already validated.
+type NewUser struct {
+	Firstname string
+	Lastname  string
+	Email     string
+	Role      authn.Role
+}
+
+const insertUser = `-- name: InsertUser
+INSERT INTO users (id, firstname, lastname, email, account_number, role)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (account_number) DO NOTHING
+RETURNING ` + userColumns
+
+// Create inserts a user with a fresh account number in tx. An account
+// number collision (ON CONFLICT on that key only, so the transaction stays
+// usable) draws a new number; a duplicate email is ErrEmailTaken.
+func (s *Store) Create(ctx context.Context, tx pgx.Tx, nu NewUser) (User, error) {
+	for range 8 {
+		number, err := NewAccountNumber()
+		if err != nil {
+			return User{}, err
+		}
+		u, err := scanUser(tx.QueryRow(ctx, insertUser, uuid.New(), nu.Firstname, nu.Lastname, nu.Email, number, string(nu.Role)))
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue // no row: the account number was taken
+		case postgres.IsUniqueViolation(err, "users_email_key"):
+			return User{}, ErrEmailTaken
+		case err != nil:
+			return User{}, fmt.Errorf("insert user: %w", err)
+		}
+		return u, nil
+	}
+	return User{}, errNumberTaken
+}
+
+// Get returns the user with id.
+func (s *Store) Get(ctx context.Context, q Querier, id uuid.UUID) (User, error) {
+	return scanUser(q.QueryRow(ctx, `-- name: GetUser
+SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+}
+
+// GetForUpdate returns the user with id, locking the row until tx ends.
+func (s *Store) GetForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (User, error) {
+	return scanUser(tx.QueryRow(ctx, `-- name: GetUserForUpdate
+SELECT `+userColumns+` FROM users WHERE id = $1 FOR UPDATE`, id))
+}
+
+// GetByEmail returns the user with the (normalised) email.
+func (s *Store) GetByEmail(ctx context.Context, q Querier, email string) (User, error) {
+	return scanUser(q.QueryRow(ctx, `-- name: GetUserByEmail
+SELECT `+userColumns+` FROM users WHERE email = $1`, NormalizeEmail(email)))
+}
+
+// GetByAccountNumber returns the user owning the account number.
+func (s *Store) GetByAccountNumber(ctx context.Context, q Querier, number string) (User, error) {
+	return scanUser(q.QueryRow(ctx, `-- name: GetUserByAccountNumber
+SELECT `+userColumns+` FROM users WHERE account_number = $1`, number))
+}
+
+// Filter narrows a user listing.
+type Filter struct {
+	Email string // exact match, normalised
+	Query string // case-insensitive substring of first or last name
+}
+
+// Page is one page of users, newest first.
+type Page struct {
+	Data       []User  `json:"data"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+// List returns up to limit users matching f, newest first, after cursor.
+// The cursor is the (created_at, id) of the last user of the previous page,
+// so pages neither skip nor repeat users inserted meanwhile.
+func (s *Store) List(ctx context.Context, q Querier, f Filter, limit int, cursor string) (Page, error) {
+	var afterTime *time.Time
+	var afterID *uuid.UUID
+	if cursor != "" {
+		t, id, err := decodeCursor(cursor)
+		if err != nil {
+			return Page{}, ErrBadCursor
+		}
+		afterTime, afterID = &t, &id
+	}
+	var email, query *string
+	if f.Email != "" {
+		e := NormalizeEmail(f.Email)
+		email = &e
+	}
+	if f.Query != "" {
+		like := "%" + escapeLike(strings.ToLower(f.Query)) + "%"
+		query = &like
+	}
+	rows, err := q.Query(ctx, `-- name: ListUsers
+SELECT `+userColumns+` FROM users
+WHERE ($1::timestamptz IS NULL OR (created_at, id) < ($1, $2))
+  AND ($3::text IS NULL OR email = $3)
+  AND ($4::text IS NULL OR lower(firstname) LIKE $4 OR lower(lastname) LIKE $4 OR lower(firstname || ' ' || lastname) LIKE $4)
+ORDER BY created_at DESC, id DESC
+LIMIT $5`, afterTime, afterID, email, query, limit+1)
+	if err != nil {
+		return Page{}, fmt.Errorf("list users: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
+	if err != nil {
+		return Page{}, fmt.Errorf("list users: %w", err)
+	}
+	page := Page{Data: list}
+	if len(list) > limit {
+		page.Data = list[:limit]
+		last := page.Data[limit-1]
+		c := encodeCursor(last.CreatedAt, last.ID)
+		page.NextCursor = &c
+	}
+	if page.Data == nil {
+		page.Data = []User{}
+	}
+	return page, nil
+}
+
+// Patch is a partial update; nil fields stay unchanged.
+type Patch struct {
+	Firstname *string
+	Lastname  *string
+	Email     *string
+	Role      *authn.Role
+	Active    *bool
+}
+
+// Update applies p to the user in tx and returns the result.
+func (s *Store) Update(ctx context.Context, tx pgx.Tx, id uuid.UUID, p Patch) (User, error) {
+	var role *string
+	if p.Role != nil {
+		r := string(*p.Role)
+		role = &r
+	}
+	u, err := scanUser(tx.QueryRow(ctx, `-- name: UpdateUser
+UPDATE users SET
+  firstname = coalesce($2, firstname),
+  lastname = coalesce($3, lastname),
+  email = coalesce($4, email),
+  role = coalesce($5, role),
+  active = coalesce($6, active),
+  deactivated_at = CASE WHEN $6 = false AND active THEN now() WHEN $6 = true THEN NULL ELSE deactivated_at END,
+  updated_at = now()
+WHERE id = $1
+RETURNING `+userColumns, id, p.Firstname, p.Lastname, p.Email, role, p.Active))
+	if postgres.IsUniqueViolation(err, "users_email_key") {
+		return User{}, ErrEmailTaken
+	}
+	return u, err
+}
+
+// NormalizeEmail trims and lower-cases an email address.
+func NormalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+func encodeCursor(t time.Time, id uuid.UUID) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id.String()))
+}
+
+func decodeCursor(c string) (time.Time, uuid.UUID, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, uuid.Nil, err
+	}
+	ts, idStr, ok := strings.Cut(string(b), "|")
+	if !ok {
+		return time.Time{}, uuid.Nil, errors.New("bad cursor")
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return time.Time{}, uuid.Nil, err
+	}
+	id, err := uuid.Parse(idStr)
+	return t, id, err
+}
