@@ -20,21 +20,36 @@ import (
 // (400). Refusing unknown fields is what stops mass assignment: a client
 // cannot slip a "role" or "balance" member into a request.
 func DecodeJSON(r *http.Request, dst any) error {
+	_, err := DecodeJSONBody(r, dst)
+	return err
+}
+
+// DecodeJSONBody is DecodeJSON that also returns the raw body, for callers
+// that fingerprint the request (idempotency).
+func DecodeJSONBody(r *http.Request, dst any) ([]byte, error) {
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return apperr.ErrUnsupportedType
+		return nil, apperr.ErrUnsupportedType
 	}
-	dec := json.NewDecoder(r.Body)
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, apperr.ErrTooLarge
+		}
+		return nil, apperr.ErrMalformedJSON
+	}
+	return raw, decodeBytes(raw, dst)
+}
+
+func decodeBytes(raw []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return apperr.ErrTooLarge
-		}
 		return apperr.ErrMalformedJSON.With("The request body must hold a single JSON object.")
 	}
 	return nil
@@ -81,4 +96,13 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// DecodeOptionalJSONBody is DecodeJSONBody for endpoints whose body may be
+// absent: an empty body counts as {}.
+func DecodeOptionalJSONBody(r *http.Request, dst any) ([]byte, error) {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return []byte("{}"), nil
+	}
+	return DecodeJSONBody(r, dst)
 }

@@ -1,0 +1,165 @@
+package idempotency_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/paygate/paygate/internal/platform/apperr"
+	"github.com/paygate/paygate/internal/platform/idempotency"
+	"github.com/paygate/paygate/internal/platform/pgtest"
+	"github.com/paygate/paygate/internal/platform/postgres"
+)
+
+func setup(t *testing.T) (*idempotency.Store, *postgres.DB) {
+	t.Helper()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
+	if _, err := pool.Exec(context.Background(), "CREATE TABLE effects (id serial PRIMARY KEY, note text)"); err != nil {
+		t.Fatal(err)
+	}
+	db := postgres.NewDB(pool, 3, nil)
+	return idempotency.NewStore(db, 24*time.Hour, nil), db
+}
+
+func problem(err error) (int, []byte) {
+	var ae *apperr.Error
+	errors.As(err, &ae)
+	return 422, []byte(`{"code":"` + ae.Code + `"}`)
+}
+
+func effects(t *testing.T, db *postgres.DB) int {
+	t.Helper()
+	var n int
+	if err := db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM effects").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestFirstResponseIsReplayedAndOperationRunsOnce(t *testing.T) {
+	s, db := setup(t)
+	owner := uuid.New()
+	var runs atomic.Int32
+	op := func(ctx context.Context, tx pgx.Tx) (int, any, error) {
+		runs.Add(1)
+		_, err := tx.Exec(ctx, "INSERT INTO effects (note) VALUES ('x')")
+		return http.StatusCreated, map[string]int32{"run": runs.Load()}, err
+	}
+	ctx := context.Background()
+	first, err := s.Do(ctx, owner, "k1", []byte("fp"), op, problem)
+	if err != nil || first.Replayed || first.Status != 201 {
+		t.Fatalf("first: %+v %v", first, err)
+	}
+	again, err := s.Do(ctx, owner, "k1", []byte("fp"), op, problem)
+	if err != nil || !again.Replayed || again.Status != 201 || string(again.Body) != string(first.Body) {
+		t.Fatalf("replay: %+v %v", again, err)
+	}
+	if runs.Load() != 1 || effects(t, db) != 1 {
+		t.Fatalf("runs=%d effects=%d, want 1 and 1", runs.Load(), effects(t, db))
+	}
+	// The same key with another request is refused.
+	if _, err := s.Do(ctx, owner, "k1", []byte("other"), op, problem); !errors.Is(err, idempotency.ErrKeyReused) {
+		t.Fatalf("reused key: %v", err)
+	}
+	// Keys are scoped per caller.
+	if r, err := s.Do(ctx, uuid.New(), "k1", []byte("fp"), op, problem); err != nil || r.Replayed {
+		t.Fatalf("another owner's key: %+v %v", r, err)
+	}
+}
+
+func TestRefusalIsStoredAndItsWritesRolledBack(t *testing.T) {
+	s, db := setup(t)
+	refused := apperr.New(apperr.KindBusinessRule, "INSUFFICIENT_FUNDS", "no")
+	runs := 0
+	op := func(ctx context.Context, tx pgx.Tx) (int, any, error) {
+		runs++
+		if _, err := tx.Exec(ctx, "INSERT INTO effects (note) VALUES ('partial')"); err != nil {
+			return 0, nil, err
+		}
+		return 0, nil, refused
+	}
+	for range 2 {
+		r, err := s.Do(context.Background(), uuid.Nil, "k", []byte("fp"), op, problem)
+		if err != nil || r.Status != 422 || string(r.Body) != `{"code":"INSUFFICIENT_FUNDS"}` {
+			t.Fatalf("refusal: %+v %v", r, err)
+		}
+	}
+	if runs != 1 || effects(t, db) != 0 {
+		t.Fatalf("runs=%d effects=%d: want one run and no partial write", runs, effects(t, db))
+	}
+}
+
+func TestFaultIsNotStored(t *testing.T) {
+	s, db := setup(t)
+	boom := errors.New("boom")
+	fail := true
+	op := func(ctx context.Context, tx pgx.Tx) (int, any, error) {
+		_, _ = tx.Exec(ctx, "INSERT INTO effects (note) VALUES ('x')")
+		if fail {
+			return 0, nil, boom
+		}
+		return 200, "ok", nil
+	}
+	if _, err := s.Do(context.Background(), uuid.Nil, "k", []byte("fp"), op, problem); !errors.Is(err, boom) {
+		t.Fatalf("fault: %v", err)
+	}
+	fail = false
+	r, err := s.Do(context.Background(), uuid.Nil, "k", []byte("fp"), op, problem)
+	if err != nil || r.Replayed || r.Status != 200 || effects(t, db) != 1 {
+		t.Fatalf("after a fault the key must run again: %+v %v effects=%d", r, err, effects(t, db))
+	}
+}
+
+func TestRetryWhileRunningIsAConflict(t *testing.T) {
+	s, _ := setup(t)
+	started, release := make(chan struct{}), make(chan struct{})
+	slow := func(ctx context.Context, tx pgx.Tx) (int, any, error) {
+		close(started)
+		<-release
+		return 201, "done", nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Do(context.Background(), uuid.Nil, "k", []byte("fp"), slow, problem)
+		done <- err
+	}()
+	<-started
+	fast := func(ctx context.Context, tx pgx.Tx) (int, any, error) {
+		t.Error("the operation ran twice")
+		return 201, "dup", nil
+	}
+	if _, err := s.Do(context.Background(), uuid.Nil, "k", []byte("fp"), fast, problem); !errors.Is(err, idempotency.ErrInProgress) {
+		t.Fatalf("concurrent retry: %v, want ErrInProgress", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Do(context.Background(), uuid.Nil, "k", []byte("fp"), fast, problem)
+	if err != nil || !r.Replayed || string(r.Body) != `"done"` {
+		t.Fatalf("after the first finished: %+v %v", r, err)
+	}
+}
+
+func TestCleanupForgetsOldKeys(t *testing.T) {
+	s, db := setup(t)
+	op := func(ctx context.Context, tx pgx.Tx) (int, any, error) { return 200, 1, nil }
+	for _, k := range []string{"old", "new"} {
+		if _, err := s.Do(context.Background(), uuid.Nil, k, []byte("fp"), op, problem); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Pool.Exec(context.Background(), "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE idem_key = 'old'"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Cleanup(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("cleanup deleted %d (%v), want 1", n, err)
+	}
+}
