@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/paygate/paygate/internal/platform/buildinfo.Version=$(VERSION)
 BIN_DIR := .local/bin
 
-.PHONY: help run test build tools clean
+.PHONY: help run test build tools clean readme
 
 help: ## List the targets.
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-8s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -27,3 +27,6 @@ tools: ## Build the dev tools (devkafka, mailpit) into the cache.
 
 clean: ## Remove local state (.local/: run data, logs, binaries).
 	rm -rf .local
+
+readme: ## Regenerate the README's configuration table from the code.
+	@bash scripts/readme-config.sh

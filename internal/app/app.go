@@ -11,13 +11,18 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/paygate/paygate/internal/auth"
+	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
+	"github.com/paygate/paygate/internal/platform/idempotency"
 	"github.com/paygate/paygate/internal/platform/kafka"
 	"github.com/paygate/paygate/internal/platform/outbox"
 	"github.com/paygate/paygate/internal/platform/postgres"
 	"github.com/paygate/paygate/internal/platform/telemetry"
+	"github.com/paygate/paygate/internal/topup"
+	"github.com/paygate/paygate/internal/transfer"
 	"github.com/paygate/paygate/internal/users"
+	"github.com/paygate/paygate/internal/withdraw"
 )
 
 // Options returns the application's fx options. extra options (tests add
@@ -43,8 +48,13 @@ func Options(cfg config.Config, log *zap.Logger, extra ...fx.Option) fx.Option {
 		kafka.Module,
 		outbox.Module,
 		httpserver.Module,
+		idempotency.Module,
 		users.Module,
 		auth.Module,
+		ledger.Module,
+		topup.Module,
+		transfer.Module,
+		withdraw.Module,
 		fx.Options(extra...),
 		fx.StartTimeout(60*time.Second),
 		fx.StopTimeout(cfg.HTTP.DrainDelay+cfg.HTTP.ShutdownTimeout+30*time.Second),

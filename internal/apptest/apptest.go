@@ -90,6 +90,8 @@ func Config(dbURL string, k config.Kafka) config.Config {
 			LoginMaxFailuresPerEmail: 5, LoginMaxFailuresPerIP: 20, LoginFailureWindow: 15 * time.Minute,
 			BootstrapAdminEmail: AdminEmail, BootstrapAdminPassword: AdminPassword,
 		},
+		Money: config.Money{Currency: "IDR", TopupMin: 10000, TopupMax: 50000000, TransferMin: 10000, TransferMax: 50000000,
+			WithdrawMin: 50000, WithdrawMax: 50000000, IdempotencyRetention: 24 * time.Hour, VerifyInterval: time.Minute},
 	}
 }
 

@@ -5,7 +5,6 @@ package users
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/paygate/paygate/internal/platform/apperr"
 	"github.com/paygate/paygate/internal/platform/authn"
+	"github.com/paygate/paygate/internal/platform/pagination"
 	"github.com/paygate/paygate/internal/platform/postgres"
 )
 
@@ -37,7 +37,6 @@ var (
 	ErrEmailTaken  = apperr.New(apperr.KindConflict, "EMAIL_TAKEN", "A user with this email already exists.")
 	ErrNotFound    = apperr.New(apperr.KindNotFound, "NOT_FOUND", "The user does not exist.")
 	ErrHoldsMoney  = apperr.New(apperr.KindConflict, "USER_HOLDS_MONEY", "The user still holds money; move it out before deactivating.")
-	ErrBadCursor   = apperr.New(apperr.KindValidation, "INVALID_CURSOR", "The cursor is not valid.")
 	errNumberTaken = errors.New("account number collision")
 )
 
@@ -135,24 +134,17 @@ type Filter struct {
 }
 
 // Page is one page of users, newest first.
-type Page struct {
-	Data       []User  `json:"data"`
-	NextCursor *string `json:"next_cursor"`
-}
+type Page = pagination.Page[User]
 
 // List returns up to limit users matching f, newest first, after cursor.
 // The cursor is the (created_at, id) of the last user of the previous page,
 // so pages neither skip nor repeat users inserted meanwhile.
 func (s *Store) List(ctx context.Context, q Querier, f Filter, limit int, cursor string) (Page, error) {
-	var afterTime *time.Time
-	var afterID *uuid.UUID
-	if cursor != "" {
-		t, id, err := decodeCursor(cursor)
-		if err != nil {
-			return Page{}, ErrBadCursor
-		}
-		afterTime, afterID = &t, &id
+	pos, err := pagination.Decode(cursor)
+	if err != nil {
+		return Page{}, err
 	}
+	afterTime, afterID := pagination.After(pos)
 	var email, query *string
 	if f.Email != "" {
 		e := NormalizeEmail(f.Email)
@@ -176,17 +168,9 @@ LIMIT $5`, afterTime, afterID, email, query, limit+1)
 	if err != nil {
 		return Page{}, fmt.Errorf("list users: %w", err)
 	}
-	page := Page{Data: list}
-	if len(list) > limit {
-		page.Data = list[:limit]
-		last := page.Data[limit-1]
-		c := encodeCursor(last.CreatedAt, last.ID)
-		page.NextCursor = &c
-	}
-	if page.Data == nil {
-		page.Data = []User{}
-	}
-	return page, nil
+	return pagination.Cut(list, limit, func(u User) pagination.Position {
+		return pagination.Position{CreatedAt: u.CreatedAt, ID: u.ID}
+	}), nil
 }
 
 // Patch is a partial update; nil fields stay unchanged.
@@ -229,23 +213,41 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-func encodeCursor(t time.Time, id uuid.UUID) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id.String()))
+// ErrInactive is returned when a money movement names a deactivated user.
+var ErrInactive = apperr.New(apperr.KindBusinessRule, "USER_INACTIVE", "The user is not active.")
+
+// LockActive returns the user, share-locking the row until tx ends, and
+// fails with ErrInactive for a deactivated user. Money movements into a
+// wallet take this lock: deactivation takes the row FOR UPDATE and checks
+// the balance, so it cannot interleave with a movement and leave money in
+// a deactivated account.
+func (s *Store) LockActive(ctx context.Context, tx pgx.Tx, id uuid.UUID) (User, error) {
+	u, err := scanUser(tx.QueryRow(ctx, `-- name: LockActiveUser
+SELECT `+userColumns+` FROM users WHERE id = $1 FOR SHARE`, id))
+	if err != nil {
+		return User{}, err
+	}
+	if !u.Active {
+		return User{}, ErrInactive
+	}
+	return u, nil
 }
 
-func decodeCursor(c string) (time.Time, uuid.UUID, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
+// GetMany returns the users with the given ids, by id; unknown ids are
+// absent from the map.
+func (s *Store) GetMany(ctx context.Context, q Querier, ids []uuid.UUID) (map[uuid.UUID]User, error) {
+	rows, err := q.Query(ctx, `-- name: GetUsers
+SELECT `+userColumns+` FROM users WHERE id = ANY($1)`, ids)
 	if err != nil {
-		return time.Time{}, uuid.Nil, err
+		return nil, err
 	}
-	ts, idStr, ok := strings.Cut(string(b), "|")
-	if !ok {
-		return time.Time{}, uuid.Nil, errors.New("bad cursor")
-	}
-	t, err := time.Parse(time.RFC3339Nano, ts)
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
 	if err != nil {
-		return time.Time{}, uuid.Nil, err
+		return nil, err
 	}
-	id, err := uuid.Parse(idStr)
-	return t, id, err
+	out := make(map[uuid.UUID]User, len(list))
+	for _, u := range list {
+		out[u.ID] = u
+	}
+	return out, nil
 }

@@ -27,6 +27,7 @@ type Config struct {
 	Kafka    Kafka
 	Outbox   Outbox
 	Auth     Auth
+	Money    Money
 }
 
 // HTTP holds the settings of the public HTTP server.
@@ -111,4 +112,18 @@ type Auth struct {
 
 	BootstrapAdminEmail    string `envconfig:"BOOTSTRAP_ADMIN_EMAIL" default:"" desc:"Email of an administrator created at start when no user has it (optional)."`
 	BootstrapAdminPassword string `envconfig:"BOOTSTRAP_ADMIN_PASSWORD" default:"" desc:"Password of the bootstrap administrator; set it from a secret. Secret."`
+}
+
+// Money holds the currency, the limits of each money movement and the
+// idempotency window. Amounts are integers in the currency's minor unit.
+type Money struct {
+	Currency             string        `envconfig:"CURRENCY" default:"IDR" desc:"ISO 4217 currency of wallets and movements."`
+	TopupMin             int64         `envconfig:"TOPUP_MIN" default:"10000" desc:"Smallest top-up, in minor units."`
+	TopupMax             int64         `envconfig:"TOPUP_MAX" default:"50000000" desc:"Largest top-up, in minor units."`
+	TransferMin          int64         `envconfig:"TRANSFER_MIN" default:"10000" desc:"Smallest transfer, in minor units."`
+	TransferMax          int64         `envconfig:"TRANSFER_MAX" default:"50000000" desc:"Largest transfer, in minor units."`
+	WithdrawMin          int64         `envconfig:"WITHDRAW_MIN" default:"50000" desc:"Smallest withdrawal, in minor units."`
+	WithdrawMax          int64         `envconfig:"WITHDRAW_MAX" default:"50000000" desc:"Largest withdrawal, in minor units."`
+	IdempotencyRetention time.Duration `envconfig:"IDEMPOTENCY_RETENTION" default:"24h" desc:"How long Idempotency-Key responses are kept (at least 24h)."`
+	VerifyInterval       time.Duration `envconfig:"LEDGER_VERIFY_INTERVAL" default:"10m" desc:"How often the ledger is verified in the background (feeds the verification metrics)."`
 }

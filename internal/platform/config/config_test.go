@@ -102,6 +102,6 @@ func TestREADMECarriesTheTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(readme, table.Bytes()) {
-		t.Fatal("README.md's configuration table is out of date: regenerate it with `go run ./cmd/paygate config -markdown`")
+		t.Fatal("README.md's configuration table is out of date: regenerate it with `make readme`")
 	}
 }

@@ -12,11 +12,12 @@ type Sections struct {
 	Kafka    Kafka
 	Outbox   Outbox
 	Auth     Auth
+	Money    Money
 }
 
 // Split returns the sections of cfg for injection.
 func Split(cfg Config) Sections {
-	return Sections{HTTP: cfg.HTTP, Database: cfg.Database, Kafka: cfg.Kafka, Outbox: cfg.Outbox, Auth: cfg.Auth}
+	return Sections{HTTP: cfg.HTTP, Database: cfg.Database, Kafka: cfg.Kafka, Outbox: cfg.Outbox, Auth: cfg.Auth, Money: cfg.Money}
 }
 
 // Module provides the configuration sections from an already loaded Config.

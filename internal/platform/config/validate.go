@@ -72,6 +72,7 @@ func (c *Config) validate() []VarError {
 		}
 	}
 	out = append(out, c.Auth.validate()...)
+	out = append(out, c.Money.validate()...)
 	if c.Outbox.Source == "" {
 		bad("EVENT_SOURCE", "must not be empty")
 	}
@@ -130,6 +131,34 @@ func (a *Auth) validate() []VarError {
 	}
 	if a.BootstrapAdminPassword != "" && len([]rune(a.BootstrapAdminPassword)) < a.PasswordMinLength {
 		bad("BOOTSTRAP_ADMIN_PASSWORD", "is shorter than PAYGATE_PASSWORD_MIN_LENGTH")
+	}
+	return out
+}
+
+func (m *Money) validate() []VarError {
+	var out []VarError
+	bad := func(name, format string, args ...any) {
+		out = append(out, VarError{Var: Prefix + "_" + name, Reason: fmt.Sprintf(format, args...)})
+	}
+	if len(m.Currency) != 3 || strings.ToUpper(m.Currency) != m.Currency {
+		bad("CURRENCY", "must be an upper-case ISO 4217 code such as IDR")
+	}
+	for _, l := range []struct {
+		name     string
+		min, max int64
+	}{{"TOPUP", m.TopupMin, m.TopupMax}, {"TRANSFER", m.TransferMin, m.TransferMax}, {"WITHDRAW", m.WithdrawMin, m.WithdrawMax}} {
+		if l.min < 1 {
+			bad(l.name+"_MIN", "must be at least 1")
+		}
+		if l.max < l.min {
+			bad(l.name+"_MAX", "must not be below PAYGATE_%s_MIN", l.name)
+		}
+	}
+	if m.VerifyInterval < time.Second {
+		bad("LEDGER_VERIFY_INTERVAL", "must be at least 1s")
+	}
+	if m.IdempotencyRetention < 24*time.Hour {
+		bad("IDEMPOTENCY_RETENTION", "must be at least 24h")
 	}
 	return out
 }
