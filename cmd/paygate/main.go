@@ -9,6 +9,7 @@
 //	paygate users create-admin -email E [-firstname F -lastname L]
 //	                         create an administrator; the password is read
 //	                         from PAYGATE_ADMIN_PASSWORD or standard input
+//	paygate ledger verify    check every ledger invariant; exit 1 on a violation
 //	paygate jwt-keygen       print a new Ed25519 signing key and its public key
 //	paygate version          print the version
 package main
@@ -41,7 +42,7 @@ func main() {
 }
 
 // errUsage is returned for a command line paygate does not understand.
-var errUsage = errors.New("usage: paygate [serve|migrate|config [-markdown]|users create-admin -email E|jwt-keygen|version]")
+var errUsage = errors.New("usage: paygate [serve|migrate|config [-markdown]|users create-admin -email E|ledger verify|jwt-keygen|version]")
 
 // run executes the command named by args and returns its error.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -89,6 +90,16 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout io
 		}
 		defer func() { _ = log.Sync() }()
 		return createAdmin(ctx, cfg, log, args[1:], stdin, stdout)
+	case "ledger":
+		if len(args) == 0 || args[0] != "verify" {
+			return errUsage
+		}
+		cfg, log, err := load()
+		if err != nil {
+			return err
+		}
+		defer func() { _ = log.Sync() }()
+		return ledgerVerify(ctx, cfg, log, stdout)
 	case "jwt-keygen":
 		return jwtKeygen(stdout)
 	case "version":

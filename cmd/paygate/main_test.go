@@ -207,3 +207,31 @@ func TestUsersCreateAdminCommand(t *testing.T) {
 		t.Fatal("a short password was accepted")
 	}
 }
+
+func TestLedgerVerifyCommand(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	t.Setenv("PAYGATE_DATABASE_URL", url)
+	t.Setenv("PAYGATE_KAFKA_BROKERS", "127.0.0.1:9")
+	t.Setenv("PAYGATE_JWT_PRIVATE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"ledger", "verify"}, &out); err != nil {
+		t.Fatalf("verify on an empty ledger: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "ledger OK") || !strings.Contains(out.String(), "violations:    0") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	// Corrupt a balance behind the ledger's back: verify must fail.
+	pool := pgtest.NewPool(t, url)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `
+ALTER TABLE ledger_accounts DISABLE TRIGGER USER;
+INSERT INTO ledger_accounts (id, kind, code, currency, balance, held, allow_negative)
+VALUES ('00000000-0000-4000-8000-000000000001', 'system', 'funding:test', 'IDR', 5, 0, true);`); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err := run(ctx, []string{"ledger", "verify"}, &out)
+	if err == nil || !strings.Contains(out.String(), "balance_mismatch") {
+		t.Fatalf("verify on a corrupt ledger: err=%v\n%s", err, out.String())
+	}
+}

@@ -33,8 +33,14 @@ func ProvideService(p Params) (*Service, error) {
 	return NewService(p.DB, p.Ledger, p.Users, p.Money, p.Kafka.TopicTopup, m), nil
 }
 
+// prepare creates the funding accounts at start, after migrations.
+func prepare(lc fx.Lifecycle, s *Service) {
+	lc.Append(fx.StartHook(s.PrepareFundingAccounts))
+}
+
 // Module is the top-up fx module.
 var Module = fx.Module("topup",
+	fx.Invoke(prepare),
 	fx.Provide(
 		ProvideService,
 		httpserver.AsRoutes(NewHandler),

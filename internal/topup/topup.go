@@ -62,8 +62,9 @@ type Service struct {
 	topic   string
 	metrics *metrics
 
-	// funding caches the ids of funding accounts: system accounts are
-	// never deleted, so an id once seen stays valid.
+	// funding caches the ids of funding accounts, filled by
+	// PrepareFundingAccounts from committed rows only: an id cached from a
+	// transaction that later rolled back would name no account.
 	funding sync.Map
 }
 
@@ -102,15 +103,39 @@ func (s *Service) Validate(amount int64, method, reference string) (Request, err
 	return Request{Amount: amount, Method: m, Reference: reference}, nil
 }
 
+// PrepareFundingAccounts creates the funding account of every method, in
+// its own committed transaction, and caches their ids. It runs at start.
+func (s *Service) PrepareFundingAccounts(ctx context.Context) error {
+	ids := map[string]uuid.UUID{}
+	err := s.db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		for _, m := range Methods {
+			a, err := s.ledger.EnsureSystemAccount(ctx, tx, ledger.FundingCode(m), s.cfg.Currency)
+			if err != nil {
+				return err
+			}
+			ids[m] = a.ID
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("funding accounts: %w", err)
+	}
+	for m, id := range ids {
+		s.funding.Store(m, id)
+	}
+	return nil
+}
+
 func (s *Service) fundingAccount(ctx context.Context, tx pgx.Tx, method string) (uuid.UUID, error) {
 	if id, ok := s.funding.Load(method); ok {
 		return id.(uuid.UUID), nil
 	}
+	// Not prepared (a test building the service by hand): look it up or
+	// create it in tx, without caching.
 	a, err := s.ledger.EnsureSystemAccount(ctx, tx, ledger.FundingCode(method), s.cfg.Currency)
 	if err != nil {
 		return uuid.Nil, err
 	}
-	s.funding.Store(method, a.ID)
 	return a.ID, nil
 }
 
