@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/paygate/paygate/internal/platform/buildinfo.Version=$(VERSION)
 BIN_DIR := .local/bin
 
-.PHONY: help run test build tools clean readme
+.PHONY: help run test build tools clean readme bench
 
 help: ## List the targets.
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-8s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -30,3 +30,6 @@ clean: ## Remove local state (.local/: run data, logs, binaries).
 
 readme: ## Regenerate the README's configuration table from the code.
 	@bash scripts/readme-config.sh
+
+bench: ## Transfer throughput over HTTP next to pgbench on the same Postgres (BENCH_CLIENTS, BENCH_DURATION).
+	@bash scripts/bench.sh
