@@ -1,6 +1,9 @@
 package kafka
 
 import (
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -33,5 +36,16 @@ func AsTopic(f any) any {
 	return fx.Annotate(f, fx.ResultTags(`group:"kafka_topics"`))
 }
 
+// ProvideLagMonitor builds the consumer lag monitor; consumers Watch their
+// group on it. It polls every 15 seconds while the application runs.
+func ProvideLagMonitor(lc fx.Lifecycle, cfg config.Kafka, mp metric.MeterProvider, log *zap.Logger) (*LagMonitor, error) {
+	m, err := NewLagMonitor(cfg, mp, 15*time.Second, log.Named("kafka"))
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.Hook{OnStart: m.Start, OnStop: m.Stop})
+	return m, nil
+}
+
 // Module is the kafka fx module.
-var Module = fx.Module("kafka", fx.Provide(ProvideProducer))
+var Module = fx.Module("kafka", fx.Provide(ProvideProducer, ProvideLagMonitor))

@@ -2,6 +2,8 @@ package outbox
 
 import (
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -18,13 +20,19 @@ type Params struct {
 	Producer  *kafka.Producer
 	Config    config.Outbox
 	Log       *zap.Logger
+	Tracer    trace.TracerProvider
+	Meter     metric.MeterProvider
 }
 
-// ProvideRelay builds the relay and ties it to the application lifecycle.
-func ProvideRelay(p Params) *Relay {
-	r := NewRelay(p.Pool, p.Producer, p.Config, p.Log.Named("outbox"))
+// ProvideRelay builds the relay, ties it to the application lifecycle and
+// exports the backlog gauges.
+func ProvideRelay(p Params) (*Relay, error) {
+	r := NewRelay(p.Pool, p.Producer, p.Config, p.Log.Named("outbox"), p.Tracer)
+	if err := RegisterMetrics(p.Meter, p.Pool); err != nil {
+		return nil, err
+	}
 	p.Lifecycle.Append(fx.Hook{OnStart: r.Start, OnStop: r.Stop})
-	return r
+	return r, nil
 }
 
 // Module is the outbox fx module. The relay runs whenever the module is

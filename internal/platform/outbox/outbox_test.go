@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/paygate/paygate/internal/platform/config"
@@ -32,6 +33,7 @@ type fixture struct {
 	pool   *pgxpool.Pool
 	broker *kafkatest.Broker
 	relay  *outbox.Relay
+	spans  *tracetest.SpanRecorder
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -41,12 +43,13 @@ func newFixture(t *testing.T) *fixture {
 	log := zaptest.NewLogger(t)
 	prod := kafka.NewProducer(broker.Config(), []kafka.TopicSpec{{Name: topic}}, log)
 	t.Cleanup(func() { _ = prod.Close() })
-	relay := outbox.NewRelay(pool, prod, relayConfig(), log)
+	spans := tracetest.NewSpanRecorder()
+	relay := outbox.NewRelay(pool, prod, relayConfig(), log, sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
 	if err := relay.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = relay.Stop(context.Background()) })
-	return &fixture{pool: pool, broker: broker, relay: relay}
+	return &fixture{pool: pool, broker: broker, relay: relay, spans: spans}
 }
 
 func (f *fixture) enqueue(t *testing.T, ctx context.Context, commit bool, e outbox.Event) uuid.UUID {
@@ -143,7 +146,23 @@ func TestCommittedEventReachesConsumerGroupAndRolledBackNever(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339Nano, e.Headers[kafka.HeaderTime]); err != nil {
 		t.Errorf("ce_time %q: %v", e.Headers[kafka.HeaderTime], err)
 	}
-	wantTP := fmt.Sprintf("00-%s-%s-01", span.SpanContext().TraceID(), span.SpanContext().SpanID())
+	// The record carries the context of the relay's publish span, which is
+	// a child of the span that enqueued the event: one trace end to end.
+	var publish sdktrace.ReadOnlySpan
+	for deadline := time.Now().Add(5 * time.Second); publish == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, s := range f.spans.Ended() {
+			if s.Name() == "publish "+topic {
+				publish = s
+			}
+		}
+	}
+	if publish == nil {
+		t.Fatal("no publish span")
+	}
+	if publish.Parent().SpanID() != span.SpanContext().SpanID() || publish.SpanContext().TraceID() != span.SpanContext().TraceID() {
+		t.Errorf("publish span parent %s/%s, want the enqueuing span %s", publish.Parent().TraceID(), publish.Parent().SpanID(), span.SpanContext().SpanID())
+	}
+	wantTP := fmt.Sprintf("00-%s-%s-01", span.SpanContext().TraceID(), publish.SpanContext().SpanID())
 	if e.Headers[kafka.HeaderTraceparent] != wantTP {
 		t.Errorf("traceparent = %q, want %q", e.Headers[kafka.HeaderTraceparent], wantTP)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +13,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 
 	"github.com/paygate/paygate/internal/platform/config"
@@ -36,6 +42,7 @@ type Relay struct {
 	sender Sender
 	cfg    config.Outbox
 	log    *zap.Logger
+	tracer trace.Tracer
 
 	wake chan struct{}
 
@@ -44,9 +51,12 @@ type Relay struct {
 	wg     sync.WaitGroup
 }
 
-// NewRelay returns a relay; Start runs it.
-func NewRelay(pool *pgxpool.Pool, sender Sender, cfg config.Outbox, log *zap.Logger) *Relay {
-	return &Relay{pool: pool, sender: sender, cfg: cfg, log: log, wake: make(chan struct{}, 1)}
+// NewRelay returns a relay; Start runs it. tp may be nil (no spans).
+func NewRelay(pool *pgxpool.Pool, sender Sender, cfg config.Outbox, log *zap.Logger, tp trace.TracerProvider) *Relay {
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	return &Relay{pool: pool, sender: sender, cfg: cfg, log: log, tracer: tp.Tracer("paygate/outbox"), wake: make(chan struct{}, 1)}
 }
 
 // Start launches the listener and the publish loop.
@@ -161,6 +171,30 @@ func (r *Relay) loop(ctx context.Context) {
 	}
 }
 
+// traceContext returns a context carrying the trace context stored with
+// the event.
+func (p pendingRow) traceContext() context.Context {
+	carrier := propagation.MapCarrier{"traceparent": p.traceparent, "tracestate": p.tracestate}
+	return propagation.TraceContext{}.Extract(context.Background(), carrier)
+}
+
+// DomainOf returns the paygate.domain of an event type such as
+// "paygate.transfer.succeeded" (user events belong to auth).
+func DomainOf(eventType string) string {
+	parts := strings.Split(eventType, ".")
+	if len(parts) < 3 {
+		return "unknown"
+	}
+	switch parts[1] {
+	case "user":
+		return "auth"
+	case "withdrawal":
+		return "withdraw"
+	default:
+		return parts[1]
+	}
+}
+
 type pendingRow struct {
 	id          int64
 	eventID     uuid.UUID
@@ -227,10 +261,42 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 
+	links := make([]trace.Link, 0, len(batch))
+	for _, p := range batch {
+		links = append(links, trace.Link{SpanContext: trace.SpanContextFromContext(p.traceContext())})
+	}
+	ctx, batchSpan := r.tracer.Start(ctx, "outbox relay", trace.WithLinks(links...),
+		trace.WithAttributes(attribute.Int("paygate.outbox.batch_size", len(batch))))
+	defer batchSpan.End()
+
 	msgs := make([]*sarama.ProducerMessage, 0, len(batch))
 	ids := make(map[*sarama.ProducerMessage]int64, len(batch))
+	spans := make(map[int64]trace.Span, len(batch))
+	endSpans := func() {
+		for id, sp := range spans {
+			sp.End()
+			delete(spans, id)
+		}
+	}
+	defer endSpans() // on early returns
 	var bad []int64
 	for _, p := range batch {
+		// The publish span continues the trace of the transaction that
+		// enqueued the event, and its own context travels in the record's
+		// traceparent header, so consumers join that same trace.
+		pctx, span := r.tracer.Start(p.traceContext(), "publish "+p.topic, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "kafka"),
+				attribute.String("messaging.operation.type", "send"),
+				attribute.String("messaging.destination.name", p.topic),
+				attribute.String("messaging.message.id", p.eventID.String()),
+				attribute.String("paygate.event_type", p.eventType),
+				attribute.String("paygate.domain", DomainOf(p.eventType)),
+			))
+		spans[p.id] = span
+		carrier := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(pctx, carrier)
+		p.traceparent, p.tracestate = carrier.Get("traceparent"), carrier.Get("tracestate")
 		m, err := r.message(p)
 		if err != nil {
 			// Cannot happen for events written by Enqueue; keep the row
@@ -261,9 +327,15 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	for _, id := range ids {
 		if failed[id] {
 			notSent = append(notSent, id)
+			spans[id].SetStatus(codes.Error, "not acknowledged")
 		} else {
 			sent = append(sent, id)
 		}
+	}
+	endSpans()
+	if sendErr != nil {
+		batchSpan.RecordError(sendErr)
+		batchSpan.SetStatus(codes.Error, "publish failed")
 	}
 	notSent = append(notSent, bad...)
 	if len(sent) > 0 {

@@ -3,8 +3,13 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -17,18 +22,45 @@ import (
 type PoolParams struct {
 	fx.In
 
-	Lifecycle fx.Lifecycle
-	Config    config.Database
+	Lifecycle      fx.Lifecycle
+	Config         config.Database
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
-// ProvidePool builds the pool and closes it when the application stops.
+// ProvidePool builds the pool, traced (one span per query, named after the
+// query's "-- name:" comment; statements but never their parameters) and
+// with its connection statistics exported as metrics, and closes it when
+// the application stops.
 func ProvidePool(p PoolParams) (*pgxpool.Pool, error) {
-	pool, err := NewPool(context.Background(), p.Config, nil)
+	tracer := otelpgx.NewTracer(
+		otelpgx.WithTracerProvider(p.TracerProvider),
+		otelpgx.WithMeterProvider(p.MeterProvider),
+		otelpgx.WithSpanNameFunc(SpanName),
+		otelpgx.WithTracerAttributes(attribute.String("db.system.name", "postgresql")),
+	)
+	pool, err := NewPool(context.Background(), p.Config, tracer)
 	if err != nil {
 		return nil, err
 	}
+	if err := otelpgx.RecordStats(pool, otelpgx.WithStatsMeterProvider(p.MeterProvider)); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres pool metrics: %w", err)
+	}
 	p.Lifecycle.Append(fx.StopHook(pool.Close))
 	return pool, nil
+}
+
+// SpanName names a query's span after its "-- name: X" comment, the
+// convention of every query in paygate, or its first keyword otherwise.
+func SpanName(stmt string) string {
+	s := strings.TrimSpace(stmt)
+	if rest, ok := strings.CutPrefix(s, "-- name:"); ok {
+		name, _, _ := strings.Cut(strings.TrimSpace(rest), "\n")
+		return "db " + strings.TrimSpace(name)
+	}
+	kw, _, _ := strings.Cut(s, " ")
+	return "db " + strings.ToUpper(kw)
 }
 
 // ProvideDB wraps the pool in the transaction helper.
