@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -161,6 +162,10 @@ func groupLag(client sarama.Client, admin sarama.ClusterAdmin, group string, top
 		parts[t] = ps
 	}
 	committed, err := admin.ListConsumerGroupOffsets(group, parts)
+	if errors.Is(err, sarama.ErrGroupIDNotFound) {
+		// A group that never committed: everything is still to consume.
+		committed, err = nil, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("kafka lag: offsets of %s: %w", group, err)
 	}
@@ -171,8 +176,12 @@ func groupLag(client sarama.Client, admin sarama.ClusterAdmin, group string, top
 			if err != nil {
 				return 0, fmt.Errorf("kafka lag: watermark of %s/%d: %w", t, p, err)
 			}
+			var b *sarama.OffsetFetchResponseBlock
+			if committed != nil {
+				b = committed.GetBlock(t, p)
+			}
 			done := int64(0) // nothing committed yet: the group starts from the oldest record
-			if b := committed.GetBlock(t, p); b != nil && b.Offset >= 0 {
+			if b != nil && b.Offset >= 0 {
 				done = b.Offset
 			} else if oldest, err := client.GetOffset(t, p, sarama.OffsetOldest); err == nil {
 				done = oldest
