@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/paygate/paygate/internal/platform/buildinfo.Version=$(VERSION)
 BIN_DIR := .local/bin
 
-.PHONY: help run test build tools clean readme bench
+.PHONY: help run test build tools clean readme bench dashboards
 
 help: ## List the targets.
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-8s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -33,3 +33,6 @@ readme: ## Regenerate the README's configuration table from the code.
 
 bench: ## Transfer throughput over HTTP next to pgbench on the same Postgres (BENCH_CLIENTS, BENCH_DURATION).
 	@bash scripts/bench.sh
+
+dashboards: ## Regenerate the Grafana dashboards and copy dashboards and alert rules into the chart.
+	go run ./internal/observability/gendashboards

@@ -184,6 +184,49 @@ ensure_postgres() {
 	fi
 }
 
+# ensure_apt_tool CMD PACKAGE: installs PACKAGE from Debian when CMD is
+# not on the PATH (tests need a few real tools: prometheus and promtool,
+# chromium).
+ensure_apt_tool() {
+	local cmd="$1" pkg="$2"
+	command -v "$cmd" >/dev/null 2>&1 && return 0
+	is_root || die "$cmd not found; install the '$pkg' package"
+	log "installing $pkg (apt-get install $pkg)"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq "$pkg" >&2
+	command -v "$cmd" >/dev/null 2>&1 || die "$pkg installed but $cmd still not found"
+}
+
+# ---------------------------------------------------------------------------
+# API docs: the Redoc bundle that GET /docs serves, embedded from api/redoc/.
+
+# build_docs: runs `npm ci` in web/docs (Redoc, pinned by its
+# package-lock.json) and copies the standalone bundle into api/redoc/ for
+# go:embed, unless the copy there came from the same lockfile. The bundle
+# is git-ignored; without it the binary builds but /docs answers 503.
+# Returns non-zero (without exiting) when it fails.
+build_docs() {
+	local web="$PAYGATE_ROOT/web/docs" dir="$PAYGATE_ROOT/api/redoc"
+	local dst="$dir/redoc.standalone.js" stamp="$dir/.package-lock.sha256" want
+	want="$(sha256_of <"$web/package-lock.json")"
+	if [[ -s "$dst" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+		return 0
+	fi
+	ensure_apt_tool npm npm
+	log "building the API docs bundle (npm ci in web/docs)"
+	(cd "$web" && npm ci --no-audit --no-fund --loglevel=error >&2) || {
+		warn "npm ci in web/docs failed"
+		return 1
+	}
+	local src="$web/node_modules/redoc/bundles/redoc.standalone.js"
+	[[ -s "$src" ]] || {
+		warn "$src is missing after npm ci"
+		return 1
+	}
+	cp "$src" "$dst.tmp.$$" && mv -f "$dst.tmp.$$" "$dst" && echo "$want" >"$stamp"
+}
+
 # find_pg_bin: prints a directory that holds initdb, pg_ctl and postgres.
 find_pg_bin() {
 	local d

@@ -19,7 +19,7 @@
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-TEST_SERVICES=(postgres)
+TEST_SERVICES=(postgres prometheus)
 
 STOP_STACK=()
 push_stop() { STOP_STACK+=("$*"); }
@@ -75,6 +75,13 @@ start_postgres() {
 	# For tests that start clusters of their own (internal/platform/pgtest).
 	export PAYGATE_PG_BIN="${PAYGATE_PG_BIN:-$PG_BIN}"
 	log "PAYGATE_TEST_DATABASE_URL=$PAYGATE_TEST_DATABASE_URL"
+}
+
+# Prometheus and promtool from Debian: the observability tests run the
+# alert rules' unit tests and a real Prometheus scraping a real gateway.
+start_prometheus() {
+	ensure_apt_tool promtool prometheus
+	ensure_apt_tool prometheus prometheus
 }
 
 # ---------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import (
 
 	"github.com/paygate/paygate/internal/auth"
 	"github.com/paygate/paygate/internal/ledger"
+	"github.com/paygate/paygate/internal/notify"
+	"github.com/paygate/paygate/internal/payout"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/idempotency"
@@ -55,6 +57,8 @@ func Options(cfg config.Config, log *zap.Logger, extra ...fx.Option) fx.Option {
 		topup.Module,
 		transfer.Module,
 		withdraw.Module,
+		payout.Module,
+		notify.Module,
 		fx.Options(extra...),
 		fx.StartTimeout(60*time.Second),
 		fx.StopTimeout(cfg.HTTP.DrainDelay+cfg.HTTP.ShutdownTimeout+30*time.Second),

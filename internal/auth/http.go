@@ -63,10 +63,10 @@ func bearer(r *http.Request) (string, bool) {
 // public; the rest require a valid access token.
 func (h *Handler) RegisterRoutes(r *mux.Router) {
 	public := func(path string, fn httpserver.HandlerFunc) {
-		r.Handle(path, httpserver.Handle(h.log, Domain, fn)).Methods(http.MethodPost)
+		r.Handle(path, httpserver.WithDomain(Domain, httpserver.Handle(h.log, fn))).Methods(http.MethodPost)
 	}
 	private := func(path, method string, fn httpserver.HandlerFunc) {
-		r.Handle(path, h.Require(httpserver.Handle(h.log, Domain, fn))).Methods(method)
+		r.Handle(path, httpserver.WithDomain(Domain, h.Require(httpserver.Handle(h.log, fn)))).Methods(method)
 	}
 	public("/v1/auth/register", h.register)
 	public("/v1/auth/login", h.login)

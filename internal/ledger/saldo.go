@@ -70,7 +70,7 @@ func NewSaldoHandler(store *Store, verifier *Verifier, u *users.Store, pool *pgx
 // RegisterRoutes adds the saldo routes; all require authentication.
 func (h *SaldoHandler) RegisterRoutes(r *mux.Router) {
 	route := func(path string, fn httpserver.HandlerFunc) {
-		r.Handle(path, h.auth.Require(httpserver.Handle(h.log, Domain, fn))).Methods(http.MethodGet)
+		r.Handle(path, httpserver.WithDomain(Domain, h.auth.Require(httpserver.Handle(h.log, fn)))).Methods(http.MethodGet)
 	}
 	route("/v1/saldo", h.own)
 	route("/v1/saldo/statement", h.statement)

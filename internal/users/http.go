@@ -30,7 +30,7 @@ func NewHandler(svc *Service, creator AccountCreator, auth authn.Authenticator, 
 // RegisterRoutes adds the users routes; every one requires authentication.
 func (h *Handler) RegisterRoutes(r *mux.Router) {
 	route := func(path string, fn httpserver.HandlerFunc, method string) {
-		r.Handle(path, h.auth.Require(httpserver.Handle(h.log, Domain, fn))).Methods(method)
+		r.Handle(path, httpserver.WithDomain(Domain, h.auth.Require(httpserver.Handle(h.log, fn)))).Methods(method)
 	}
 	route("/v1/users", h.list, http.MethodGet)
 	route("/v1/users", h.create, http.MethodPost)

@@ -33,7 +33,7 @@ func NewHandler(svc *Service, idem *idempotency.Store, auth authn.Authenticator,
 // RegisterRoutes adds the withdrawal routes; all require authentication.
 func (h *Handler) RegisterRoutes(r *mux.Router) {
 	route := func(path, method string, fn httpserver.HandlerFunc) {
-		r.Handle(path, h.auth.Require(httpserver.Handle(h.log, Domain, fn))).Methods(method)
+		r.Handle(path, httpserver.WithDomain(Domain, h.auth.Require(httpserver.Handle(h.log, fn)))).Methods(method)
 	}
 	route("/v1/withdrawals", http.MethodPost, h.create)
 	route("/v1/withdrawals", http.MethodGet, func(w http.ResponseWriter, r *http.Request) error {

@@ -355,3 +355,25 @@ WHERE NOT EXISTS (SELECT 1 FROM withdrawal_settlements s WHERE s.withdrawal_id =
 		return e, err
 	})
 }
+
+// PayoutDetails is what a payout provider needs to pay a withdrawal out,
+// including the full bank account number, which events never carry.
+type PayoutDetails struct {
+	WithdrawalID      uuid.UUID
+	Amount            int64
+	Currency          string
+	BankCode          string
+	BankAccountNumber string
+	BankAccountName   string
+	Status            string
+}
+
+// Details returns the payout details of a withdrawal.
+func (s *Service) Details(ctx context.Context, id uuid.UUID) (PayoutDetails, error) {
+	w, err := scanWithdrawal(s.db.Pool.QueryRow(ctx, selectWithdrawal+` WHERE w.id = $1`, id))
+	if err != nil {
+		return PayoutDetails{}, err
+	}
+	return PayoutDetails{WithdrawalID: w.ID, Amount: w.Amount, Currency: w.Currency, BankCode: w.BankCode,
+		BankAccountNumber: w.fullAccount, BankAccountName: w.BankAccountName, Status: w.Status}, nil
+}

@@ -28,6 +28,9 @@ type Config struct {
 	Outbox   Outbox
 	Auth     Auth
 	Money    Money
+	SMTP     SMTP
+	Notify   Notify
+	Payout   Payout
 }
 
 // HTTP holds the settings of the public HTTP server.

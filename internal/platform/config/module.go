@@ -13,11 +13,15 @@ type Sections struct {
 	Outbox   Outbox
 	Auth     Auth
 	Money    Money
+	SMTP     SMTP
+	Notify   Notify
+	Payout   Payout
 }
 
 // Split returns the sections of cfg for injection.
 func Split(cfg Config) Sections {
-	return Sections{HTTP: cfg.HTTP, Database: cfg.Database, Kafka: cfg.Kafka, Outbox: cfg.Outbox, Auth: cfg.Auth, Money: cfg.Money}
+	return Sections{HTTP: cfg.HTTP, Database: cfg.Database, Kafka: cfg.Kafka, Outbox: cfg.Outbox, Auth: cfg.Auth, Money: cfg.Money,
+		SMTP: cfg.SMTP, Notify: cfg.Notify, Payout: cfg.Payout}
 }
 
 // Module provides the configuration sections from an already loaded Config.

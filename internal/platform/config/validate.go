@@ -73,6 +73,8 @@ func (c *Config) validate() []VarError {
 	}
 	out = append(out, c.Auth.validate()...)
 	out = append(out, c.Money.validate()...)
+	out = append(out, c.validateNotify()...)
+	out = append(out, c.Payout.validate()...)
 	if c.Outbox.Source == "" {
 		bad("EVENT_SOURCE", "must not be empty")
 	}

@@ -16,14 +16,26 @@ const DomainAttribute = "paygate.domain"
 // it; Handle writes the error as problem details.
 type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// Handle adapts fn to http.Handler for the given domain: it tags the
-// request's span with the domain and writes any returned error through
+// Handle adapts fn to http.Handler: any returned error is written through
 // WriteError.
-func Handle(log *zap.Logger, domain string, fn HandlerFunc) http.Handler {
+func Handle(log *zap.Logger, fn HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		trace.SpanFromContext(r.Context()).SetAttributes(attribute.String(DomainAttribute, domain))
 		if err := fn(w, r); err != nil {
 			WriteError(w, r, log, err)
 		}
+	})
+}
+
+// WithDomain tags every request reaching h with the business domain, for
+// the span, the access log and the request metric. It wraps a domain's
+// routes outermost, so that requests refused by authentication are
+// counted in their domain too.
+func WithDomain(domain string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		trace.SpanFromContext(r.Context()).SetAttributes(attribute.String(DomainAttribute, domain))
+		if ri, ok := r.Context().Value(routeKey).(*routeInfo); ok {
+			ri.domain = domain
+		}
+		h.ServeHTTP(w, r)
 	})
 }

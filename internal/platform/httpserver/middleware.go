@@ -46,6 +46,7 @@ func RequestIDFrom(ctx context.Context) string {
 // outer middleware after the handler returned.
 type routeInfo struct {
 	template string
+	domain   string
 }
 
 // RouteTemplate returns the matched route template of the request in ctx,
@@ -136,18 +137,23 @@ func observe(log *zap.Logger, duration metric.Float64Histogram) func(http.Handle
 			if status == 0 {
 				status = http.StatusOK
 			}
-			route := RouteTemplate(r.Context())
+			route, domain := RouteTemplate(r.Context()), "platform"
+			if ri, ok := r.Context().Value(routeKey).(*routeInfo); ok && ri.domain != "" {
+				domain = ri.domain
+			}
 			if route == "" {
-				route = "unmatched"
+				route, domain = "unmatched", "none"
 			}
 			duration.Record(r.Context(), elapsed.Seconds(), metric.WithAttributes(
 				attribute.String("http.route", route),
+				attribute.String(DomainAttribute, domain),
 				attribute.String("http.request.method", normalizeMethod(r.Method)),
 				attribute.String("http.response.status_class", fmt.Sprintf("%dxx", status/100)),
 			))
 			logging.WithTrace(r.Context(), log).Info("http request",
 				zap.String("method", r.Method),
 				zap.String("route", route),
+				zap.String("domain", domain),
 				zap.Int("status", status),
 				zap.Duration("duration", elapsed),
 				zap.Int64("bytes", rec.bytes),

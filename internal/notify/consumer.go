@@ -1,0 +1,490 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+	"go.uber.org/zap"
+
+	"github.com/paygate/paygate/internal/platform/config"
+	"github.com/paygate/paygate/internal/platform/httpserver"
+	"github.com/paygate/paygate/internal/platform/kafka"
+	"github.com/paygate/paygate/internal/platform/logging"
+)
+
+// Headers the consumer sets on the records it republishes to the retry and
+// dead-letter topics. The original key, value, ce_* headers and content
+// type are kept, so a republished record is still the same CloudEvent.
+const (
+	// HeaderAttempt is the number of delivery attempts that failed so far.
+	HeaderAttempt = "paygate-notify-attempt"
+	// HeaderNotBefore (RFC 3339, UTC) is when a retry record is due.
+	HeaderNotBefore = "paygate-notify-not-before"
+	// HeaderError is the last error, email addresses redacted.
+	HeaderError = "paygate-notify-error"
+	// HeaderReason says why a record was dead-lettered: poison, rejected
+	// or exhausted.
+	HeaderReason = "paygate-notify-reason"
+	// HeaderOriginTopic, HeaderOriginPartition and HeaderOriginOffset say
+	// where the record was first read.
+	HeaderOriginTopic     = "paygate-notify-origin-topic"
+	HeaderOriginPartition = "paygate-notify-origin-partition"
+	HeaderOriginOffset    = "paygate-notify-origin-offset"
+	// HeaderDeadLetteredAt (RFC 3339, UTC) is when a record was
+	// dead-lettered.
+	HeaderDeadLetteredAt = "paygate-notify-dead-lettered-at"
+)
+
+// maxRetryWait bounds how long the handler of a retry record sleeps for its
+// not-before time; a record due later is requeued after it. It stays well
+// below the group's rebalance timeout.
+const maxRetryWait = 20 * time.Second
+
+// Publisher sends records to Kafka; *kafka.Producer is one.
+type Publisher interface {
+	Send(ctx context.Context, msgs []*sarama.ProducerMessage) error
+}
+
+// Deps are what NewConsumer needs. Telemetry fields may be nil.
+type Deps struct {
+	Config    config.Notify
+	Kafka     config.Kafka
+	Store     *Store
+	Sender    Sender
+	Publisher Publisher
+	// Renderer is built from the embedded templates when nil.
+	Renderer       *Renderer
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	Propagator     propagation.TextMapPropagator
+	Log            *zap.Logger
+}
+
+// Consumer mails the events of the four domain topics and its retry topic.
+type Consumer struct {
+	cfg      config.Notify
+	kafkaCfg config.Kafka
+	store    *Store
+	sender   Sender
+	pub      Publisher
+	renderer *Renderer
+	tracer   trace.Tracer
+	prop     propagation.TextMapPropagator
+	metrics  *metrics
+	log      *zap.Logger
+
+	mu     sync.Mutex
+	runner *kafka.GroupRunner
+	stop   chan struct{}
+}
+
+// NewConsumer returns a consumer; Start runs it.
+func NewConsumer(d Deps) (*Consumer, error) {
+	switch {
+	case d.Config.Group == "" || d.Config.RetryTopic == "" || d.Config.DLQTopic == "":
+		return nil, errors.New("notify: PAYGATE_NOTIFY_GROUP, PAYGATE_NOTIFY_RETRY_TOPIC and PAYGATE_NOTIFY_DLQ_TOPIC must be set")
+	case d.Config.MaxAttempts < 1 || d.Config.RetryBackoff <= 0:
+		return nil, errors.New("notify: PAYGATE_NOTIFY_MAX_ATTEMPTS and PAYGATE_NOTIFY_RETRY_BACKOFF must be positive")
+	case d.Store == nil || d.Sender == nil || d.Publisher == nil:
+		return nil, errors.New("notify: a store, a sender and a publisher are required")
+	}
+	if d.Renderer == nil {
+		r, err := NewRenderer()
+		if err != nil {
+			return nil, err
+		}
+		d.Renderer = r
+	}
+	if d.TracerProvider == nil {
+		d.TracerProvider = tracenoop.NewTracerProvider()
+	}
+	if d.MeterProvider == nil {
+		d.MeterProvider = metricnoop.NewMeterProvider()
+	}
+	if d.Propagator == nil {
+		d.Propagator = propagation.TraceContext{}
+	}
+	if d.Log == nil {
+		d.Log = zap.NewNop()
+	}
+	m, err := newMetrics(d.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{cfg: d.Config, kafkaCfg: d.Kafka, store: d.Store, sender: d.Sender, pub: d.Publisher,
+		renderer: d.Renderer, tracer: d.TracerProvider.Tracer("paygate/notify"), prop: d.Propagator,
+		metrics: m, log: d.Log}, nil
+}
+
+// Topics returns the topics the consumer reads: the four domain topics
+// and its retry topic.
+func (c *Consumer) Topics() []string {
+	k := c.kafkaCfg
+	return []string{k.TopicAuth, k.TopicTopup, k.TopicTransfer, k.TopicWithdraw, c.cfg.RetryTopic}
+}
+
+// Start joins the consumer group in the background; brokers that are away
+// are retried, they do not fail the start.
+func (c *Consumer) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.runner != nil {
+		return nil
+	}
+	c.stop = make(chan struct{})
+	c.runner = kafka.NewGroupRunner(c.kafkaCfg, c.cfg.Group, c.Topics(), c.Handle, c.log)
+	return c.runner.Start(ctx)
+}
+
+// Stop ends consumption: the record in hand is finished (a retry record
+// still waiting for its time is left uncommitted, to be read again after
+// a restart), marked offsets are committed and the group is left. The
+// consumer can be started again.
+func (c *Consumer) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	runner, stop := c.runner, c.stop
+	c.runner = nil
+	c.mu.Unlock()
+	if runner == nil {
+		return nil
+	}
+	close(stop)
+	return runner.Stop(ctx)
+}
+
+func (c *Consumer) stopping() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stop == nil {
+		return nil
+	}
+	return c.stop
+}
+
+// errStopping leaves a waiting retry record uncommitted on shutdown.
+var errStopping = errors.New("notify: stopping")
+
+// infraError is a failure of the consumer's own dependencies (the
+// database, the broker): the record is left uncommitted and read again.
+type infraError struct{ err error }
+
+func (e *infraError) Error() string { return e.err.Error() }
+func (e *infraError) Unwrap() error { return e.err }
+
+// busyError says another consumer holds the claim of a mail until until.
+type busyError struct{ until time.Time }
+
+func (e *busyError) Error() string {
+	return "another consumer is sending this mail (claim held until " + e.until.UTC().Format(time.RFC3339) + ")"
+}
+
+// Handle processes one record; it is the kafka.Handler of the group. It
+// returns an error only when the record must be read again: the database
+// or the broker failed, or the consumer is stopping while the record
+// waits for its retry time.
+func (c *Consumer) Handle(ctx context.Context, msg *sarama.ConsumerMessage) error {
+	h := kafka.HeaderMap(msg)
+	isRetry := msg.Topic == c.cfg.RetryTopic
+	failed := 0 // attempts that failed before this one
+	if isRetry {
+		if n, err := strconv.Atoi(h[HeaderAttempt]); err == nil && n > 0 {
+			failed = n
+		}
+	}
+	attempt := failed + 1
+
+	ctx = kafka.ExtractContext(ctx, c.prop, msg)
+	ctx, span := c.tracer.Start(ctx, "notify process "+msg.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String(httpserver.DomainAttribute, Domain),
+			semconv.MessagingSystemKafka,
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingDestinationName(msg.Topic),
+			semconv.MessagingDestinationPartitionID(strconv.Itoa(int(msg.Partition))),
+			semconv.MessagingKafkaOffset(int(msg.Offset)),
+			semconv.MessagingConsumerGroupName(c.cfg.Group),
+			semconv.MessagingMessageID(h[kafka.HeaderID]),
+			attribute.String("cloudevents.event_id", h[kafka.HeaderID]),
+			attribute.String("cloudevents.event_type", h[kafka.HeaderType]),
+			attribute.Int("paygate.notify.attempt", attempt),
+		))
+	defer span.End()
+	log := logging.WithTrace(ctx, c.log).With(zap.String("topic", msg.Topic), zap.Int32("partition", msg.Partition),
+		zap.Int64("offset", msg.Offset), zap.String("event_id", h[kafka.HeaderID]), zap.String("event_type", h[kafka.HeaderType]),
+		zap.Int("attempt", attempt))
+
+	if isRetry {
+		requeue, err := c.waitUntilDue(h)
+		if err != nil {
+			span.SetAttributes(attribute.String("paygate.notify.outcome", "interrupted"))
+			return err
+		}
+		if requeue {
+			if err := c.publish(ctx, msg, c.cfg.RetryTopic, nil); err != nil {
+				return c.failed(span, err)
+			}
+			span.SetAttributes(attribute.String("paygate.notify.outcome", "requeued"))
+			return nil
+		}
+	}
+
+	ev, err := kafka.FromConsumerMessage(msg)
+	if err != nil {
+		return c.deadLetter(ctx, span, log, msg, ReasonPoison, attempt, fmt.Errorf("%w: %v", ErrPoison, err))
+	}
+	eventID, err := uuid.Parse(ev.ID())
+	if err != nil {
+		return c.deadLetter(ctx, span, log, msg, ReasonPoison, attempt, poison("ce_id %q is not a UUID", ev.ID()))
+	}
+	outs, err := compose(ev.ID(), ev.Type(), ev.DataContentType(), ev.Data())
+	if err != nil {
+		return c.deadLetter(ctx, span, log, msg, ReasonPoison, attempt, err)
+	}
+	if len(outs) == 0 {
+		span.SetAttributes(attribute.String("paygate.notify.outcome", "ignored"))
+		log.Debug("event needs no email")
+		return nil
+	}
+
+	var transient, permanent error
+	var busyUntil time.Time
+	for _, o := range outs {
+		err := c.deliver(ctx, log, eventID, o)
+		var ie *infraError
+		var be *busyError
+		switch {
+		case err == nil:
+		case errors.As(err, &ie):
+			return c.failed(span, err)
+		case errors.As(err, &be):
+			if be.until.After(busyUntil) {
+				busyUntil = be.until
+			}
+		case IsPermanent(err):
+			permanent = err
+		default:
+			transient = err
+		}
+	}
+
+	switch {
+	case transient != nil && attempt >= c.cfg.MaxAttempts:
+		return c.deadLetter(ctx, span, log, msg, ReasonExhausted, attempt, transient)
+	case transient != nil:
+		notBefore := time.Now().Add(c.backoff(attempt))
+		if busyUntil.After(notBefore) {
+			notBefore = busyUntil
+		}
+		return c.retry(ctx, span, log, msg, attempt, notBefore, transient)
+	case permanent != nil:
+		return c.deadLetter(ctx, span, log, msg, ReasonRejected, attempt, permanent)
+	case !busyUntil.IsZero():
+		// Not a failure of ours: come back when the other claim expires,
+		// without spending an attempt.
+		return c.retry(ctx, span, log, msg, failed, busyUntil.Add(time.Second), &busyError{until: busyUntil})
+	}
+	span.SetAttributes(attribute.String("paygate.notify.outcome", "done"))
+	return nil
+}
+
+// deliver sends one mail unless it was sent before.
+func (c *Consumer) deliver(ctx context.Context, log *zap.Logger, eventID uuid.UUID, o outgoing) error {
+	subject, text, html, err := c.renderer.Render(o.template, o.view)
+	if err != nil {
+		// A template that cannot render this payload will not render it
+		// on the next attempt either.
+		c.metrics.email(ctx, o.template, ResultFailed)
+		return Permanent(err)
+	}
+	st, until, err := c.store.Claim(ctx, eventID, o.to, o.template)
+	if err != nil {
+		return &infraError{err}
+	}
+	switch st {
+	case alreadySent:
+		c.metrics.email(ctx, o.template, ResultDuplicate)
+		log.Debug("email already sent", zap.String("template", o.template))
+		return nil
+	case busy:
+		return &busyError{until: until}
+	}
+
+	sctx, span := c.tracer.Start(ctx, "notify smtp send", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String(httpserver.DomainAttribute, Domain),
+			attribute.String("cloudevents.event_id", eventID.String()),
+			attribute.String("paygate.notify.template", o.template),
+		))
+	err = c.sender.Send(sctx, Message{ID: messageID(eventID, o.template), To: o.to, Subject: subject,
+		Text: text, HTML: html, Template: o.template})
+	if err != nil {
+		summary := ErrorSummary(err)
+		span.SetStatus(codes.Error, summary)
+		span.SetAttributes(attribute.Bool("paygate.notify.permanent", IsPermanent(err)))
+		span.End()
+		c.metrics.email(ctx, o.template, ResultFailed)
+		logging.WithTrace(sctx, log).Warn("email not sent", zap.String("template", o.template),
+			zap.Bool("permanent", IsPermanent(err)), zap.String("error", summary))
+		if rerr := c.store.Release(context.WithoutCancel(ctx), eventID, o.to, o.template, summary); rerr != nil {
+			// The claim expires by itself; the next attempt waits for it.
+			log.Warn("release email claim", zap.Error(rerr))
+		}
+		return err
+	}
+	span.End()
+	c.metrics.email(ctx, o.template, ResultSent)
+	logging.WithTrace(sctx, log).Info("email sent", zap.String("template", o.template))
+
+	// The mail is out: recording that must not give up easily, or a
+	// redelivery would send it again.
+	for i := 0; ; i++ {
+		err = c.store.MarkSent(context.WithoutCancel(ctx), eventID, o.to, o.template)
+		if err == nil || i == 4 {
+			break
+		}
+		time.Sleep(time.Duration(100<<i) * time.Millisecond)
+	}
+	if err != nil {
+		return &infraError{err}
+	}
+	return nil
+}
+
+// messageID is the Message-ID of a mail: the same for every attempt.
+func messageID(eventID uuid.UUID, template string) string {
+	return eventID.String() + "." + template + "@paygate"
+}
+
+// backoff is the pause after the attempt-th failed attempt: the configured
+// backoff doubled per attempt, at most config.MaxNotifyRetryBackoff.
+func (c *Consumer) backoff(attempt int) time.Duration {
+	d := c.cfg.RetryBackoff
+	for i := 1; i < attempt && d < config.MaxNotifyRetryBackoff; i++ {
+		d *= 2
+	}
+	return min(d, config.MaxNotifyRetryBackoff)
+}
+
+// waitUntilDue sleeps until a retry record's not-before time, at most
+// maxRetryWait; requeue says the record is still not due after that.
+func (c *Consumer) waitUntilDue(h map[string]string) (requeue bool, err error) {
+	nb, err := time.Parse(time.RFC3339Nano, h[HeaderNotBefore])
+	if err != nil {
+		return false, nil // no time: due now
+	}
+	d := time.Until(nb)
+	if d <= 0 {
+		return false, nil
+	}
+	if d > maxRetryWait {
+		d, requeue = maxRetryWait, true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return requeue, nil
+	case <-c.stopping():
+		return false, errStopping
+	}
+}
+
+func (c *Consumer) retry(ctx context.Context, span trace.Span, log *zap.Logger, msg *sarama.ConsumerMessage,
+	failedAttempts int, notBefore time.Time, cause error) error {
+	summary := ErrorSummary(cause)
+	err := c.publish(ctx, msg, c.cfg.RetryTopic, map[string]string{
+		HeaderAttempt:   strconv.Itoa(failedAttempts),
+		HeaderNotBefore: notBefore.UTC().Format(time.RFC3339Nano),
+		HeaderError:     summary,
+	})
+	if err != nil {
+		return c.failed(span, err)
+	}
+	c.metrics.retry(ctx)
+	span.SetAttributes(attribute.String("paygate.notify.outcome", "retry"))
+	span.SetStatus(codes.Error, summary)
+	log.Warn("email will be retried", zap.Time("not_before", notBefore), zap.String("error", summary))
+	return nil
+}
+
+func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, log *zap.Logger, msg *sarama.ConsumerMessage,
+	reason string, attempt int, cause error) error {
+	summary := ErrorSummary(cause)
+	err := c.publish(ctx, msg, c.cfg.DLQTopic, map[string]string{
+		HeaderReason:         reason,
+		HeaderError:          summary,
+		HeaderAttempt:        strconv.Itoa(attempt),
+		HeaderDeadLetteredAt: time.Now().UTC().Format(time.RFC3339Nano),
+	})
+	if err != nil {
+		return c.failed(span, err)
+	}
+	c.metrics.deadLetter(ctx, reason)
+	span.SetAttributes(attribute.String("paygate.notify.outcome", "dead_letter"), attribute.String("paygate.notify.reason", reason))
+	span.SetStatus(codes.Error, summary)
+	log.Error("event dead-lettered", zap.String("reason", reason), zap.String("error", summary))
+	return nil
+}
+
+// failed marks the span of a record that will be read again.
+func (c *Consumer) failed(span trace.Span, err error) error {
+	span.SetAttributes(attribute.String("paygate.notify.outcome", "redeliver"))
+	span.SetStatus(codes.Error, redact(err.Error()))
+	return err
+}
+
+// publish copies msg (key, value, headers) to topic with set headers. The
+// trace context of ctx replaces the record's, so the next attempt's span
+// follows this one; the origin headers are added on the first copy.
+func (c *Consumer) publish(ctx context.Context, msg *sarama.ConsumerMessage, topic string, set map[string]string) error {
+	carrier := propagation.MapCarrier{}
+	c.prop.Inject(ctx, carrier)
+	headers := make([]sarama.RecordHeader, 0, len(msg.Headers)+len(set)+len(carrier)+3)
+	seen := map[string]bool{}
+	for _, rh := range msg.Headers {
+		if rh == nil {
+			continue
+		}
+		k := strings.ToLower(string(rh.Key))
+		if _, replaced := set[k]; replaced || carrier.Get(k) != "" || k == kafka.HeaderTraceparent || k == kafka.HeaderTracestate {
+			continue
+		}
+		seen[k] = true
+		headers = append(headers, sarama.RecordHeader{Key: rh.Key, Value: rh.Value})
+	}
+	add := func(k, v string) { headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)}) }
+	for _, k := range carrier.Keys() {
+		add(k, carrier.Get(k))
+	}
+	if !seen[HeaderOriginTopic] {
+		add(HeaderOriginTopic, msg.Topic)
+		add(HeaderOriginPartition, strconv.Itoa(int(msg.Partition)))
+		add(HeaderOriginOffset, strconv.FormatInt(msg.Offset, 10))
+	}
+	for k, v := range set {
+		add(k, v)
+	}
+	pm := &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(msg.Value), Headers: headers}
+	if msg.Key != nil {
+		pm.Key = sarama.ByteEncoder(msg.Key)
+	}
+	if err := c.pub.Send(ctx, []*sarama.ProducerMessage{pm}); err != nil {
+		return &infraError{fmt.Errorf("notify: publish to %s: %w", topic, err)}
+	}
+	return nil
+}

@@ -1,0 +1,182 @@
+package notify
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/textproto"
+	"strings"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/paygate/paygate/internal/platform/config"
+)
+
+// SMTPSender sends messages with github.com/wneessen/go-mail, one SMTP
+// conversation per message: STARTTLS or implicit TLS as configured, SMTP
+// AUTH when credentials are set, the configured timeout on connecting and
+// on every command.
+type SMTPSender struct {
+	cfg  config.SMTP
+	from *mail.Address
+	opts []gomail.Option
+}
+
+// NewSMTPSender returns a sender for cfg; it does not connect yet.
+func NewSMTPSender(cfg config.SMTP) (*SMTPSender, error) {
+	from, err := mail.ParseAddress(cfg.From)
+	if err != nil {
+		return nil, fmt.Errorf("notify: PAYGATE_MAIL_FROM: %w", err)
+	}
+	opts := []gomail.Option{
+		gomail.WithPort(cfg.Port),
+		gomail.WithTimeout(cfg.Timeout),
+		gomail.WithTLSConfig(&tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12}),
+	}
+	switch cfg.TLS {
+	case "none":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	case "starttls":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	case "tls":
+		opts = append(opts, gomail.WithSSL())
+	default:
+		return nil, fmt.Errorf("notify: PAYGATE_SMTP_TLS %q is not none, starttls or tls", cfg.TLS)
+	}
+	if cfg.Username != "" {
+		// The strongest mechanism the server offers; go-mail refuses
+		// PLAIN and LOGIN on a connection without TLS.
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
+			gomail.WithUsername(cfg.Username), gomail.WithPassword(cfg.Password))
+	}
+	// Fail fast on bad options.
+	if _, err := gomail.NewClient(cfg.Host, opts...); err != nil {
+		return nil, fmt.Errorf("notify: smtp client: %w", err)
+	}
+	return &SMTPSender{cfg: cfg, from: from, opts: opts}, nil
+}
+
+// Send delivers m. The error is a *PermanentError when the server rejected
+// the mail with a 5xx reply or the message cannot be built; anything else
+// (connection refused, timeout, TLS trouble, a 4xx reply) is transient.
+func (s *SMTPSender) Send(ctx context.Context, m Message) error {
+	msg := gomail.NewMsg()
+	msg.FromMailAddress(s.from)
+	if err := msg.To(m.To); err != nil {
+		return Permanent(fmt.Errorf("recipient address: %w", err))
+	}
+	msg.Subject(m.Subject)
+	if m.ID != "" {
+		msg.SetMessageIDWithValue(m.ID)
+	} else {
+		msg.SetMessageID()
+	}
+	msg.SetDate()
+	msg.SetGenHeader(gomail.HeaderXMailer, "paygate")
+	msg.SetGenHeader("Auto-Submitted", "auto-generated")
+	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	if m.HTML != "" {
+		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	}
+
+	// A client per message: go-mail clients hold one connection, and
+	// messages are sent from several partitions at once.
+	c, err := gomail.NewClient(s.cfg.Host, s.opts...)
+	if err != nil {
+		return Permanent(err)
+	}
+	err = c.DialAndSendWithContext(ctx, msg)
+	if err != nil && msg.IsDelivered() {
+		// The server accepted the mail (its reply to the end of DATA);
+		// only the RSET or QUIT after it failed.
+		return nil
+	}
+	return classify(err)
+}
+
+// classify maps a go-mail error to paygate's two kinds.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if code := smtpCode(err); code >= 500 && code < 600 {
+		return Permanent(err)
+	}
+	var se *gomail.SendError
+	if errors.As(err, &se) {
+		switch se.Reason {
+		case gomail.ErrGetSender, gomail.ErrGetRcpts, gomail.ErrNoUnencoded:
+			return Permanent(err) // the message, not the server, is at fault
+		}
+	}
+	return err
+}
+
+// smtpCode returns the SMTP reply code in err's chain, 0 when the failure
+// was not a server reply (a network error, a timeout).
+func smtpCode(err error) int {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return te.Code
+	}
+	var se *gomail.SendError
+	if errors.As(err, &se) {
+		return se.ErrorCode()
+	}
+	return 0
+}
+
+// ErrorSummary describes a send error for logs, spans and Kafka headers:
+// the SMTP code and reply, or the network error, with every email address
+// replaced by "<redacted>".
+func ErrorSummary(err error) string {
+	if err == nil {
+		return ""
+	}
+	var s string
+	var te *textproto.Error
+	var ne net.Error
+	switch {
+	case errors.As(err, &te):
+		s = fmt.Sprintf("smtp %d: %s", te.Code, te.Msg)
+	case errors.As(err, &ne) && ne.Timeout():
+		s = "timeout: " + err.Error()
+	default:
+		s = err.Error()
+	}
+	if IsPermanent(err) {
+		s = "permanent: " + s
+	}
+	return truncate(redact(s), 1000)
+}
+
+// redact replaces every word that contains an "@" by "<redacted>", so no
+// email address reaches logs, spans or Kafka headers.
+func redact(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	words := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == ',' })
+	for _, w := range words {
+		if strings.Contains(w, "@") {
+			s = strings.ReplaceAll(s, w, "<redacted>")
+		}
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cut on a rune boundary.
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

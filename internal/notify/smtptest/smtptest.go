@@ -1,0 +1,291 @@
+// Package smtptest runs a real SMTP server for tests: emersion/go-smtp in
+// process on a loopback port. It records every accepted message with its
+// envelope and decoded bodies, and can be told to refuse mail (for
+// example 451, try again later) globally or per recipient.
+package smtptest
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net"
+	"net/mail"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Message is one accepted message.
+type Message struct {
+	From       string
+	To         []string
+	Raw        []byte
+	Header     mail.Header
+	Subject    string
+	MessageID  string // without angle brackets
+	Text       string // decoded text/plain part, LF line ends
+	HTML       string // decoded text/html part, LF line ends
+	ReceivedAt time.Time
+}
+
+// Server is a running SMTP server.
+type Server struct {
+	Host string
+	Port int
+
+	srv *smtp.Server
+	ln  net.Listener
+
+	mu        sync.Mutex
+	msgs      []Message
+	refuse    int
+	rcptRule  func(addr string) int
+	refusals  int
+	changed   chan struct{}
+	parseErrs []error
+}
+
+// Start runs a server until the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, ln: ln, changed: make(chan struct{})}
+	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &session{s: s}, nil }))
+	s.srv.Domain = "smtptest.local"
+	s.srv.ReadTimeout = 10 * time.Second
+	s.srv.WriteTimeout = 10 * time.Second
+	s.srv.MaxMessageBytes = 10 << 20
+	s.srv.ErrorLog = nopLogger{}
+	go func() { _ = s.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = s.srv.Close() })
+	return s
+}
+
+// Addr returns host:port.
+func (s *Server) Addr() string { return fmt.Sprintf("%s:%d", s.Host, s.Port) }
+
+// Refuse makes the server answer every MAIL FROM with code (such as 451
+// or 550) until Refuse(0).
+func (s *Server) Refuse(code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = code
+}
+
+// RefuseRecipients makes the server answer RCPT TO of addr with the code
+// rule returns for it; 0 accepts. nil removes the rule.
+func (s *Server) RefuseRecipients(rule func(addr string) int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rcptRule = rule
+}
+
+// Refusals returns how many commands the server refused so far.
+func (s *Server) Refusals() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refusals
+}
+
+// Messages returns the messages accepted so far, in order.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.msgs...)
+}
+
+// Wait returns the accepted messages once there are at least n, failing
+// the test after timeout.
+func (s *Server) Wait(t testing.TB, n int, timeout time.Duration) []Message {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		got, ch, perrs := len(s.msgs), s.changed, s.parseErrs
+		s.mu.Unlock()
+		if len(perrs) > 0 {
+			t.Fatalf("smtptest: unparsable message: %v", perrs[0])
+		}
+		if got >= n {
+			return s.Messages()
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("smtptest: %d message(s) after %s, want %d", got, timeout, n)
+		}
+	}
+}
+
+// To returns the accepted messages whose envelope includes addr.
+func (s *Server) To(addr string) []Message {
+	var out []Message
+	for _, m := range s.Messages() {
+		for _, r := range m.To {
+			if strings.EqualFold(r, addr) {
+				out = append(out, m)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func (s *Server) add(m Message, perr error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if perr != nil {
+		s.parseErrs = append(s.parseErrs, perr)
+	} else {
+		s.msgs = append(s.msgs, m)
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+type session struct {
+	s    *Server
+	from string
+	to   []string
+}
+
+func refusal(code int) error {
+	class := code / 100
+	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{class, 0, 0}, Message: "smtptest refuses: try again later"}
+}
+
+func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	if ss.s.refuse != 0 {
+		ss.s.refusals++
+		return refusal(ss.s.refuse)
+	}
+	ss.from = from
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	if ss.s.rcptRule != nil {
+		if code := ss.s.rcptRule(to); code != 0 {
+			ss.s.refusals++
+			return refusal(code)
+		}
+	}
+	ss.to = append(ss.to, to)
+	return nil
+}
+
+func (ss *session) Data(r io.Reader) error {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m, perr := parse(raw)
+	m.From, m.To, m.ReceivedAt = ss.from, append([]string(nil), ss.to...), time.Now()
+	ss.s.add(m, perr)
+	return nil
+}
+
+func (ss *session) Reset()        { ss.from, ss.to = "", nil }
+func (ss *session) Logout() error { return nil }
+
+// parse decodes the headers and the text and HTML parts of raw.
+func parse(raw []byte) (Message, error) {
+	m := Message{Raw: raw}
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return m, err
+	}
+	m.Header = msg.Header
+	dec := new(mime.WordDecoder)
+	if m.Subject, err = dec.DecodeHeader(msg.Header.Get("Subject")); err != nil {
+		return m, fmt.Errorf("subject: %w", err)
+	}
+	m.MessageID = strings.Trim(msg.Header.Get("Message-Id"), "<> ")
+	err = walk(msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Body, &m)
+	return m, err
+}
+
+func walk(contentType, cte string, body io.Reader, m *Message) error {
+	if contentType == "" {
+		contentType = "text/plain"
+	}
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return fmt.Errorf("content type %q: %w", contentType, err)
+	}
+	if strings.HasPrefix(mt, "multipart/") {
+		mr := multipart.NewReader(body, params["boundary"])
+		for {
+			p, err := mr.NextRawPart()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := walk(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p, m); err != nil {
+				return err
+			}
+		}
+	}
+	var r io.Reader = body
+	switch strings.ToLower(cte) {
+	case "quoted-printable":
+		r = quotedprintable.NewReader(body)
+	case "base64":
+		r = base64.NewDecoder(base64.StdEncoding, newlineStripper{body})
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("decode %s part: %w", mt, err)
+	}
+	// Mail travels with CRLF line ends; tests compare with LF.
+	text := strings.ReplaceAll(string(b), "\r\n", "\n")
+	switch mt {
+	case "text/plain":
+		m.Text += text
+	case "text/html":
+		m.HTML += text
+	}
+	return nil
+}
+
+// newlineStripper drops CR and LF, which base64 bodies are wrapped with.
+type newlineStripper struct{ r io.Reader }
+
+func (n newlineStripper) Read(p []byte) (int, error) {
+	for {
+		k, err := n.r.Read(p)
+		j := 0
+		for _, c := range p[:k] {
+			if c != '\r' && c != '\n' {
+				p[j] = c
+				j++
+			}
+		}
+		if j > 0 || err != nil {
+			return j, err
+		}
+	}
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Printf(string, ...any) {}
+func (nopLogger) Println(...any)        {}

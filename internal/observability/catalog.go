@@ -1,0 +1,180 @@
+// Package observability is the catalog of every metric paygate exports,
+// as Prometheus sees it: names derived from the constants the instruments
+// are created with, types, and the bounded set of values each label may
+// take. Dashboards and alerts are generated from and tested against it,
+// and a test scrapes a running gateway and fails on any metric or label
+// value the catalog does not allow.
+package observability
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/paygate/paygate/internal/auth"
+	"github.com/paygate/paygate/internal/ledger"
+	"github.com/paygate/paygate/internal/movement"
+	"github.com/paygate/paygate/internal/notify"
+	"github.com/paygate/paygate/internal/payout"
+	"github.com/paygate/paygate/internal/platform/httpserver"
+	"github.com/paygate/paygate/internal/platform/kafka"
+	"github.com/paygate/paygate/internal/platform/outbox"
+	"github.com/paygate/paygate/internal/topup"
+	"github.com/paygate/paygate/internal/transfer"
+	"github.com/paygate/paygate/internal/withdraw"
+)
+
+// Type is a Prometheus metric type.
+type Type string
+
+// The metric types.
+const (
+	Counter   Type = "counter"
+	Gauge     Type = "gauge"
+	Histogram Type = "histogram"
+)
+
+// Metric is one exported metric family.
+type Metric struct {
+	// Name is the Prometheus name (for histograms, without _bucket etc.).
+	Name string
+	Type Type
+	// Domain is the paygate.domain the metric belongs to ("" for
+	// platform metrics).
+	Domain string
+	// Labels maps each label to its allowed values; a nil slice means the
+	// values are checked by a rule of the test (route templates, groups).
+	Labels map[string][]string
+}
+
+// promName converts an OpenTelemetry instrument name to the name the
+// Prometheus exporter gives it: dots become underscores, a unit suffix is
+// added for seconds, and counters end in _total.
+func promName(otel string, t Type, seconds bool) string {
+	n := strings.ReplaceAll(otel, ".", "_")
+	if seconds {
+		n += "_seconds"
+	}
+	if t == Counter {
+		n += "_total"
+	}
+	return n
+}
+
+func counter(domain, otel string, labels map[string][]string) Metric {
+	return Metric{Name: promName(otel, Counter, false), Type: Counter, Domain: domain, Labels: labels}
+}
+
+func gauge(domain, otel string, seconds bool, labels map[string][]string) Metric {
+	return Metric{Name: promName(otel, Gauge, seconds), Type: Gauge, Domain: domain, Labels: labels}
+}
+
+// StatusClasses are the values of http_response_status_class.
+var StatusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// Methods are the values of http_request_method.
+var Methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, "_OTHER"}
+
+// LabelDomain is the paygate.domain label of the HTTP metric.
+const LabelDomain = "paygate_domain"
+
+// Domains are paygate's business domains, each with its dashboard.
+var Domains = []string{"auth", "user", "saldo", "topup", "transfer", "withdraw", "email"}
+
+// HTTPDomains are the values of the HTTP metric's domain label: the
+// domains that serve HTTP, "platform" for probes and metrics, and "none"
+// for requests no route matched.
+var HTTPDomains = []string{"auth", "user", "saldo", "topup", "transfer", "withdraw", "platform", "none"}
+
+// PayoutResults are the values of the payout result label.
+var PayoutResults = []string{"succeeded", "refused", "error"}
+
+// Label names whose values are checked by rule rather than by list.
+const (
+	LabelRoute = "http_route"
+	LabelGroup = "group"
+	// LabelPoolName is the pgx pool's host/database: one value per process.
+	LabelPoolName = "db_client_connection_pool_name"
+)
+
+func topupMethods() []string { return append(append([]string{}, topup.Methods...), "unknown") }
+
+// Well-known metric names, for dashboards and alerts.
+var (
+	HTTPDuration      = promName(httpserver.MetricRequestDuration, Histogram, true)
+	OutboxPending     = promName(outbox.MetricPending, Gauge, false)
+	OutboxOldestAge   = promName(outbox.MetricOldestAge, Gauge, true)
+	ConsumerLag       = promName(kafka.MetricConsumerLag, Gauge, false)
+	LedgerOK          = promName(ledger.MetricVerificationOK, Gauge, false)
+	LedgerViolations  = promName(ledger.MetricVerificationViolations, Gauge, false)
+	LedgerVerifiedAt  = promName(ledger.MetricVerificationTime, Gauge, true)
+	Registrations     = promName(auth.MetricRegistrations, Counter, false)
+	Logins            = promName(auth.MetricLogins, Counter, false)
+	Refreshes         = promName(auth.MetricRefreshes, Counter, false)
+	TopUps            = promName(topup.MetricTopUps, Counter, false)
+	TopUpAmount       = promName(topup.MetricAmount, Counter, false)
+	Transfers         = promName(transfer.MetricTransfers, Counter, false)
+	TransferAmount    = promName(transfer.MetricAmount, Counter, false)
+	Withdrawals       = promName(withdraw.MetricRequests, Counter, false)
+	WithdrawalsSettle = promName(withdraw.MetricSettled, Counter, false)
+	WithdrawnAmount   = promName(withdraw.MetricAmount, Counter, false)
+	Payouts           = promName(payout.MetricPayouts, Counter, false)
+	Emails            = promName(notify.MetricEmails, Counter, false)
+	DeadLetters       = promName(notify.MetricDeadLetters, Counter, false)
+	Retries           = promName(notify.MetricRetries, Counter, false)
+	DBPoolAcquired    = "pgxpool_acquired_connections"
+	DBPoolIdle        = "pgxpool_idle_connections"
+	DBPoolMax         = "pgxpool_max_connections"
+)
+
+// Catalog returns every metric paygate exports beyond the Go runtime and
+// process collectors.
+func Catalog() []Metric {
+	result := func(vals []string) map[string][]string { return map[string][]string{"result": vals} }
+	return append([]Metric{
+		{Name: HTTPDuration, Type: Histogram, Labels: map[string][]string{
+			LabelRoute: nil, "http_request_method": Methods, "http_response_status_class": StatusClasses,
+			LabelDomain: HTTPDomains}},
+		counter("auth", auth.MetricRegistrations, nil),
+		counter("auth", auth.MetricLogins, result(auth.LoginResults)),
+		counter("auth", auth.MetricRefreshes, result(auth.RefreshResults)),
+		counter("topup", topup.MetricTopUps, map[string][]string{"method": topupMethods(), "result": movement.Results}),
+		counter("topup", topup.MetricAmount, map[string][]string{"method": topup.Methods}),
+		counter("transfer", transfer.MetricTransfers, result(movement.Results)),
+		counter("transfer", transfer.MetricAmount, nil),
+		counter("withdraw", withdraw.MetricRequests, result(movement.Results)),
+		counter("withdraw", withdraw.MetricSettled, map[string][]string{"status": withdraw.Statuses}),
+		counter("withdraw", withdraw.MetricAmount, map[string][]string{"status": withdraw.Statuses}),
+		counter("withdraw", payout.MetricPayouts, result(PayoutResults)),
+		counter("email", notify.MetricEmails, map[string][]string{"template": notify.Templates,
+			"result": {notify.ResultSent, notify.ResultFailed, notify.ResultDuplicate}}),
+		counter("email", notify.MetricDeadLetters, map[string][]string{"reason": {notify.ReasonPoison, notify.ReasonRejected, notify.ReasonExhausted}}),
+		counter("email", notify.MetricRetries, nil),
+		gauge("", outbox.MetricPending, false, nil),
+		gauge("", outbox.MetricOldestAge, true, nil),
+		gauge("", kafka.MetricConsumerLag, false, map[string][]string{LabelGroup: nil}),
+		gauge("saldo", ledger.MetricVerificationOK, false, nil),
+		gauge("saldo", ledger.MetricVerificationViolations, false, nil),
+		gauge("saldo", ledger.MetricVerificationTime, true, nil),
+		// Database client metrics of otelpgx.
+		{Name: "db_client_operation_duration_seconds", Type: Histogram, Labels: map[string][]string{
+			"db_system": {"postgresql"}, "db_system_name": {"postgresql"},
+			"pgx_operation_type": {"acquire", "query", "batch", "copy", "prepare", "connect"},
+			"db_operation_name":  nil, "pgx_status": nil, "error_type": nil}},
+	}, poolMetrics()...)
+}
+
+// poolMetrics are the pgx pool statistics otelpgx exports.
+func poolMetrics() []Metric {
+	labels := map[string][]string{"db_system": {"postgresql"}, LabelPoolName: nil}
+	var out []Metric
+	for _, g := range []string{DBPoolAcquired, DBPoolIdle, DBPoolMax, "pgxpool_total_connections", "pgxpool_constructing_connections"} {
+		out = append(out, Metric{Name: g, Type: Gauge, Labels: labels})
+	}
+	for _, c := range []string{"pgxpool_acquires_total", "pgxpool_canceled_acquires_total", "pgxpool_empty_acquire_total",
+		"pgxpool_new_connections_total", "pgxpool_max_idle_destroys_total", "pgxpool_max_lifetime_destroys_total",
+		"pgxpool_acquire_duration_nanoseconds_total", "pgxpool_empty_acquire_wait_time_nanoseconds_total"} {
+		out = append(out, Metric{Name: c, Type: Counter, Labels: labels})
+	}
+	return out
+}

@@ -1,0 +1,226 @@
+package observability
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/common"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
+	"github.com/grafana/grafana-foundation-sdk/go/stat"
+	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
+)
+
+// DashboardsDir is where the generated dashboards are committed, relative
+// to the repository root.
+const DashboardsDir = "grafana-dashboards"
+
+// ds is the panels' datasource: the dashboard's datasource variable.
+var ds = common.DataSourceRef{Type: cog.ToPtr("prometheus"), Uid: cog.ToPtr("${datasource}")}
+
+// query is a Prometheus query of a panel.
+type query struct {
+	expr, legend string
+}
+
+// panel describes one panel before it is built.
+type panel struct {
+	title, description, unit string
+	stat                     bool
+	queries                  []query
+}
+
+func (p panel) build() cog.Builder[dashboard.Panel] {
+	targets := func(add func(*prometheus.DataqueryBuilder)) {
+		for i, q := range p.queries {
+			add(prometheus.NewDataqueryBuilder().Expr(q.expr).LegendFormat(q.legend).RefId(string(rune('A' + i))).Datasource(ds))
+		}
+	}
+	if p.stat {
+		b := stat.NewPanelBuilder().Title(p.title).Description(p.description).Unit(p.unit).Datasource(ds).Height(6).Span(6)
+		targets(func(q *prometheus.DataqueryBuilder) { b.WithTarget(q) })
+		return b
+	}
+	b := timeseries.NewPanelBuilder().Title(p.title).Description(p.description).Unit(p.unit).Datasource(ds).Height(8).Span(12).Min(0)
+	targets(func(q *prometheus.DataqueryBuilder) { b.WithTarget(q) })
+	return b
+}
+
+// red returns the rate, errors and duration panels of one HTTP domain.
+func red(domain string) []panel {
+	sel := fmt.Sprintf(`%s=%q`, LabelDomain, domain)
+	count := HTTPDuration + "_count"
+	return []panel{
+		{title: "Requests by route", unit: "reqps", queries: []query{{
+			fmt.Sprintf(`sum by (http_route, http_request_method) (rate(%s{%s}[$__rate_interval]))`, count, sel), "{{http_request_method}} {{http_route}}"}}},
+		{title: "Error ratio (5xx)", unit: "percentunit", queries: []query{{
+			fmt.Sprintf(`sum(rate(%s{%s,http_response_status_class="5xx"}[$__rate_interval])) / clamp_min(sum(rate(%s{%s}[$__rate_interval])), 1e-9)`, count, sel, count, sel), "5xx ratio"}}},
+		{title: "Client errors by route (4xx)", unit: "reqps", queries: []query{{
+			fmt.Sprintf(`sum by (http_route) (rate(%s{%s,http_response_status_class="4xx"}[$__rate_interval]))`, count, sel), "{{http_route}}"}}},
+		{title: "Latency p50 / p95 / p99", unit: "s", queries: []query{
+			{fmt.Sprintf(`histogram_quantile(0.50, sum by (le) (rate(%s_bucket{%s}[$__rate_interval])))`, HTTPDuration, sel), "p50"},
+			{fmt.Sprintf(`histogram_quantile(0.95, sum by (le) (rate(%s_bucket{%s}[$__rate_interval])))`, HTTPDuration, sel), "p95"},
+			{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket{%s}[$__rate_interval])))`, HTTPDuration, sel), "p99"},
+		}},
+	}
+}
+
+func rate(metric, by string) string {
+	if by == "" {
+		return fmt.Sprintf(`sum(rate(%s[$__rate_interval]))`, metric)
+	}
+	return fmt.Sprintf(`sum by (%s) (rate(%s[$__rate_interval]))`, by, metric)
+}
+
+// domainPanels are the business panels of each domain dashboard.
+func domainPanels(domain string) []panel {
+	switch domain {
+	case "auth":
+		return []panel{
+			{title: "Registrations", unit: "ops", queries: []query{{rate(Registrations, ""), "registrations/s"}}},
+			{title: "Logins by result", unit: "ops", queries: []query{{rate(Logins, "result"), "{{result}}"}}},
+			{title: "Token refreshes by result", unit: "ops", queries: []query{{rate(Refreshes, "result"), "{{result}}"}}},
+		}
+	case "user":
+		return nil
+	case "saldo":
+		return []panel{
+			{title: "Ledger verification", description: "1 when the last verification passed.", stat: true, queries: []query{{"min(" + LedgerOK + ")", "ok"}}},
+			{title: "Ledger violations", stat: true, queries: []query{{"max(" + LedgerViolations + ")", "violations"}}},
+			{title: "Since last verification", unit: "s", stat: true, queries: []query{{"time() - max(" + LedgerVerifiedAt + ")", "age"}}},
+		}
+	case "topup":
+		return []panel{
+			{title: "Top-ups by method and result", unit: "ops", queries: []query{{rate(TopUps, "method, result"), "{{method}} {{result}}"}}},
+			{title: "Top-up volume by method", unit: "short", description: "Minor units per second.", queries: []query{{rate(TopUpAmount, "method"), "{{method}}"}}},
+		}
+	case "transfer":
+		return []panel{
+			{title: "Transfers by result", unit: "ops", queries: []query{{rate(Transfers, "result"), "{{result}}"}}},
+			{title: "Transfer volume", unit: "short", description: "Minor units per second.", queries: []query{{rate(TransferAmount, ""), "volume"}}},
+		}
+	case "withdraw":
+		return []panel{
+			{title: "Withdrawal requests by result", unit: "ops", queries: []query{{rate(Withdrawals, "result"), "{{result}}"}}},
+			{title: "Settled withdrawals by status", unit: "ops", queries: []query{{rate(WithdrawalsSettle, "status"), "{{status}}"}}},
+			{title: "Settled volume by status", unit: "short", description: "Minor units per second.", queries: []query{{rate(WithdrawnAmount, "status"), "{{status}}"}}},
+			{title: "Payouts by result", unit: "ops", queries: []query{{rate(Payouts, "result"), "{{result}}"}}},
+		}
+	case "email":
+		return emailPanels()
+	}
+	return nil
+}
+
+// jaegerLink searches Jaeger for the domain's traces.
+func jaegerLink(domain string) cog.Builder[dashboard.DashboardLink] {
+	tags := url.QueryEscape(fmt.Sprintf(`{"paygate.domain":%q}`, domain))
+	u := "${jaeger_url}/search?service=paygate&tags=" + tags
+	if domain == "" {
+		u = "${jaeger_url}/search?service=paygate"
+	}
+	return dashboard.NewDashboardLinkBuilder("Traces in Jaeger").Type(dashboard.DashboardLinkTypeLink).
+		Url(u).TargetBlank(true).Icon("external link").Tooltip("Search this domain's traces")
+}
+
+func newDashboard(uid, title string, domain string) *dashboard.DashboardBuilder {
+	return dashboard.NewDashboardBuilder(title).
+		Uid(uid).
+		Tags([]string{"paygate", "generated"}).
+		Refresh("30s").
+		Time("now-1h", "now").
+		Timezone(common.TimeZoneBrowser).
+		WithVariable(dashboard.NewDatasourceVariableBuilder("datasource").Label("Data source").Type("prometheus")).
+		WithVariable(dashboard.NewConstantVariableBuilder("jaeger_url").
+			Value(dashboard.StringOrMap{String: cog.ToPtr("http://jaeger-query:16686")})).
+		Link(jaegerLink(domain))
+}
+
+// DomainDashboard builds the dashboard of one domain.
+func DomainDashboard(domain string) (dashboard.Dashboard, error) {
+	b := newDashboard("paygate-"+domain, "paygate / "+domain, domain)
+	if domain != "email" {
+		b.WithRow(dashboard.NewRowBuilder("HTTP: rate, errors, duration"))
+		for _, p := range red(domain) {
+			b.WithPanel(p.build())
+		}
+	}
+	if ps := domainPanels(domain); len(ps) > 0 {
+		b.WithRow(dashboard.NewRowBuilder("Business"))
+		for _, p := range ps {
+			b.WithPanel(p.build())
+		}
+	}
+	return b.Build()
+}
+
+// SLOTarget is the availability objective of the API: 99.9% of requests
+// without a server error.
+const SLOTarget = 0.999
+
+// OverviewDashboard builds the overview: RED per domain, SLO burn, outbox
+// and lag, ledger health, database pool.
+func OverviewDashboard() (dashboard.Dashboard, error) {
+	count := HTTPDuration + "_count"
+	b := newDashboard("paygate-overview", "paygate / overview", "")
+	b.WithRow(dashboard.NewRowBuilder("RED by domain"))
+	for _, p := range []panel{
+		{title: "Requests by domain", unit: "reqps", queries: []query{{rate(count, LabelDomain), "{{" + LabelDomain + "}}"}}},
+		{title: "5xx ratio by domain", unit: "percentunit", queries: []query{{fmt.Sprintf(
+			`sum by (%[1]s) (rate(%[2]s{http_response_status_class="5xx"}[$__rate_interval])) / clamp_min(sum by (%[1]s) (rate(%[2]s[$__rate_interval])), 1e-9)`,
+			LabelDomain, count), "{{" + LabelDomain + "}}"}}},
+		{title: "p99 latency by domain", unit: "s", queries: []query{{fmt.Sprintf(
+			`histogram_quantile(0.99, sum by (%s, le) (rate(%s_bucket[$__rate_interval])))`, LabelDomain, HTTPDuration), "{{" + LabelDomain + "}}"}}},
+		{title: "SLO burn rate (1h)", unit: "short", description: fmt.Sprintf("Error budget burn rate against a %.1f%% availability objective; 1 spends the budget exactly over the SLO window.", SLOTarget*100),
+			queries: []query{{fmt.Sprintf(`(sum(rate(%[1]s{http_response_status_class="5xx"}[1h])) / clamp_min(sum(rate(%[1]s[1h])), 1e-9)) / %g`, count, 1-SLOTarget), "burn rate"}}},
+	} {
+		b.WithPanel(p.build())
+	}
+	b.WithRow(dashboard.NewRowBuilder("Events"))
+	for _, p := range []panel{
+		{title: "Outbox backlog", unit: "short", queries: []query{{"sum(" + OutboxPending + ")", "pending events"}}},
+		{title: "Oldest pending event", unit: "s", queries: []query{{"max(" + OutboxOldestAge + ")", "age"}}},
+		{title: "Consumer lag by group", unit: "short", queries: []query{{"sum by (group) (" + ConsumerLag + ")", "{{group}}"}}},
+	} {
+		b.WithPanel(p.build())
+	}
+	b.WithRow(dashboard.NewRowBuilder("Ledger and database"))
+	for _, p := range []panel{
+		{title: "Ledger verification", stat: true, queries: []query{{"min(" + LedgerOK + ")", "ok"}}},
+		{title: "Ledger violations", stat: true, queries: []query{{"max(" + LedgerViolations + ")", "violations"}}},
+		{title: "DB pool", unit: "short", queries: []query{
+			{"sum(" + DBPoolAcquired + ")", "in use"}, {"sum(" + DBPoolIdle + ")", "idle"}, {"sum(" + DBPoolMax + ")", "max"}}},
+	} {
+		b.WithPanel(p.build())
+	}
+	return b.Build()
+}
+
+// Dashboards returns every dashboard by file name, encoded as committed.
+func Dashboards() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	enc := func(name string, d dashboard.Dashboard, err error) error {
+		if err != nil {
+			return fmt.Errorf("dashboard %s: %w", name, err)
+		}
+		b, err := json.MarshalIndent(d, "", "  ")
+		if err != nil {
+			return err
+		}
+		out[name] = append(b, '\n')
+		return nil
+	}
+	for _, domain := range Domains {
+		d, err := DomainDashboard(domain)
+		if err := enc(domain+".json", d, err); err != nil {
+			return nil, err
+		}
+	}
+	d, err := OverviewDashboard()
+	if err := enc("overview.json", d, err); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,11 @@
+package observability
+
+// emailPanels are the email dashboard's panels.
+func emailPanels() []panel {
+	return []panel{
+		{title: "Emails by template and result", unit: "ops", queries: []query{{rate(Emails, "template, result"), "{{template}} {{result}}"}}},
+		{title: "Dead-lettered records by reason", unit: "short", queries: []query{{`sum by (reason) (increase(` + DeadLetters + `[$__rate_interval]))`, "{{reason}}"}}},
+		{title: "Retries", unit: "ops", queries: []query{{rate(Retries, ""), "retries/s"}}},
+		{title: "Email consumer lag", unit: "short", queries: []query{{`sum by (group) (` + ConsumerLag + `)`, "{{group}}"}}},
+	}
+}
