@@ -55,10 +55,11 @@ func red(domain string) []panel {
 	return []panel{
 		{title: "Requests by route", unit: "reqps", queries: []query{{
 			fmt.Sprintf(`sum by (http_route, http_request_method) (rate(%s{%s}[$__rate_interval]))`, count, sel), "{{http_request_method}} {{http_route}}"}}},
+		// "or vector(0)": no 5xx series at all means a ratio of 0, not "no data".
 		{title: "Error ratio (5xx)", unit: "percentunit", queries: []query{{
-			fmt.Sprintf(`sum(rate(%s{%s,http_response_status_class="5xx"}[$__rate_interval])) / clamp_min(sum(rate(%s{%s}[$__rate_interval])), 1e-9)`, count, sel, count, sel), "5xx ratio"}}},
+			fmt.Sprintf(`(sum(rate(%s{%s,http_response_status_class="5xx"}[$__rate_interval])) or vector(0)) / clamp_min(sum(rate(%s{%s}[$__rate_interval])), 1e-9)`, count, sel, count, sel), "5xx ratio"}}},
 		{title: "Client errors by route (4xx)", unit: "reqps", queries: []query{{
-			fmt.Sprintf(`sum by (http_route) (rate(%s{%s,http_response_status_class="4xx"}[$__rate_interval]))`, count, sel), "{{http_route}}"}}},
+			fmt.Sprintf(`sum by (http_route) (rate(%s{%s,http_response_status_class="4xx"}[$__rate_interval])) or vector(0)`, count, sel), "{{http_route}}"}}},
 		{title: "Latency p50 / p95 / p99", unit: "s", queries: []query{
 			{fmt.Sprintf(`histogram_quantile(0.50, sum by (le) (rate(%s_bucket{%s}[$__rate_interval])))`, HTTPDuration, sel), "p50"},
 			{fmt.Sprintf(`histogram_quantile(0.95, sum by (le) (rate(%s_bucket{%s}[$__rate_interval])))`, HTTPDuration, sel), "p95"},
@@ -169,12 +170,12 @@ func OverviewDashboard() (dashboard.Dashboard, error) {
 	for _, p := range []panel{
 		{title: "Requests by domain", unit: "reqps", queries: []query{{rate(count, LabelDomain), "{{" + LabelDomain + "}}"}}},
 		{title: "5xx ratio by domain", unit: "percentunit", queries: []query{{fmt.Sprintf(
-			`sum by (%[1]s) (rate(%[2]s{http_response_status_class="5xx"}[$__rate_interval])) / clamp_min(sum by (%[1]s) (rate(%[2]s[$__rate_interval])), 1e-9)`,
+			`(sum by (%[1]s) (rate(%[2]s{http_response_status_class="5xx"}[$__rate_interval])) or (0 * sum by (%[1]s) (rate(%[2]s[$__rate_interval])))) / clamp_min(sum by (%[1]s) (rate(%[2]s[$__rate_interval])), 1e-9)`,
 			LabelDomain, count), "{{" + LabelDomain + "}}"}}},
 		{title: "p99 latency by domain", unit: "s", queries: []query{{fmt.Sprintf(
 			`histogram_quantile(0.99, sum by (%s, le) (rate(%s_bucket[$__rate_interval])))`, LabelDomain, HTTPDuration), "{{" + LabelDomain + "}}"}}},
 		{title: "SLO burn rate (1h)", unit: "short", description: fmt.Sprintf("Error budget burn rate against a %.1f%% availability objective; 1 spends the budget exactly over the SLO window.", SLOTarget*100),
-			queries: []query{{fmt.Sprintf(`(sum(rate(%[1]s{http_response_status_class="5xx"}[1h])) / clamp_min(sum(rate(%[1]s[1h])), 1e-9)) / %g`, count, 1-SLOTarget), "burn rate"}}},
+			queries: []query{{fmt.Sprintf(`((sum(rate(%[1]s{http_response_status_class="5xx"}[1h])) or vector(0)) / clamp_min(sum(rate(%[1]s[1h])), 1e-9)) / %g`, count, 1-SLOTarget), "burn rate"}}},
 	} {
 		b.WithPanel(p.build())
 	}

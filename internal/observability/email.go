@@ -4,8 +4,8 @@ package observability
 func emailPanels() []panel {
 	return []panel{
 		{title: "Emails by template and result", unit: "ops", queries: []query{{rate(Emails, "template, result"), "{{template}} {{result}}"}}},
-		{title: "Dead-lettered records by reason", unit: "short", queries: []query{{`sum by (reason) (increase(` + DeadLetters + `[$__rate_interval]))`, "{{reason}}"}}},
-		{title: "Retries", unit: "ops", queries: []query{{rate(Retries, ""), "retries/s"}}},
+		{title: "Dead-lettered records by reason", unit: "short", queries: []query{{`sum by (reason) (increase(` + DeadLetters + `[$__rate_interval])) or vector(0)`, "{{reason}}"}}},
+		{title: "Retries", unit: "ops", queries: []query{{rate(Retries, "") + " or vector(0)", "retries/s"}}},
 		{title: "Email consumer lag", unit: "short", queries: []query{{`sum by (group) (` + ConsumerLag + `)`, "{{group}}"}}},
 	}
 }
