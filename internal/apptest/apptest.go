@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -105,7 +106,10 @@ func Config(dbURL string, k config.Kafka) config.Config {
 // Start runs the application for the rest of the test.
 func Start(t testing.TB, opts ...Option) *Env {
 	t.Helper()
-	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	// No trace export unless the test configured an exporter itself.
+	if _, ok := os.LookupEnv("OTEL_TRACES_EXPORTER"); !ok {
+		t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	}
 	dbURL := pgtest.NewDatabase(t)
 	broker := kafkatest.NewBroker(t)
 	s := &settings{cfg: Config(dbURL, broker.Config())}

@@ -37,6 +37,8 @@ func ProvidePool(p PoolParams) (*pgxpool.Pool, error) {
 		otelpgx.WithTracerProvider(p.TracerProvider),
 		otelpgx.WithMeterProvider(p.MeterProvider),
 		otelpgx.WithSpanNameFunc(SpanName),
+		otelpgx.WithTrimSQLInSpanName(),
+		otelpgx.WithDisableQuerySpanNamePrefix(),
 		otelpgx.WithTracerAttributes(attribute.String("db.system.name", "postgresql")),
 	)
 	pool, err := NewPool(context.Background(), p.Config, tracer)
