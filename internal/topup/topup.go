@@ -213,31 +213,14 @@ func (s *Service) Get(ctx context.Context, caller authn.Principal, id uuid.UUID)
 // List returns the caller's top-ups newest first; admins see everyone's
 // unless they filter by user.
 func (s *Service) List(ctx context.Context, caller authn.Principal, forUser *uuid.UUID, limit int, cursor string) (pagination.Page[TopUp], error) {
-	pos, err := pagination.Decode(cursor)
-	if err != nil {
-		return pagination.Page[TopUp]{}, err
-	}
-	owner := &caller.UserID
-	if caller.IsAdmin() {
-		owner = forUser
-	}
-	at, aid := pagination.After(pos)
-	rows, err := s.db.Pool.Query(ctx, `-- name: ListTopUps
+	return movement.ListQuery(ctx, s.db.Pool, `-- name: ListTopUps
 `+selectTopUp+`
 WHERE ($1::uuid IS NULL OR t.user_id = $1)
   AND ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3))
 ORDER BY t.created_at DESC, t.id DESC
-LIMIT $4`, owner, at, aid, limit+1)
-	if err != nil {
-		return pagination.Page[TopUp]{}, fmt.Errorf("list top-ups: %w", err)
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TopUp, error) { return scanTopUp(r) })
-	if err != nil {
-		return pagination.Page[TopUp]{}, fmt.Errorf("list top-ups: %w", err)
-	}
-	return pagination.Cut(list, limit, func(t TopUp) pagination.Position {
+LIMIT $4`, movement.Owner(caller, forUser), limit, cursor, scanTopUp, func(t TopUp) pagination.Position {
 		return pagination.Position{CreatedAt: t.CreatedAt, ID: t.ID}
-	}), nil
+	})
 }
 
 // Reverse books the compensating transaction of a top-up (admins only):
@@ -259,22 +242,11 @@ FROM topups WHERE id = $1 FOR SHARE`, id).Scan(&t.ID, &t.UserID, &t.Amount, &t.C
 	if err != nil {
 		return TopUp{}, err
 	}
-	posted, err := s.ledger.Reverse(ctx, tx, ledgerTx, ledger.KindReversal, "topup-reversal:"+id.String())
-	if errors.Is(err, ledger.ErrAlreadyReversed) {
-		return TopUp{}, ErrAlreadyReversed
-	}
+	posted, at, err := movement.Reversal(ctx, tx, s.ledger, ledgerTx, "topup-reversal:"+id.String(), `-- name: InsertTopUpReversal
+INSERT INTO topup_reversals (topup_id, reversed_by, reason, ledger_transaction_id) VALUES ($1, $2, $3, $4)
+RETURNING created_at`, id, caller.UserID, reason)
 	if err != nil {
 		return TopUp{}, err
-	}
-	var at time.Time
-	err = tx.QueryRow(ctx, `-- name: InsertTopUpReversal
-INSERT INTO topup_reversals (topup_id, ledger_transaction_id, reversed_by, reason) VALUES ($1, $2, $3, $4)
-RETURNING created_at`, id, posted.ID, caller.UserID, reason).Scan(&at)
-	if postgres.IsUniqueViolation(err, "") {
-		return TopUp{}, ErrAlreadyReversed
-	}
-	if err != nil {
-		return TopUp{}, fmt.Errorf("insert reversal: %w", err)
 	}
 	t.Status, t.ReversedAt = StatusReversed, &at
 	wallet, err := s.ledger.WalletOf(ctx, tx, t.UserID)

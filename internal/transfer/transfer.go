@@ -241,31 +241,14 @@ func (s *Service) Get(ctx context.Context, caller authn.Principal, id uuid.UUID)
 // List returns the transfers the caller sent and received, newest first;
 // admins see all, or one user's with forUser.
 func (s *Service) List(ctx context.Context, caller authn.Principal, forUser *uuid.UUID, limit int, cursor string) (pagination.Page[Transfer], error) {
-	pos, err := pagination.Decode(cursor)
-	if err != nil {
-		return pagination.Page[Transfer]{}, err
-	}
-	party := &caller.UserID
-	if caller.IsAdmin() {
-		party = forUser
-	}
-	at, aid := pagination.After(pos)
-	rows, err := s.db.Pool.Query(ctx, `-- name: ListTransfers
+	return movement.ListQuery(ctx, s.db.Pool, `-- name: ListTransfers
 `+selectTransfer+`
 WHERE ($1::uuid IS NULL OR t.from_user_id = $1 OR t.to_user_id = $1)
   AND ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3))
 ORDER BY t.created_at DESC, t.id DESC
-LIMIT $4`, party, at, aid, limit+1)
-	if err != nil {
-		return pagination.Page[Transfer]{}, fmt.Errorf("list transfers: %w", err)
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transfer, error) { return scanTransfer(r, caller) })
-	if err != nil {
-		return pagination.Page[Transfer]{}, fmt.Errorf("list transfers: %w", err)
-	}
-	return pagination.Cut(list, limit, func(t Transfer) pagination.Position {
-		return pagination.Position{CreatedAt: t.CreatedAt, ID: t.ID}
-	}), nil
+LIMIT $4`, movement.Owner(caller, forUser), limit, cursor,
+		func(r pgx.Row) (Transfer, error) { return scanTransfer(r, caller) },
+		func(t Transfer) pagination.Position { return pagination.Position{CreatedAt: t.CreatedAt, ID: t.ID} })
 }
 
 // Reverse books the compensating transaction of a transfer (admins only):
@@ -287,22 +270,11 @@ SELECT ledger_transaction_id FROM transfers WHERE id = $1`, id).Scan(&ledgerTx);
 	if err != nil {
 		return Transfer{}, err
 	}
-	posted, err := s.ledger.Reverse(ctx, tx, ledgerTx, ledger.KindReversal, "transfer-reversal:"+id.String())
-	if errors.Is(err, ledger.ErrAlreadyReversed) {
-		return Transfer{}, movement.ErrAlreadyReversed
-	}
+	_, at, err := movement.Reversal(ctx, tx, s.ledger, ledgerTx, "transfer-reversal:"+id.String(), `-- name: InsertTransferReversal
+INSERT INTO transfer_reversals (transfer_id, reversed_by, reason, ledger_transaction_id) VALUES ($1, $2, $3, $4)
+RETURNING created_at`, id, caller.UserID, reason)
 	if err != nil {
 		return Transfer{}, err
-	}
-	var at time.Time
-	err = tx.QueryRow(ctx, `-- name: InsertTransferReversal
-INSERT INTO transfer_reversals (transfer_id, ledger_transaction_id, reversed_by, reason) VALUES ($1, $2, $3, $4)
-RETURNING created_at`, id, posted.ID, caller.UserID, reason).Scan(&at)
-	if postgres.IsUniqueViolation(err, "") {
-		return Transfer{}, movement.ErrAlreadyReversed
-	}
-	if err != nil {
-		return Transfer{}, fmt.Errorf("insert reversal: %w", err)
 	}
 	t.Status, t.ReversedAt = StatusReversed, &at
 	_, err = outbox.Enqueue(ctx, tx, outbox.Event{

@@ -212,31 +212,14 @@ func (s *Service) Get(ctx context.Context, caller authn.Principal, id uuid.UUID)
 // List returns the caller's withdrawals newest first; admins see all, or
 // one user's with forUser.
 func (s *Service) List(ctx context.Context, caller authn.Principal, forUser *uuid.UUID, limit int, cursor string) (pagination.Page[Withdrawal], error) {
-	pos, err := pagination.Decode(cursor)
-	if err != nil {
-		return pagination.Page[Withdrawal]{}, err
-	}
-	owner := &caller.UserID
-	if caller.IsAdmin() {
-		owner = forUser
-	}
-	at, aid := pagination.After(pos)
-	rows, err := s.db.Pool.Query(ctx, `-- name: ListWithdrawals
+	return movement.ListQuery(ctx, s.db.Pool, `-- name: ListWithdrawals
 `+selectWithdrawal+`
 WHERE ($1::uuid IS NULL OR w.user_id = $1)
   AND ($2::timestamptz IS NULL OR (w.created_at, w.id) < ($2, $3))
 ORDER BY w.created_at DESC, w.id DESC
-LIMIT $4`, owner, at, aid, limit+1)
-	if err != nil {
-		return pagination.Page[Withdrawal]{}, fmt.Errorf("list withdrawals: %w", err)
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Withdrawal, error) { return scanWithdrawal(r) })
-	if err != nil {
-		return pagination.Page[Withdrawal]{}, fmt.Errorf("list withdrawals: %w", err)
-	}
-	return pagination.Cut(list, limit, func(w Withdrawal) pagination.Position {
+LIMIT $4`, movement.Owner(caller, forUser), limit, cursor, scanWithdrawal, func(w Withdrawal) pagination.Position {
 		return pagination.Position{CreatedAt: w.CreatedAt, ID: w.ID}
-	}), nil
+	})
 }
 
 // Outcome is the payout provider's answer for a withdrawal.
