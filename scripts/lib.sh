@@ -435,6 +435,38 @@ build_mailpit() {
 }
 
 # build_tools: builds every dev tool into the cache.
+# build_otelcol: sets OTELCOL_BIN, building the collector validator from
+# tools/otelcol unless a build of the same sources is cached. A cold build
+# takes several minutes on two cores; a warm run none.
+OTELCOL_BIN=""
+build_otelcol() {
+	local key
+	key="$({ go version; cat "$PAYGATE_TOOLS/otelcol/go.mod" "$PAYGATE_TOOLS/otelcol/go.sum" "$PAYGATE_TOOLS/otelcol/"*.go; } | sha256sum | cut -c1-16)"
+	OTELCOL_BIN="$PAYGATE_CACHE/bin/otelcol-paygate-$key"
+	if [[ ! -x "$OTELCOL_BIN" ]]; then
+		log "building the collector validator -> $OTELCOL_BIN (once; several minutes)"
+		mkdir -p "$PAYGATE_CACHE/bin"
+		(cd "$PAYGATE_TOOLS/otelcol" && go build -trimpath -ldflags="-s -w" -o "$OTELCOL_BIN.tmp" .) || die "building otelcol-paygate failed"
+		mv "$OTELCOL_BIN.tmp" "$OTELCOL_BIN"
+	fi
+}
+
+# build_jaeger: sets JAEGER_BIN, building Jaeger all-in-one from its Go
+# module (tools/jaeger) unless cached; the first build takes many minutes.
+JAEGER_BIN=""
+build_jaeger() {
+	local key
+	key="$({ go version; cat "$PAYGATE_TOOLS/jaeger/go.mod" "$PAYGATE_TOOLS/jaeger/go.sum"; } | sha256sum | cut -c1-16)"
+	JAEGER_BIN="$PAYGATE_CACHE/bin/jaeger-all-in-one-$key"
+	if [[ ! -x "$JAEGER_BIN" ]]; then
+		log "building Jaeger all-in-one -> $JAEGER_BIN (once; slow)"
+		mkdir -p "$PAYGATE_CACHE/bin"
+		(cd "$PAYGATE_TOOLS/jaeger" && go build -trimpath -ldflags="-s -w" -o "$JAEGER_BIN.tmp" github.com/jaegertracing/jaeger/cmd/all-in-one) ||
+			die "building Jaeger failed"
+		mv "$JAEGER_BIN.tmp" "$JAEGER_BIN"
+	fi
+}
+
 build_tools() {
 	build_devkafka
 	build_mailpit

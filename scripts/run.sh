@@ -29,7 +29,10 @@ LOG_DIR="$RUN_DIR/logs"
 PID_DIR="$RUN_DIR/pids"
 
 # Services started before the gateway, in order.
-DEV_SERVICES=(postgres kafka mailpit)
+DEV_SERVICES=(postgres kafka mailpit prometheus)
+# JAEGER=1 adds Jaeger all-in-one (built once from its Go module, slowly)
+# and points the gateway's OTLP trace exporter at it.
+[[ "${JAEGER:-0}" == 1 ]] && DEV_SERVICES+=(jaeger)
 
 # ---------------------------------------------------------------------------
 # Stop stack: each started thing pushes the command that stops it; cleanup
@@ -159,6 +162,50 @@ start_mailpit() {
 	MAIL_UI_URL="http://127.0.0.1:$http_port"
 }
 
+PROM_URL=""
+# start_prometheus: Debian's Prometheus scraping the gateway every 5s.
+start_prometheus() {
+	ensure_apt_tool prometheus prometheus
+	kill_stale_pidfile prometheus "$PID_DIR/prometheus.pid" "prometheus"
+	local port target logfile="$LOG_DIR/prometheus.log"
+	port="$(port_or_free "${PAYGATE_DEV_PROMETHEUS_PORT:-9090}")"
+	target="${PAYGATE_HTTP_ADDR:-127.0.0.1:8080}"
+	[[ "$target" == :* ]] && target="127.0.0.1$target"
+	mkdir -p "$RUN_DIR/prometheus"
+	cat >"$RUN_DIR/prometheus/prometheus.yml" <<YAML
+global:
+  scrape_interval: 5s
+  evaluation_interval: 5s
+rule_files:
+  - $PAYGATE_ROOT/internal/observability/alerts/paygate-rules.yaml
+scrape_configs:
+  - job_name: paygate
+    static_configs:
+      - targets: ["$target"]
+YAML
+	: >"$logfile"
+	log "starting Prometheus on 127.0.0.1:$port (scraping $target)"
+	start_bg prometheus "$logfile" prometheus --config.file="$RUN_DIR/prometheus/prometheus.yml" \
+		--storage.tsdb.path="$RUN_DIR/prometheus/data" --web.listen-address="127.0.0.1:$port"
+	wait_port "$port" 30 "$BG_PID" || fail_with_log prometheus "$logfile"
+	PROM_URL="http://127.0.0.1:$port"
+}
+
+JAEGER_URL=""
+# start_jaeger: Jaeger all-in-one with its OTLP receivers on loopback.
+start_jaeger() {
+	build_jaeger
+	local logfile="$LOG_DIR/jaeger.log"
+	: >"$logfile"
+	log "starting Jaeger (UI 127.0.0.1:16686, OTLP 127.0.0.1:4318)"
+	start_bg jaeger "$logfile" "$JAEGER_BIN" --collector.otlp.enabled=true \
+		--collector.otlp.grpc.host-port=127.0.0.1:4317 --collector.otlp.http.host-port=127.0.0.1:4318 \
+		--query.http-server.host-port=127.0.0.1:16686 --admin.http.host-port=127.0.0.1:14269
+	wait_port 16686 120 "$BG_PID" || fail_with_log jaeger "$logfile"
+	export OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
+	JAEGER_URL="http://127.0.0.1:16686"
+}
+
 # ---------------------------------------------------------------------------
 # Gateway.
 
@@ -169,6 +216,8 @@ build_gateway() {
 		return 0
 	fi
 	GATEWAY_BIN="$PAYGATE_STATE/bin/paygate"
+	# The Redoc bundle GET /docs serves is embedded at build time.
+	build_docs || die "building the API docs bundle failed (make docs)"
 	log "building ./cmd/paygate -> $GATEWAY_BIN"
 	mkdir -p "$PAYGATE_STATE/bin"
 	(cd "$PAYGATE_ROOT" && go build -o "$GATEWAY_BIN" ./cmd/paygate) || die "building the gateway failed"
@@ -218,12 +267,15 @@ main() {
 
   paygate (dev)
     API         $api
+    API docs    $api/docs  (OpenAPI: $api/openapi.yaml; tour: make tour)
     health      $api/healthz
     metrics     $api/metrics
     mail inbox  ${MAIL_UI_URL:-(external SMTP ${PAYGATE_SMTP_HOST:-}:${PAYGATE_SMTP_PORT})}
     database    ${PAYGATE_DATABASE_URL:-}
     kafka       ${PAYGATE_KAFKA_BROKERS:-}
     admin       $PAYGATE_BOOTSTRAP_ADMIN_EMAIL (password: $PAYGATE_BOOTSTRAP_ADMIN_PASSWORD)
+    prometheus  ${PROM_URL:-(not started)}
+    jaeger      ${JAEGER_URL:-(make run JAEGER=1)}
     logs        $LOG_DIR/
 
   Ctrl-C stops everything.

@@ -4,11 +4,15 @@
 #   1. starts a throwaway PostgreSQL cluster in a fresh temp dir on a free
 #      port and exports PAYGATE_TEST_DATABASE_URL (stopped and removed on
 #      any exit);
-#   2. go vet, a gofmt check, go build (root and tools/ modules);
-#   3. go test -race -count=1 ./... (root and tools/), plus $GOTESTFLAGS.
+#   2. the API docs bundle (make docs: npm ci in web/docs, Redoc copied into
+#      api/redoc/ for go:embed), go vet, a gofmt check, go build (root and
+#      tools/ modules);
+#   3. go test -race -count=1 ./... (root and tools/), plus $GOTESTFLAGS;
+#   4. otel-collector/config.yaml validated by the real collector code.
 #
 # Kafka (kfake) and SMTP run in-process inside the Go tests, so PostgreSQL is
-# the only external service. To add one, write start_<name> (start it,
+# the only external service; Debian's prometheus, chromium, curl and jq are
+# installed when missing (start_prometheus, start_browser). To add one, write start_<name> (start it,
 # register its stop with push_stop, export its env) and add it to
 # TEST_SERVICES; to add a check, add a `step` line in main.
 #
@@ -19,7 +23,7 @@
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-TEST_SERVICES=(postgres prometheus)
+TEST_SERVICES=(postgres prometheus browser)
 
 STOP_STACK=()
 push_stop() { STOP_STACK+=("$*"); }
@@ -82,6 +86,26 @@ start_postgres() {
 start_prometheus() {
 	ensure_apt_tool promtool prometheus
 	ensure_apt_tool prometheus prometheus
+}
+
+# Headless Chromium renders /docs (internal/apidocs TestDocsRenderInChromium);
+# curl and jq run the API tour (scripts/tour.sh, TestTourScript).
+start_browser() {
+	ensure_apt_tool chromium chromium
+	ensure_apt_tool curl curl
+	ensure_apt_tool jq jq
+}
+
+# validate_collector checks otel-collector/config.yaml with the real
+# collector code and that the cluster's copy is the same file.
+validate_collector() {
+	build_otelcol
+	"$OTELCOL_BIN" validate --config "$PAYGATE_ROOT/otel-collector/config.yaml" || return 1
+	local copy="$PAYGATE_ROOT/k8s/otel-collector/config.yaml"
+	if [[ -f "$copy" ]] && ! diff <(sed '/^#/d' "$PAYGATE_ROOT/otel-collector/config.yaml") <(sed '/^#/d' "$copy") >/dev/null; then
+		echo "k8s/otel-collector/config.yaml differs from otel-collector/config.yaml" >&2
+		return 1
+	fi
 }
 
 # ---------------------------------------------------------------------------
@@ -148,6 +172,8 @@ main() {
 		"start_$svc"
 	done
 
+	# The Redoc bundle is embedded by go build and served by the tests.
+	step "API docs bundle (make docs)" build_docs
 	step "go vet ./..." in_dir "$PAYGATE_ROOT" go vet ./...
 	step "go vet ./... (tools)" in_dir "$PAYGATE_TOOLS" go vet ./...
 	step "gofmt" gofmt_check
@@ -155,6 +181,7 @@ main() {
 	step "go build ./... (tools)" in_dir "$PAYGATE_TOOLS" go build -o /dev/null ./...
 	step "go test ./..." go_test "$PAYGATE_ROOT"
 	step "go test ./... (tools)" go_test "$PAYGATE_TOOLS"
+	step "otel collector config (validate)" validate_collector
 
 	if ((${#FAILED[@]})); then
 		log "FAILED steps:"
