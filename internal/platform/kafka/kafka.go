@@ -77,6 +77,7 @@ type Producer struct {
 	mu       sync.Mutex
 	client   sarama.Client
 	producer sarama.SyncProducer
+	closed   bool
 }
 
 // NewProducer returns a producer; it does not connect yet. When topic
@@ -88,6 +89,9 @@ func NewProducer(cfg config.Kafka, topics []TopicSpec, log *zap.Logger) *Produce
 func (p *Producer) connect() (sarama.SyncProducer, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errors.New("kafka producer closed")
+	}
 	if p.producer != nil {
 		return p.producer, nil
 	}
@@ -155,9 +159,12 @@ func (p *Producer) reset() {
 	p.producer, p.client = nil, nil
 }
 
-// Close flushes and closes the connection.
+// Close flushes and closes the connection; later sends fail.
 func (p *Producer) Close() error {
 	p.reset()
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -26,7 +27,20 @@ type ProducerParams struct {
 // runs after theirs.
 func ProvideProducer(p ProducerParams) *Producer {
 	prod := NewProducer(p.Config, p.Topics, p.Log.Named("kafka"))
-	p.Lifecycle.Append(fx.StopHook(prod.Close))
+	p.Lifecycle.Append(fx.Hook{
+		// Connecting at start creates the topics (when allowed) before the
+		// consumers ask for them. It runs in the background: brokers that
+		// are away must not stop the process, the relay reconnects later.
+		OnStart: func(context.Context) error {
+			go func() {
+				if _, err := prod.connect(); err != nil {
+					p.Log.Warn("kafka unreachable at start; will retry on first publish", zap.Error(err))
+				}
+			}()
+			return nil
+		},
+		OnStop: func(context.Context) error { return prod.Close() },
+	})
 	return prod
 }
 
