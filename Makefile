@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/paygate/paygate/internal/platform/buildinfo.Version=$(VERSION)
 BIN_DIR := .local/bin
 
-.PHONY: help run test build tools clean readme bench dashboards
+.PHONY: help run test build docs tour tools clean readme bench dashboards
 
 help: ## List the targets.
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-8s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -18,9 +18,15 @@ run: ## Run the gateway with local Postgres, Kafka (devkafka) and mailpit; Ctrl-
 test: ## Run go vet, gofmt check, builds and go test -race against a throwaway Postgres.
 	@bash scripts/test.sh
 
-build: ## Build the gateway into .local/bin/paygate.
+build: docs ## Build the gateway into .local/bin/paygate.
 	@mkdir -p $(BIN_DIR)
 	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/paygate ./cmd/paygate
+
+docs: ## Fetch the pinned Redoc bundle (npm ci in web/docs) into api/redoc/ for GET /docs.
+	@bash -c 'source scripts/lib.sh && build_docs'
+
+tour: ## The API quick tour (curl + jq) against make run (TOUR_BASE_URL, default http://127.0.0.1:8080).
+	@bash scripts/tour.sh
 
 tools: ## Build the dev tools (devkafka, mailpit) into the cache.
 	@bash -c 'source scripts/lib.sh && build_tools'

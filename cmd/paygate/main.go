@@ -35,6 +35,9 @@ import (
 )
 
 func main() {
+	// Times leave paygate in UTC (RFC 3339 with Z), whatever the host's
+	// zone: values read from PostgreSQL come back in time.Local.
+	time.Local = time.UTC
 	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "paygate:", err)
 		os.Exit(1)

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/paygate/paygate/internal/apidocs"
 	"github.com/paygate/paygate/internal/auth"
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/notify"
@@ -59,6 +60,7 @@ func Options(cfg config.Config, log *zap.Logger, extra ...fx.Option) fx.Option {
 		withdraw.Module,
 		payout.Module,
 		notify.Module,
+		apidocs.Module,
 		fx.Options(extra...),
 		fx.StartTimeout(60*time.Second),
 		fx.StopTimeout(cfg.HTTP.DrainDelay+cfg.HTTP.ShutdownTimeout+30*time.Second),

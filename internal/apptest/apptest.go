@@ -123,8 +123,8 @@ func Start(t testing.TB, opts ...Option) *Env {
 	a.RequireStart()
 	t.Cleanup(a.RequireStop)
 	return &Env{T: t, BaseURL: "http://" + srv.Addr(), Config: s.cfg, Pool: pool, Broker: broker,
-		Client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
-			MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second}}}
+		Client: &http.Client{Timeout: 60 * time.Second, Transport: ContractTransport(t, &http.Transport{
+			MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second})}}
 }
 
 // Nop returns a logger for helpers that need one.
