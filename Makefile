@@ -42,3 +42,34 @@ bench: ## Transfer throughput over HTTP next to pgbench on the same Postgres (BE
 
 dashboards: ## Regenerate the Grafana dashboards and copy dashboards and alert rules into the chart.
 	go run ./internal/observability/gendashboards
+
+# ---------------------------------------------------------------------------
+# Kubernetes delivery (README, "Kubernetes"; k8s/README.md). helm, kubectl,
+# kube-apiserver and etcd are built from tools/kube into the cache.
+
+IMAGE_REPO ?= paygate
+IMAGE_TAG ?= $(VERSION)
+KUBE_NAMESPACE ?= paygate
+DEPLOY_VALUES ?= k8s/paygate/values-dev.yaml
+
+.PHONY: image chart-lint chart-test deploy dev
+
+image: docs ## Build the container image (with the docs bundle) IMAGE_REPO:IMAGE_TAG (default paygate:VERSION; needs Docker with BuildKit).
+	DOCKER_BUILDKIT=1 docker build --build-arg VERSION=$(VERSION) -t $(IMAGE_REPO):$(IMAGE_TAG) .
+
+chart-lint: ## helm lint --strict the chart with every ci/*-values.yaml.
+	@for f in charts/paygate/ci/*-values.yaml; do \
+		echo "==> helm lint --strict -f $$f"; \
+		bash scripts/k8s-helm.sh lint --strict charts/paygate -f "$$f" || exit 1; \
+	done
+
+chart-test: ## Validate Dockerfile, chart, k8s/ and skaffold.yaml, against a real kube-apiserver on loopback.
+	@bash scripts/k8s-test.sh
+
+deploy: ## helm upgrade --install paygate into the current kube context (DEPLOY_VALUES, KUBE_NAMESPACE, IMAGE_REPO, IMAGE_TAG).
+	bash scripts/k8s-helm.sh upgrade --install paygate charts/paygate \
+		--namespace $(KUBE_NAMESPACE) --create-namespace -f $(DEPLOY_VALUES) \
+		--set-string image.repository=$(IMAGE_REPO),image.tag=$(IMAGE_TAG)
+
+dev: ## skaffold dev: build, deploy with k8s/paygate/values-dev.yaml, forward the API to :8080 (needs skaffold, Docker).
+	PAYGATE_VERSION=$(VERSION) skaffold dev --port-forward

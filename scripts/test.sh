@@ -8,7 +8,8 @@
 #      api/redoc/ for go:embed), go vet, a gofmt check, go build (root and
 #      tools/ modules);
 #   3. go test -race -count=1 ./... (root and tools/), plus $GOTESTFLAGS;
-#   4. otel-collector/config.yaml validated by the real collector code.
+#   4. the Kubernetes delivery checks (scripts/k8s-test.sh: Dockerfile, Helm
+#      chart, k8s/, skaffold.yaml, against a real kube-apiserver).
 #
 # Kafka (kfake) and SMTP run in-process inside the Go tests, so PostgreSQL is
 # the only external service; Debian's prometheus, chromium, curl and jq are
@@ -182,6 +183,9 @@ main() {
 	step "go test ./..." go_test "$PAYGATE_ROOT"
 	step "go test ./... (tools)" go_test "$PAYGATE_TOOLS"
 	step "otel collector config (validate)" validate_collector
+	# Dockerfile, Helm chart, k8s/ and skaffold.yaml against a real
+	# kube-apiserver (scripts/k8s-test.sh; builds its tools once into the cache).
+	step "kubernetes delivery (make chart-test)" bash "$PAYGATE_ROOT/scripts/k8s-test.sh"
 
 	if ((${#FAILED[@]})); then
 		log "FAILED steps:"

@@ -1,0 +1,189 @@
+{{/*
+Names, labels and the settings shared by the Deployment, the migration Job
+and the ConfigMap.
+*/}}
+
+{{- define "paygate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "paygate.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "paygate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels selecting this release's pods (never change them: selectors are immutable). */}}
+{{- define "paygate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "paygate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "paygate.labels" -}}
+helm.sh/chart: {{ include "paygate.chart" . }}
+{{ include "paygate.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "paygate.version" . | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: paygate
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "paygate.version" -}}
+{{- default .Chart.AppVersion .Values.image.tag | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "paygate.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+{{- end }}
+
+{{- define "paygate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "paygate.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "paygate.secretName" -}}
+{{- default (include "paygate.fullname" .) .Values.existingSecret }}
+{{- end }}
+
+{{- define "paygate.strimziNamespace" -}}
+{{- default .Release.Namespace .Values.strimzi.namespace }}
+{{- end }}
+
+{{/*
+paygate.checkShutdown fails the render when the grace period cannot hold the
+whole shutdown: preStop sleep, drain delay, request timeout, and the 30s
+paygate allows itself after them for the relay and consumers (fx
+StopTimeout in internal/app).
+*/}}
+{{- define "paygate.checkShutdown" -}}
+{{- $s := .Values.shutdown }}
+{{- $need := add (include "paygate.preStopSleep" . | int) $s.drainDelaySeconds $s.timeoutSeconds 30 }}
+{{- if lt (int $s.terminationGracePeriodSeconds) (int $need) }}
+{{- fail (printf "shutdown.terminationGracePeriodSeconds (%d) must be at least preStopSleepSeconds + drainDelaySeconds + timeoutSeconds + 30 = %d" (int $s.terminationGracePeriodSeconds) (int $need)) }}
+{{- end }}
+{{- end }}
+
+{{/* The preStop sleep in seconds: 0 where the kubelet has no native sleep action (<1.30). */}}
+{{- define "paygate.preStopSleep" -}}
+{{- if and (gt (int .Values.shutdown.preStopSleepSeconds) 0) (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version) }}
+{{- .Values.shutdown.preStopSleepSeconds }}
+{{- else }}
+{{- 0 }}
+{{- end }}
+{{- end }}
+
+{{/*
+paygate.config renders the non-secret settings as a flat map of variable
+names to strings: the ConfigMap's data, and the migration Job's env (which
+runs before the ConfigMap exists).
+*/}}
+{{- define "paygate.config" -}}
+{{- $c := .Values.config }}
+{{- $forbidden := list "PAYGATE_DATABASE_URL" "PAYGATE_JWT_PRIVATE_KEY" "PAYGATE_SMTP_USERNAME" "PAYGATE_SMTP_PASSWORD" "PAYGATE_BOOTSTRAP_ADMIN_PASSWORD" }}
+{{- $env := dict
+  "PAYGATE_ENV" $c.env
+  "PAYGATE_LOG_LEVEL" $c.logLevel
+  "PAYGATE_HTTP_ADDR" (printf ":%d" (int $c.httpPort))
+  "PAYGATE_SHUTDOWN_DRAIN_DELAY" (printf "%ds" (int .Values.shutdown.drainDelaySeconds))
+  "PAYGATE_SHUTDOWN_TIMEOUT" (printf "%ds" (int .Values.shutdown.timeoutSeconds))
+  "PAYGATE_MIGRATE_ON_START" (toString $c.migrateOnStart)
+  "PAYGATE_TRUST_PROXY_HEADERS" (toString $c.trustProxyHeaders)
+  "PAYGATE_DATABASE_MAX_CONNS" (toString (int $c.database.maxConns))
+  "PAYGATE_DATABASE_MIN_CONNS" (toString (int $c.database.minConns))
+  "PAYGATE_KAFKA_BROKERS" (join "," $c.kafka.brokers)
+  "PAYGATE_KAFKA_CREATE_TOPICS" (toString $c.kafka.createTopics)
+  "PAYGATE_KAFKA_TOPIC_AUTH" $c.kafka.topics.auth
+  "PAYGATE_KAFKA_TOPIC_TOPUP" $c.kafka.topics.topup
+  "PAYGATE_KAFKA_TOPIC_TRANSFER" $c.kafka.topics.transfer
+  "PAYGATE_KAFKA_TOPIC_WITHDRAW" $c.kafka.topics.withdraw
+  "PAYGATE_NOTIFY_RETRY_TOPIC" $c.kafka.topics.notifyRetry
+  "PAYGATE_NOTIFY_DLQ_TOPIC" $c.kafka.topics.notifyDlq
+  "PAYGATE_NOTIFY_GROUP" $c.kafka.groups.notify
+  "PAYGATE_PAYOUT_GROUP" $c.kafka.groups.payout
+  "PAYGATE_SMTP_HOST" $c.smtp.host
+  "PAYGATE_SMTP_PORT" (toString (int $c.smtp.port))
+  "PAYGATE_SMTP_TLS" $c.smtp.tls
+  "PAYGATE_MAIL_FROM" $c.mailFrom
+  "PAYGATE_BOOTSTRAP_ADMIN_EMAIL" $c.bootstrapAdminEmail
+}}
+{{- if .Values.otel.enabled }}
+{{- $_ := set $env "OTEL_TRACES_EXPORTER" "otlp" }}
+{{- $_ := set $env "OTEL_EXPORTER_OTLP_ENDPOINT" .Values.otel.endpoint }}
+{{- $_ := set $env "OTEL_EXPORTER_OTLP_PROTOCOL" .Values.otel.protocol }}
+{{- $_ := set $env "OTEL_TRACES_SAMPLER" .Values.otel.sampler }}
+{{- $_ := set $env "OTEL_TRACES_SAMPLER_ARG" .Values.otel.samplerArg }}
+{{- else }}
+{{- $_ := set $env "OTEL_TRACES_EXPORTER" "none" }}
+{{- end }}
+{{- with .Values.otel.resourceAttributes }}
+{{- $attrs := list }}
+{{- range $k, $v := . }}
+{{- $attrs = append $attrs (printf "%s=%s" $k $v) }}
+{{- end }}
+{{- $_ := set $env "OTEL_RESOURCE_ATTRIBUTES" (join "," $attrs) }}
+{{- end }}
+{{- range $k, $v := $c.extraEnv }}
+{{- if has $k $forbidden }}
+{{- fail (printf "config.extraEnv.%s is a secret: set it through secrets or existingSecret" $k) }}
+{{- end }}
+{{- $_ := set $env $k (toString $v) }}
+{{- end }}
+{{- toYaml $env }}
+{{- end }}
+
+{{/* paygate.secretData: the chart-managed secret's keys (only those set). */}}
+{{- define "paygate.secretData" -}}
+{{- $s := .Values.secrets }}
+PAYGATE_DATABASE_URL: {{ required "secrets.databaseUrl is required unless existingSecret is set" $s.databaseUrl | b64enc | quote }}
+PAYGATE_JWT_PRIVATE_KEY: {{ required "secrets.jwtPrivateKey is required unless existingSecret is set (generate one with `paygate jwt-keygen`)" $s.jwtPrivateKey | b64enc | quote }}
+{{- if or $s.smtpUsername $s.smtpPassword }}
+PAYGATE_SMTP_USERNAME: {{ required "secrets.smtpUsername goes with secrets.smtpPassword" $s.smtpUsername | b64enc | quote }}
+PAYGATE_SMTP_PASSWORD: {{ required "secrets.smtpPassword goes with secrets.smtpUsername" $s.smtpPassword | b64enc | quote }}
+{{- end }}
+{{- with $s.bootstrapAdminPassword }}
+PAYGATE_BOOTSTRAP_ADMIN_PASSWORD: {{ . | b64enc | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The pod-level security context shared by every pod of the chart. */}}
+{{- define "paygate.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.podSecurityContext.runAsUser }}
+runAsGroup: {{ .Values.podSecurityContext.runAsGroup }}
+fsGroup: {{ .Values.podSecurityContext.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The container-level security context shared by every container. */}}
+{{- define "paygate.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}

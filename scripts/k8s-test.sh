@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Validates the Kubernetes delivery (`make chart-test`, and a step of
+# `make test`):
+#
+#   1. builds kube-apiserver, kubectl, etcd and helm from the tools/kube Go
+#      module into $PAYGATE_CACHE/bin, once per version (scripts/k8s-lib.sh);
+#   2. go vet and go test in tools/kube: the Dockerfile (parsed, and its build
+#      command run), helm lint --strict and helm template of every ci/ value
+#      set, the values schema, the alerting rules (Prometheus' rule parser),
+#      the dashboards, skaffold.yaml (skaffold's JSON schema), and a real
+#      etcd + kube-apiserver on loopback with the Strimzi and Prometheus
+#      Operator CRDs, against which every rendered object and every k8s/
+#      manifest is applied with --dry-run=server --validate=strict, and the
+#      chart is installed, upgraded and uninstalled.
+#
+# The servers run in a temp dir on free ports and are stopped on any exit.
+# Environment: PAYGATE_CRDS_DIR (default ../shared/crds from the repository
+# root), PAYGATE_CACHE, KUBE_GOTESTFLAGS (e.g. -run TestChart -v).
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/k8s-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-lib.sh"
+
+main() {
+	local crds start=$SECONDS
+	crds="$(crds_dir)"
+	build_kube_tools
+	log "tools ready in $((SECONDS - start))s: $("$HELM_BIN" version --short), kubectl $("$KUBECTL_BIN" version --client -o yaml | awk '/gitVersion/ { print $2; exit }'), etcd $("$ETCD_BIN" --version | awk '/etcd Version/ { print $3 }')"
+	log "CRDs from $crds"
+
+	export PAYGATE_KUBE_APISERVER="$KUBE_APISERVER_BIN" PAYGATE_ETCD="$ETCD_BIN" \
+		PAYGATE_KUBECTL="$KUBECTL_BIN" PAYGATE_HELM="$HELM_BIN" PAYGATE_CRDS_DIR="$crds"
+
+	cd "$PAYGATE_KUBE_TOOLS" || die "no $PAYGATE_KUBE_TOOLS"
+	local goflags="${GOFLAGS:-}"
+	[[ "$goflags" == *-p=* ]] || goflags="$goflags -p=2"
+	GOFLAGS="$goflags" go vet ./...
+	# shellcheck disable=SC2086 # KUBE_GOTESTFLAGS is a list of flags.
+	GOFLAGS="$goflags" go test -count=1 -timeout 20m ${KUBE_GOTESTFLAGS:-} ./...
+	log "kubernetes delivery checks passed in $((SECONDS - start))s"
+}
+
+main "$@"
