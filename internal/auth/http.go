@@ -62,18 +62,14 @@ func bearer(r *http.Request) (string, bool) {
 // RegisterRoutes adds the /v1/auth routes. Register, login and refresh are
 // public; the rest require a valid access token.
 func (h *Handler) RegisterRoutes(r *mux.Router) {
-	public := func(path string, fn httpserver.HandlerFunc) {
-		r.Handle(path, httpserver.WithDomain(Domain, httpserver.Handle(h.log, fn))).Methods(http.MethodPost)
-	}
-	private := func(path, method string, fn httpserver.HandlerFunc) {
-		r.Handle(path, httpserver.WithDomain(Domain, h.Require(httpserver.Handle(h.log, fn)))).Methods(method)
-	}
-	public("/v1/auth/register", h.register)
-	public("/v1/auth/login", h.login)
-	public("/v1/auth/refresh", h.refresh)
-	private("/v1/auth/logout", http.MethodPost, h.logout)
-	private("/v1/auth/me", http.MethodGet, h.me)
-	private("/v1/auth/password", http.MethodPost, h.changePassword)
+	public := httpserver.NewRouter(r, Domain, h.log)
+	private := httpserver.NewRouter(r, Domain, h.log, h.Require)
+	public.Handle(http.MethodPost, "/v1/auth/register", h.register)
+	public.Handle(http.MethodPost, "/v1/auth/login", h.login)
+	public.Handle(http.MethodPost, "/v1/auth/refresh", h.refresh)
+	private.Handle(http.MethodPost, "/v1/auth/logout", h.logout)
+	private.Handle(http.MethodGet, "/v1/auth/me", h.me)
+	private.Handle(http.MethodPost, "/v1/auth/password", h.changePassword)
 }
 
 func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {

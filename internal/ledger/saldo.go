@@ -69,14 +69,12 @@ func NewSaldoHandler(store *Store, verifier *Verifier, u *users.Store, pool *pgx
 
 // RegisterRoutes adds the saldo routes; all require authentication.
 func (h *SaldoHandler) RegisterRoutes(r *mux.Router) {
-	route := func(path string, fn httpserver.HandlerFunc) {
-		r.Handle(path, httpserver.WithDomain(Domain, h.auth.Require(httpserver.Handle(h.log, fn)))).Methods(http.MethodGet)
-	}
-	route("/v1/saldo", h.own)
-	route("/v1/saldo/statement", h.statement)
-	route("/v1/users/{id}/saldo", h.ofUser)
-	route("/v1/saldos", h.all)
-	route("/v1/admin/ledger/verify", h.verify)
+	rt := httpserver.NewRouter(r, Domain, h.log, h.auth.Require)
+	rt.Handle(http.MethodGet, "/v1/saldo", h.own)
+	rt.Handle(http.MethodGet, "/v1/saldo/statement", h.statement)
+	rt.Handle(http.MethodGet, "/v1/users/{id}/saldo", h.ofUser)
+	rt.Handle(http.MethodGet, "/v1/saldos", h.all)
+	rt.Handle(http.MethodGet, "/v1/admin/ledger/verify", h.verify)
 }
 
 func (h *SaldoHandler) saldoOf(ctx context.Context, u users.User) (Saldo, error) {

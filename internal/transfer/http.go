@@ -33,17 +33,15 @@ func NewHandler(svc *Service, idem *idempotency.Store, auth authn.Authenticator,
 
 // RegisterRoutes adds the transfer routes; all require authentication.
 func (h *Handler) RegisterRoutes(r *mux.Router) {
-	route := func(path, method string, fn httpserver.HandlerFunc) {
-		r.Handle(path, httpserver.WithDomain(Domain, h.auth.Require(httpserver.Handle(h.log, fn)))).Methods(method)
-	}
-	route("/v1/transfers", http.MethodPost, h.create)
-	route("/v1/transfers", http.MethodGet, func(w http.ResponseWriter, r *http.Request) error {
+	rt := httpserver.NewRouter(r, Domain, h.log, h.auth.Require)
+	rt.Handle(http.MethodPost, "/v1/transfers", h.create)
+	rt.Handle(http.MethodGet, "/v1/transfers", func(w http.ResponseWriter, r *http.Request) error {
 		return movement.List(w, r, h.svc.List)
 	})
-	route("/v1/transfers/{id}", http.MethodGet, func(w http.ResponseWriter, r *http.Request) error {
+	rt.Handle(http.MethodGet, "/v1/transfers/{id}", func(w http.ResponseWriter, r *http.Request) error {
 		return movement.Get(w, r, ErrNotFound, h.svc.Get)
 	})
-	route("/v1/transfers/{id}/reversal", http.MethodPost, func(w http.ResponseWriter, r *http.Request) error {
+	rt.Handle(http.MethodPost, "/v1/transfers/{id}/reversal", func(w http.ResponseWriter, r *http.Request) error {
 		return movement.Reverse(w, r, h.idem, ErrNotFound, func(ctx context.Context, tx pgx.Tx, p authn.Principal, id uuid.UUID, reason string) (any, error) {
 			return h.svc.Reverse(ctx, tx, p, id, reason)
 		})

@@ -29,14 +29,12 @@ func NewHandler(svc *Service, creator AccountCreator, auth authn.Authenticator, 
 
 // RegisterRoutes adds the users routes; every one requires authentication.
 func (h *Handler) RegisterRoutes(r *mux.Router) {
-	route := func(path string, fn httpserver.HandlerFunc, method string) {
-		r.Handle(path, httpserver.WithDomain(Domain, h.auth.Require(httpserver.Handle(h.log, fn)))).Methods(method)
-	}
-	route("/v1/users", h.list, http.MethodGet)
-	route("/v1/users", h.create, http.MethodPost)
-	route("/v1/users/{id}", h.get, http.MethodGet)
-	route("/v1/users/{id}", h.patch, http.MethodPatch)
-	route("/v1/users/{id}", h.deactivate, http.MethodDelete)
+	rt := httpserver.NewRouter(r, Domain, h.log, h.auth.Require)
+	rt.Handle(http.MethodGet, "/v1/users", h.list)
+	rt.Handle(http.MethodPost, "/v1/users", h.create)
+	rt.Handle(http.MethodGet, "/v1/users/{id}", h.get)
+	rt.Handle(http.MethodPatch, "/v1/users/{id}", h.patch)
+	rt.Handle(http.MethodDelete, "/v1/users/{id}", h.deactivate)
 }
 
 func caller(r *http.Request) (authn.Principal, error) {

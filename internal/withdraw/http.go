@@ -32,14 +32,12 @@ func NewHandler(svc *Service, idem *idempotency.Store, auth authn.Authenticator,
 
 // RegisterRoutes adds the withdrawal routes; all require authentication.
 func (h *Handler) RegisterRoutes(r *mux.Router) {
-	route := func(path, method string, fn httpserver.HandlerFunc) {
-		r.Handle(path, httpserver.WithDomain(Domain, h.auth.Require(httpserver.Handle(h.log, fn)))).Methods(method)
-	}
-	route("/v1/withdrawals", http.MethodPost, h.create)
-	route("/v1/withdrawals", http.MethodGet, func(w http.ResponseWriter, r *http.Request) error {
+	rt := httpserver.NewRouter(r, Domain, h.log, h.auth.Require)
+	rt.Handle(http.MethodPost, "/v1/withdrawals", h.create)
+	rt.Handle(http.MethodGet, "/v1/withdrawals", func(w http.ResponseWriter, r *http.Request) error {
 		return movement.List(w, r, h.svc.List)
 	})
-	route("/v1/withdrawals/{id}", http.MethodGet, func(w http.ResponseWriter, r *http.Request) error {
+	rt.Handle(http.MethodGet, "/v1/withdrawals/{id}", func(w http.ResponseWriter, r *http.Request) error {
 		return movement.Get(w, r, ErrNotFound, h.svc.Get)
 	})
 }

@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"github.com/gorilla/mux"
 	"net/http"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -38,4 +39,31 @@ func WithDomain(domain string, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// Middleware wraps a handler, e.g. an authenticator's Require.
+type Middleware func(http.Handler) http.Handler
+
+// Router registers one domain's routes: every handler is tagged with the
+// domain (outermost), passed through the middleware (authentication), and
+// its errors written as problem details.
+type Router struct {
+	r      *mux.Router
+	domain string
+	log    *zap.Logger
+	mw     []Middleware
+}
+
+// NewRouter returns a Router for domain on r.
+func NewRouter(r *mux.Router, domain string, log *zap.Logger, mw ...Middleware) Router {
+	return Router{r: r, domain: domain, log: log, mw: mw}
+}
+
+// Handle registers fn for method and path.
+func (rt Router) Handle(method, path string, fn HandlerFunc) {
+	h := Handle(rt.log, fn)
+	for i := len(rt.mw) - 1; i >= 0; i-- {
+		h = rt.mw[i](h)
+	}
+	rt.r.Handle(path, WithDomain(rt.domain, h)).Methods(method)
 }
