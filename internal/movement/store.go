@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/paygate/paygate/internal/platform/config"
+	"github.com/paygate/paygate/internal/users"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/fx"
 	"time"
 
 	"github.com/google/uuid"
@@ -72,4 +76,17 @@ func Reversal(ctx context.Context, tx pgx.Tx, l *ledger.Store, ledgerTx uuid.UUI
 		return ledger.PostedTransaction{}, time.Time{}, fmt.Errorf("insert reversal: %w", err)
 	}
 	return posted, at, nil
+}
+
+// Deps are what every movement service is built from; each domain's fx
+// module injects them and adds its own topic and metrics.
+type Deps struct {
+	fx.In
+
+	DB            *postgres.DB
+	Ledger        *ledger.Store
+	Users         *users.Store
+	Money         config.Money
+	Kafka         config.Kafka
+	MeterProvider metric.MeterProvider
 }

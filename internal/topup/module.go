@@ -1,31 +1,16 @@
 package topup
 
 import (
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/fx"
 
-	"github.com/paygate/paygate/internal/ledger"
+	"github.com/paygate/paygate/internal/movement"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
-	"github.com/paygate/paygate/internal/platform/postgres"
-	"github.com/paygate/paygate/internal/users"
 )
 
-// Params are the dependencies of the service.
-type Params struct {
-	fx.In
-
-	DB            *postgres.DB
-	Ledger        *ledger.Store
-	Users         *users.Store
-	Money         config.Money
-	Kafka         config.Kafka
-	MeterProvider metric.MeterProvider
-}
-
 // ProvideService builds the service.
-func ProvideService(p Params) (*Service, error) {
+func ProvideService(p movement.Deps) (*Service, error) {
 	m, err := newMetrics(p.MeterProvider)
 	if err != nil {
 		return nil, err
