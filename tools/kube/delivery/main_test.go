@@ -139,8 +139,8 @@ func setUpCluster(c *cluster.Cluster) error {
 	if out, err := kubectl(c, nil, args...); err != nil {
 		return fmt.Errorf("installing CRDs: %v\n%s", err, out)
 	}
-	if out, err := kubectl(c, nil, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"); err != nil {
-		return fmt.Errorf("waiting for CRDs: %v\n%s", err, out)
+	if err := waitEstablished(c, len(files), 60*time.Second); err != nil {
+		return fmt.Errorf("waiting for CRDs: %w", err)
 	}
 	ns, err := kubectl(c, nil, "kustomize", filepath.Join(repoRoot(), "k8s", "namespace"))
 	if err != nil {
@@ -233,6 +233,36 @@ func helmHome(t *testing.T) string {
 		helmHomeDir = d
 	})
 	return helmHomeDir
+}
+
+// waitEstablished polls until want CRDs report the Established condition.
+// It does not use "kubectl wait --for=condition=Established": that command
+// fails at once, instead of waiting, on a CRD whose status the apiextensions
+// controller has not written yet (".status.conditions accessor error"), and
+// right after a server-side apply some CRDs are in exactly that state.
+func waitEstablished(c *cluster.Cluster, want int, timeout time.Duration) error {
+	const jsonpath = `{range .items[*]}{.metadata.name}{"="}{.status.conditions[?(@.type=="Established")].status}{"\n"}{end}`
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		out, err := kubectl(c, nil, "get", "crd", "-o", "jsonpath="+jsonpath)
+		last = string(out)
+		if err == nil {
+			established := 0
+			for _, line := range strings.Split(strings.TrimSpace(last), "\n") {
+				if strings.HasSuffix(line, "=True") {
+					established++
+				}
+			}
+			if established >= want {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d CRDs not all Established after %s (err %v):\n%s", want, timeout, err, last)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // kubectl runs the kubectl binary against c (any c for commands that need
