@@ -33,7 +33,9 @@ type Saldo struct {
 
 // StatementEntry is one line of a statement.
 type StatementEntry struct {
-	ID            int64     `json:"id"`
+	// ID is the entry's public id (see EntryPublicID), a UUID like every
+	// other id of the API; the internal sequence number stays internal.
+	ID            uuid.UUID `json:"id"`
 	TransactionID uuid.UUID `json:"transaction_id"`
 	Kind          string    `json:"kind"`
 	Reference     string    `json:"reference"`
@@ -116,7 +118,7 @@ func (h *SaldoHandler) statement(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := list[StatementEntry]{Data: make([]StatementEntry, 0, len(entries))}
 	for _, e := range entries {
-		out.Data = append(out.Data, StatementEntry{ID: e.ID, TransactionID: e.TransactionID, Kind: e.TransactionKind,
+		out.Data = append(out.Data, StatementEntry{ID: EntryPublicID(e.TransactionID, e.AccountID), TransactionID: e.TransactionID, Kind: e.TransactionKind,
 			Reference: e.Reference, Amount: e.Amount, BalanceAfter: e.BalanceAfter, CreatedAt: e.CreatedAt})
 	}
 	if next != "" {
@@ -207,7 +209,7 @@ func ResultOf(rep Report) VerifyResult {
 func (h *SaldoHandler) verify(w http.ResponseWriter, r *http.Request) error {
 	p, _ := authn.FromContext(r.Context())
 	if !p.IsAdmin() {
-		return apperr.ErrNotFound
+		return apperr.ErrForbidden
 	}
 	rep, err := h.verifier.Verify(r.Context(), h.pool)
 	if err != nil {

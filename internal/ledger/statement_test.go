@@ -133,3 +133,40 @@ func TestListWalletsPaginates(t *testing.T) {
 	_, _, err := f.store.ListWallets(f.ctx, f.pool, 3, "%%%")
 	wantErr(t, err, ledger.ErrInvalidCursor)
 }
+
+func TestEntryPublicIDIsStableAndDistinctPerEntry(t *testing.T) {
+	f := newFixture(t)
+	a := f.wallet(100)
+	b := f.wallet(0)
+	pt, err := f.post(ledger.KindTransfer, a.ID, b.ID, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pt.Entries) != 2 {
+		t.Fatalf("transfer has %d entries", len(pt.Entries))
+	}
+	debit := ledger.EntryPublicID(pt.ID, pt.Entries[0].AccountID)
+	credit := ledger.EntryPublicID(pt.ID, pt.Entries[1].AccountID)
+	if debit == credit {
+		t.Fatalf("both entries of a transfer got id %s", debit)
+	}
+	if debit.Version() != 5 || debit == uuid.Nil {
+		t.Fatalf("entry id %s is not a name-based UUID", debit)
+	}
+	// Read back through the statement, the ids are the same ones.
+	for _, acc := range []struct {
+		id   uuid.UUID
+		want uuid.UUID
+	}{{a.ID, debit}, {b.ID, credit}} {
+		page, _, err := f.store.Statement(f.ctx, f.pool, acc.id, 1, "")
+		if err != nil || len(page) != 1 {
+			t.Fatalf("statement of %s: %v, %v", acc.id, page, err)
+		}
+		if got := ledger.EntryPublicID(page[0].TransactionID, page[0].AccountID); got != acc.want {
+			t.Fatalf("entry id read back %s, want %s", got, acc.want)
+		}
+	}
+	if ledger.EntryPublicID(uuid.New(), a.ID) == debit {
+		t.Fatal("another transaction's entry got the same id")
+	}
+}

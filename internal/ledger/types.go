@@ -128,6 +128,16 @@ type Entry struct {
 	Reference       string
 }
 
+// EntryPublicID returns the UUID the API shows for the entry of transaction
+// txID on account accountID. A transaction books at most one entry per
+// account (ledger_entries_one_per_account), so the pair names the entry;
+// a name-based (SHA-1, version 5) UUID of it is stable across reads and
+// needs no column of its own, and it reveals neither the entry count nor the
+// account id.
+func EntryPublicID(txID, accountID uuid.UUID) uuid.UUID {
+	return uuid.NewSHA1(txID, accountID[:])
+}
+
 // HoldStatus is the state of a hold.
 type HoldStatus string
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -79,6 +80,7 @@ func TestTopUpCreditsTheWalletOnce(t *testing.T) {
 	st := e.Get(t, "/v1/saldo/statement", u.Token)
 	var page struct {
 		Data []struct {
+			ID           string `json:"id"`
 			Amount       int64  `json:"amount"`
 			BalanceAfter int64  `json:"balance_after"`
 			Kind         string `json:"kind"`
@@ -88,6 +90,15 @@ func TestTopUpCreditsTheWalletOnce(t *testing.T) {
 	st.JSON(t, &page)
 	if len(page.Data) != 1 || page.Data[0].Amount != 150000 || page.Data[0].BalanceAfter != 150000 || page.Data[0].Kind != "topup" || page.NextCursor != nil {
 		t.Fatalf("statement: %s", st.Body)
+	}
+	// The entry id is an opaque UUID, the same on every read.
+	if _, err := uuid.Parse(page.Data[0].ID); err != nil {
+		t.Fatalf("statement entry id %q is not a UUID: %v", page.Data[0].ID, err)
+	}
+	firstID := page.Data[0].ID
+	e.Get(t, "/v1/saldo/statement", u.Token).JSON(t, &page)
+	if page.Data[0].ID != firstID {
+		t.Fatalf("statement entry id changed between reads: %s then %s", firstID, page.Data[0].ID)
 	}
 }
 
@@ -102,6 +113,7 @@ func TestTopUpRejectsBadInputAndWritesNothing(t *testing.T) {
 		code   string
 	}{
 		{"no key", map[string]any{"amount": 20000, "method": "ovo"}, "", 400, "IDEMPOTENCY_KEY_REQUIRED"},
+		{"key of 256", map[string]any{"amount": 20000, "method": "ovo"}, strings.Repeat("k", 256), 400, "IDEMPOTENCY_KEY_INVALID"},
 		{"zero", map[string]any{"amount": 0, "method": "ovo"}, "k1", 400, "VALIDATION_FAILED"},
 		{"negative", map[string]any{"amount": -5000, "method": "ovo"}, "k2", 400, "VALIDATION_FAILED"},
 		{"fraction", `{"amount": 100.5, "method": "ovo"}`, "k3", 400, "VALIDATION_FAILED"},
@@ -132,6 +144,13 @@ func TestTopUpRejectsBadInputAndWritesNothing(t *testing.T) {
 		if r := topup(t, e, u.Token, map[string]any{"amount": 10000, "method": m}, fmt.Sprint("m", i)); r.Status != 201 {
 			t.Fatalf("method %q: %d %s", m, r.Status, r.Body)
 		}
+	}
+	// A key of exactly 255 characters is accepted, and replays.
+	long := strings.Repeat("k", 255)
+	body := map[string]any{"amount": 10000, "method": "ovo"}
+	first, again := topup(t, e, u.Token, body, long), topup(t, e, u.Token, body, long)
+	if first.Status != 201 || again.Status != 201 || again.Header.Get("Idempotent-Replayed") != "true" || string(first.Body) != string(again.Body) {
+		t.Fatalf("255-character key: %d %s, then %d %s", first.Status, first.Body, again.Status, again.Body)
 	}
 }
 
@@ -176,7 +195,7 @@ func TestReversal(t *testing.T) {
 	id := topup(t, e, u.Token, map[string]any{"amount": 40000, "method": "bca"}, "t1").Map(t)["id"].(string)
 	path := "/v1/topups/" + id + "/reversal"
 
-	if r := e.Post(t, path, u.Token, map[string]string{"reason": "mine"}, "Idempotency-Key", "r0"); r.Status != 404 {
+	if r := e.Post(t, path, u.Token, map[string]string{"reason": "mine"}, "Idempotency-Key", "r0"); r.Status != 403 || r.Code() != "FORBIDDEN" {
 		t.Fatalf("user reverses own top-up: %d %s", r.Status, r.Body)
 	}
 	r := e.Post(t, path, admin.Token, map[string]string{"reason": "chargeback"}, "Idempotency-Key", "r1")
