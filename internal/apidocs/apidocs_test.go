@@ -110,7 +110,7 @@ func TestRefusalsMatchTheSpec(t *testing.T) {
 		{"missing fields", apptest.Request{Method: "POST", Path: "/v1/auth/login", Body: `{}`}, 400, "VALIDATION_FAILED"},
 		{"no idempotency key", apptest.Request{Method: "POST", Path: "/v1/transfers", Token: u.Token, Body: map[string]any{"to": "x@example.com", "amount": 10000}}, 400, "IDEMPOTENCY_KEY_REQUIRED"},
 		{"key too long", apptest.Request{Method: "POST", Path: "/v1/withdrawals", Token: u.Token, Body: map[string]any{"amount": 50000},
-			Header: map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}}, 400, "IDEMPOTENCY_KEY_REQUIRED"},
+			Header: map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}}, 400, "IDEMPOTENCY_KEY_INVALID"},
 		{"bad cursor", apptest.Request{Method: "GET", Path: "/v1/topups?cursor=garbage", Token: u.Token}, 400, "INVALID_CURSOR"},
 		{"bad statement cursor", apptest.Request{Method: "GET", Path: "/v1/saldo/statement?cursor=garbage", Token: u.Token}, 400, "INVALID_CURSOR"},
 		{"bad user_id", apptest.Request{Method: "GET", Path: "/v1/transfers?user_id=nope", Token: u.Token}, 400, "VALIDATION_FAILED"},

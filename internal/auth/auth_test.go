@@ -161,6 +161,32 @@ func TestLoginAnswersAndTokens(t *testing.T) {
 	if string(strip.ReplaceAll(wrong.Body, nil)) != string(strip.ReplaceAll(unknown.Body, nil)) {
 		t.Fatalf("bodies differ:\n%s\n%s", wrong.Body, unknown.Body)
 	}
+
+	// Missing fields are a 400 that names each of them.
+	for _, c := range []struct {
+		body map[string]string
+		want []string
+	}{
+		{map[string]string{}, []string{"email", "password"}},
+		{map[string]string{"email": u.Email}, []string{"password"}},
+		{map[string]string{"password": u.Password}, []string{"email"}},
+	} {
+		r := e.Post(t, "/v1/auth/login", "", c.body)
+		var p struct {
+			Code   string `json:"code"`
+			Errors []struct {
+				Field string `json:"field"`
+			} `json:"errors"`
+		}
+		r.JSON(t, &p)
+		var fields []string
+		for _, fe := range p.Errors {
+			fields = append(fields, fe.Field)
+		}
+		if r.Status != 400 || p.Code != "VALIDATION_FAILED" || strings.Join(fields, ",") != strings.Join(c.want, ",") {
+			t.Fatalf("login with %v: %d %s; want fields %v", c.body, r.Status, r.Body, c.want)
+		}
+	}
 }
 
 // TestUnknownEmailCostsAPasswordHash checks that an unknown email is not

@@ -96,8 +96,15 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if err := httpserver.DecodeJSON(r, &in); err != nil {
 		return err
 	}
-	if in.Email == "" || in.Password == "" {
-		return apperr.Validation("email and password are required.")
+	var missing []apperr.FieldError
+	if in.Email == "" {
+		missing = append(missing, apperr.FieldError{Field: "email", Message: "is required"})
+	}
+	if in.Password == "" {
+		missing = append(missing, apperr.FieldError{Field: "password", Message: "is required"})
+	}
+	if len(missing) > 0 {
+		return apperr.Validation("email and password are required.", missing...)
 	}
 	pair, err := h.svc.Login(r.Context(), in.Email, in.Password, h.clientIP(r))
 	if err != nil {

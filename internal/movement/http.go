@@ -60,15 +60,19 @@ type reversalRequest struct {
 	Reason string `json:"reason"`
 }
 
-// Reverse serves POST /{id}/reversal: admins only (others get notFound),
-// an Idempotency-Key, an optional {"reason"}; it answers 200 with the
-// reversed movement.
+// Reverse serves POST /{id}/reversal: admins only (anyone else gets 403
+// before the id is even looked at, so the answer says nothing about the
+// record), an Idempotency-Key, an optional {"reason"}; it answers 200 with
+// the reversed movement, and a malformed id answers notFound.
 func Reverse(w http.ResponseWriter, r *http.Request, idem *idempotency.Store, notFound error,
 	reverse func(ctx context.Context, tx pgx.Tx, p authn.Principal, id uuid.UUID, reason string) (any, error),
 ) error {
 	p, _ := authn.FromContext(r.Context())
+	if !p.IsAdmin() {
+		return apperr.ErrForbidden
+	}
 	id, err := httpserver.PathUUID(r, "id")
-	if err != nil || !p.IsAdmin() {
+	if err != nil {
 		return notFound
 	}
 	if _, err := idempotency.Key(r); err != nil {

@@ -229,7 +229,7 @@ LIMIT $4`, movement.Owner(caller, forUser), limit, cursor, scanTopUp, func(t Top
 // makes it ledger.ErrInsufficientFunds.
 func (s *Service) Reverse(ctx context.Context, tx pgx.Tx, caller authn.Principal, id uuid.UUID, reason string) (TopUp, error) {
 	if !caller.IsAdmin() {
-		return TopUp{}, ErrNotFound
+		return TopUp{}, apperr.ErrForbidden
 	}
 	var t TopUp
 	var ledgerTx uuid.UUID

@@ -257,7 +257,7 @@ LIMIT $4`, movement.Owner(caller, forUser), limit, cursor,
 // ledger.ErrInsufficientFunds.
 func (s *Service) Reverse(ctx context.Context, tx pgx.Tx, caller authn.Principal, id uuid.UUID, reason string) (Transfer, error) {
 	if !caller.IsAdmin() {
-		return Transfer{}, ErrNotFound
+		return Transfer{}, apperr.ErrForbidden
 	}
 	var ledgerTx uuid.UUID
 	if err := tx.QueryRow(ctx, `-- name: GetTransferLedgerTx

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/paygate/paygate/internal/apptest"
 )
 
@@ -156,6 +158,17 @@ func TestTransferReversalAndDeactivationGuard(t *testing.T) {
 	if r := e.Do(t, apptest.Request{Method: "DELETE", Path: "/v1/users/" + bob.ID, Token: admin.Token}); r.Status != 409 || r.Code() != "USER_HOLDS_MONEY" {
 		t.Fatalf("deactivating a user with money: %d %s", r.Status, r.Body)
 	}
+	// Neither party may reverse it: 403 whatever the id, and nothing moves.
+	for _, u := range []apptest.User{alice, bob} {
+		for _, path := range []string{"/v1/transfers/" + id + "/reversal", "/v1/transfers/" + uuid.NewString() + "/reversal"} {
+			if r := e.Post(t, path, u.Token, nil, "Idempotency-Key", "nrv"); r.Status != 403 || r.Code() != "FORBIDDEN" {
+				t.Fatalf("non-admin reversal %s: %d %s", path, r.Status, r.Body)
+			}
+		}
+	}
+	if a, b := balance(t, e, alice), balance(t, e, bob); a != 40000 || b != 60000 {
+		t.Fatalf("balances after refused reversals %d/%d", a, b)
+	}
 	r := e.Post(t, "/v1/transfers/"+id+"/reversal", admin.Token, map[string]string{"reason": "fraud"}, "Idempotency-Key", "rv1")
 	if r.Status != 200 || r.Map(t)["status"] != "reversed" {
 		t.Fatalf("reversal: %d %s", r.Status, r.Body)
@@ -178,7 +191,7 @@ func TestTransferReversalAndDeactivationGuard(t *testing.T) {
 	if v.Status != 200 || v.Map(t)["ok"] != true {
 		t.Fatalf("verify: %d %s", v.Status, v.Body)
 	}
-	if r := e.Get(t, "/v1/admin/ledger/verify", alice.Token); r.Status != 404 {
-		t.Fatalf("non-admin verify: %d", r.Status)
+	if r := e.Get(t, "/v1/admin/ledger/verify", alice.Token); r.Status != 403 || r.Code() != "FORBIDDEN" {
+		t.Fatalf("non-admin verify: %d %s", r.Status, r.Body)
 	}
 }

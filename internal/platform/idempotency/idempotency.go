@@ -37,6 +37,7 @@ const MaxKeyLength = 255
 // Errors of the idempotency layer.
 var (
 	ErrKeyRequired = apperr.New(apperr.KindValidation, "IDEMPOTENCY_KEY_REQUIRED", "This endpoint requires an Idempotency-Key header (up to 255 characters).")
+	ErrKeyInvalid  = apperr.New(apperr.KindValidation, "IDEMPOTENCY_KEY_INVALID", "The Idempotency-Key header must be 1 to 255 characters.")
 	ErrKeyReused   = apperr.New(apperr.KindBusinessRule, "IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used with a different request.")
 	ErrInProgress  = apperr.New(apperr.KindConflict, "IDEMPOTENCY_IN_PROGRESS", "A request with this Idempotency-Key is still being processed; retry later.")
 )
@@ -161,11 +162,15 @@ func Fingerprint(r *http.Request, body []byte) []byte {
 	return h.Sum(nil)
 }
 
-// Key returns the request's Idempotency-Key, or ErrKeyRequired.
+// Key returns the request's Idempotency-Key: ErrKeyRequired when there is
+// none, ErrKeyInvalid when it is longer than MaxKeyLength.
 func Key(r *http.Request) (string, error) {
 	k := r.Header.Get(Header)
-	if k == "" || len(k) > MaxKeyLength {
+	switch {
+	case k == "":
 		return "", ErrKeyRequired
+	case len(k) > MaxKeyLength:
+		return "", ErrKeyInvalid
 	}
 	return k, nil
 }
