@@ -99,7 +99,7 @@ runs before the ConfigMap exists).
 */}}
 {{- define "paygate.config" -}}
 {{- $c := .Values.config }}
-{{- $forbidden := list "PAYGATE_DATABASE_URL" "PAYGATE_JWT_PRIVATE_KEY" "PAYGATE_SMTP_USERNAME" "PAYGATE_SMTP_PASSWORD" "PAYGATE_BOOTSTRAP_ADMIN_PASSWORD" }}
+{{- $forbidden := list "PAYGATE_DATABASE_URL" "PAYGATE_JWT_PRIVATE_KEY" "PAYGATE_SMTP_USERNAME" "PAYGATE_SMTP_PASSWORD" "PAYGATE_BOOTSTRAP_ADMIN_PASSWORD" "PAYGATE_KAFKA_SASL_PASSWORD" }}
 {{- $env := dict
   "PAYGATE_ENV" $c.env
   "PAYGATE_LOG_LEVEL" $c.logLevel
@@ -146,9 +146,77 @@ runs before the ConfigMap exists).
 {{- if has $k $forbidden }}
 {{- fail (printf "config.extraEnv.%s is a secret: set it through secrets or existingSecret" $k) }}
 {{- end }}
+{{- if or (hasPrefix "PAYGATE_KAFKA_TLS_" $k) (hasPrefix "PAYGATE_KAFKA_SASL_" $k) }}
+{{- fail (printf "config.extraEnv.%s: set Kafka TLS and SASL through config.kafka.tls and config.kafka.sasl" $k) }}
+{{- end }}
 {{- $_ := set $env $k (toString $v) }}
 {{- end }}
 {{- toYaml $env }}
+{{- end }}
+
+{{/*
+paygate.kafkaSecurity resolves config.kafka.tls and config.kafka.sasl into
+what the Deployment renders (as YAML, for fromYaml): the Secrets to mount
+and read, the directories they are mounted at, the keys that become file
+names. An empty client secret or SASL identity defaults to the chart's own
+KafkaUser (strimzi.user) when its authentication matches and it lives in
+the release namespace (a pod can only mount Secrets of its own namespace).
+It fails on the combinations paygate refuses at start, and on the ones it
+cannot see (a Secret named while TLS is off). These settings stay out of
+paygate.config: the migration Job does not talk to Kafka, and a SASL
+mechanism without its password would fail its config check.
+*/}}
+{{- define "paygate.kafkaSecurity" -}}
+{{- $tls := .Values.config.kafka.tls }}
+{{- $sasl := .Values.config.kafka.sasl }}
+{{- $user := .Values.strimzi.user }}
+{{- $ownUser := and $user.enabled (eq (include "paygate.strimziNamespace" .) .Release.Namespace) }}
+{{- if not $tls.enabled }}
+{{- range $what, $v := dict "caSecret.name" $tls.caSecret.name "clientSecret.name" $tls.clientSecret.name "serverName" $tls.serverName }}
+{{- if $v }}
+{{- fail (printf "config.kafka.tls.%s is set but config.kafka.tls.enabled is false: paygate would not use it" $what) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $client := $tls.clientSecret.name }}
+{{- if and $tls.enabled (not $client) $ownUser (eq $user.authentication "tls") }}
+{{- $client = $user.name }}
+{{- end }}
+{{- if and $client (eq $tls.clientSecret.certKey $tls.clientSecret.keyKey) }}
+{{- fail "config.kafka.tls.clientSecret.certKey and keyKey must differ" }}
+{{- end }}
+{{- $username := $sasl.username }}
+{{- $password := $sasl.passwordSecret.name }}
+{{- if $sasl.mechanism }}
+{{- if and (eq $sasl.mechanism "SCRAM-SHA-512") $ownUser (eq $user.authentication "scram-sha-512") }}
+{{- $username = default $user.name $username }}
+{{- $password = default $user.name $password }}
+{{- end }}
+{{- if not $username }}
+{{- fail (printf "config.kafka.sasl.username is required with mechanism %s" $sasl.mechanism) }}
+{{- end }}
+{{- if not $password }}
+{{- fail (printf "config.kafka.sasl.passwordSecret.name is required with mechanism %s" $sasl.mechanism) }}
+{{- end }}
+{{- if and (eq $sasl.mechanism "PLAIN") (not $tls.enabled) }}
+{{- fail "config.kafka.sasl.mechanism PLAIN sends the password as is: it needs config.kafka.tls.enabled" }}
+{{- end }}
+{{- else if or $username $password }}
+{{- fail "config.kafka.sasl.username and passwordSecret.name need config.kafka.sasl.mechanism" }}
+{{- end }}
+tls: {{ $tls.enabled }}
+caSecret: {{ $tls.caSecret.name | quote }}
+caKey: {{ $tls.caSecret.key | quote }}
+caDir: /etc/paygate/kafka/ca
+clientSecret: {{ $client | quote }}
+certKey: {{ $tls.clientSecret.certKey | quote }}
+keyKey: {{ $tls.clientSecret.keyKey | quote }}
+clientDir: /etc/paygate/kafka/client
+serverName: {{ $tls.serverName | quote }}
+mechanism: {{ $sasl.mechanism | quote }}
+username: {{ $username | quote }}
+passwordSecret: {{ $password | quote }}
+passwordKey: {{ $sasl.passwordSecret.key | quote }}
 {{- end }}
 
 {{/* paygate.secretData: the chart-managed secret's keys (only those set). */}}

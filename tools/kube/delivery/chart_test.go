@@ -99,6 +99,7 @@ func TestChartRender(t *testing.T) {
 			checkServiceAccount(t, objs, vals)
 			checkTestHook(t, objs, vals)
 			checkOptional(t, objs, vals)
+			checkKafkaSecurity(t, objs, vals)
 		})
 	}
 }
@@ -425,6 +426,20 @@ func TestChartRefuses(t *testing.T) {
 		{"not a paygate variable", []string{"-f", minimal, "--set", "config.extraEnv.HOME=/x"}, "invalid propertyName 'HOME'"},
 		{"privileged port", []string{"-f", minimal, "--set", "config.httpPort=80"}, "httpPort"},
 		{"root user", []string{"-f", minimal, "--set", "podSecurityContext.runAsUser=0"}, "runAsUser"},
+		// Kafka TLS and SASL (config.kafka.tls, config.kafka.sasl).
+		{"Kafka password in extraEnv", []string{"-f", minimal, "--set", "config.extraEnv.PAYGATE_KAFKA_SASL_PASSWORD=x"}, "invalid propertyName 'PAYGATE_KAFKA_SASL_PASSWORD'"},
+		{"Kafka TLS in extraEnv", []string{"-f", minimal, "--set-string", "config.extraEnv.PAYGATE_KAFKA_TLS_ENABLED=true"}, "invalid propertyName 'PAYGATE_KAFKA_TLS_ENABLED'"},
+		{"Kafka client certificate without TLS", []string{"-f", minimal, "--set", "config.kafka.tls.clientSecret.name=paygate"}, "config.kafka.tls.clientSecret.name is set but config.kafka.tls.enabled is false"},
+		{"Kafka CA without TLS", []string{"-f", minimal, "--set", "config.kafka.tls.caSecret.name=paygate-kafka-cluster-ca-cert"}, "config.kafka.tls.caSecret.name is set but config.kafka.tls.enabled is false"},
+		{"Kafka server name without TLS", []string{"-f", minimal, "--set", "config.kafka.tls.serverName=kafka.example.com"}, "config.kafka.tls.serverName is set but config.kafka.tls.enabled is false"},
+		{"Kafka certificate and key in one file", []string{"-f", minimal, "--set", "config.kafka.tls.enabled=true,config.kafka.tls.clientSecret.name=paygate,config.kafka.tls.clientSecret.keyKey=user.crt"}, "certKey and keyKey must differ"},
+		{"Kafka secret key with a path", []string{"-f", minimal, "--set", "config.kafka.tls.enabled=true,config.kafka.tls.caSecret.name=ca,config.kafka.tls.caSecret.key=../ca.crt"}, "config/kafka/tls/caSecret/key"},
+		{"SASL without a user name", []string{"-f", minimal, "--set", "config.kafka.tls.enabled=true,config.kafka.sasl.mechanism=SCRAM-SHA-512,config.kafka.sasl.passwordSecret.name=paygate"}, "config.kafka.sasl.username is required with mechanism SCRAM-SHA-512"},
+		{"SASL without a password Secret", []string{"-f", minimal, "--set", "config.kafka.tls.enabled=true,config.kafka.sasl.mechanism=SCRAM-SHA-256,config.kafka.sasl.username=paygate"}, "config.kafka.sasl.passwordSecret.name is required with mechanism SCRAM-SHA-256"},
+		{"SASL PLAIN without TLS", []string{"-f", minimal, "--set", "config.kafka.sasl.mechanism=PLAIN,config.kafka.sasl.username=paygate,config.kafka.sasl.passwordSecret.name=paygate"}, "PLAIN sends the password as is"},
+		{"SASL credentials without a mechanism", []string{"-f", minimal, "--set", "config.kafka.sasl.username=paygate"}, "need config.kafka.sasl.mechanism"},
+		{"unknown SASL mechanism", []string{"-f", minimal, "--set", "config.kafka.sasl.mechanism=GSSAPI"}, "config/kafka/sasl/mechanism"},
+		{"SCRAM with a KafkaUser of type tls", []string{"-f", minimal, "--set", "strimzi.user.enabled=true,strimzi.user.authentication=tls,config.kafka.tls.enabled=true,config.kafka.sasl.mechanism=SCRAM-SHA-512"}, "config.kafka.sasl.username is required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -554,6 +569,12 @@ func TestChartVariablesExist(t *testing.T) {
 		}
 		for _, s := range find(objs, "Secret", "") {
 			for k := range strMap(get(s, "data")) {
+				names[k] = true
+			}
+		}
+		// And the variables the Deployment sets itself (Kafka TLS and SASL).
+		for k := range containerEnv(get(one(t, objs, "Deployment", "paygate"), "spec", "template", "spec")) {
+			if !strings.HasPrefix(k, "K8S_") {
 				names[k] = true
 			}
 		}
