@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -112,17 +113,7 @@ func TestStrimzi(t *testing.T) {
 	if roles["controller"] < 3 || roles["broker"] < 3 {
 		t.Errorf("node pools give %d controllers and %d brokers, want at least 3 each", roles["controller"], roles["broker"])
 	}
-	var tlsListener bool
-	plainPort := 0
-	for _, l := range asSlice(get(kafka, "spec", "kafka", "listeners")) {
-		if get(l, "tls") == true && str(l, "authentication", "type") == "tls" {
-			tlsListener = true
-		}
-		if get(l, "tls") == false {
-			plainPort = num(get(l, "port"))
-		}
-	}
-	if !tlsListener {
+	if _, ok := tlsListener(kafka); !ok {
 		t.Errorf("no TLS listener with TLS client authentication")
 	}
 	if str(kafka, "spec", "kafka", "authorization", "type") != "simple" {
@@ -156,10 +147,12 @@ func TestStrimzi(t *testing.T) {
 		t.Errorf("chart default topics %v, paygate's %v", got, appTopics)
 	}
 
-	// The default brokers are this cluster's plain bootstrap service.
-	want := []any{kafka.Name() + "-kafka-bootstrap:" + itoa(plainPort)}
-	if got := get(vals, "config", "kafka", "brokers"); !reflect.DeepEqual(got, want) {
-		t.Errorf("chart default brokers %v, want %v", got, want)
+	// The default brokers are this cluster's bootstrap service, on the
+	// plaintext port that goes with the default tls.enabled=false (a dev
+	// broker; this cluster itself is TLS only, see TestStrimziTLSOnly).
+	want := []any{kafka.Name() + "-kafka-bootstrap:9092"}
+	if got := get(vals, "config", "kafka", "brokers"); !reflect.DeepEqual(got, want) || get(vals, "config", "kafka", "tls", "enabled") != false {
+		t.Errorf("chart default brokers %v (tls.enabled %v), want %v without TLS", got, get(vals, "config", "kafka", "tls", "enabled"), want)
 	}
 
 	// The user: consumer groups are paygate's, and the chart's KafkaUser
@@ -183,6 +176,74 @@ func TestStrimzi(t *testing.T) {
 		cy, _ := yaml.Marshal(get(cu, "spec"))
 		ky, _ := yaml.Marshal(get(user, "spec"))
 		t.Errorf("the chart's KafkaUser differs from k8s/strimzi/user.yaml:\nchart:\n%s\nk8s:\n%s", cy, ky)
+	}
+}
+
+// tlsListener returns the Kafka cluster's TLS listener with TLS client
+// authentication (the one paygate uses).
+func tlsListener(kafka Object) (any, bool) {
+	for _, l := range asSlice(get(kafka, "spec", "kafka", "listeners")) {
+		if get(l, "tls") == true && str(l, "authentication", "type") == "tls" {
+			return l, true
+		}
+	}
+	return nil, false
+}
+
+// TestStrimziTLSOnly: paygate speaks TLS to Kafka, so k8s/strimzi offers no
+// plaintext listener, no listener without authentication and no super user
+// for unauthenticated clients; and k8s/paygate/values-dev.yaml connects to
+// the TLS listener's port with the cluster CA and the KafkaUser's
+// certificate, through a NetworkPolicy that lets it out on that port.
+func TestStrimziTLSOnly(t *testing.T) {
+	objs := parseObjects(t, kustomize(t, filepath.Join(repoRoot(), "k8s", "strimzi")))
+	kafka := one(t, objs, "Kafka", "")
+	for _, l := range asSlice(get(kafka, "spec", "kafka", "listeners")) {
+		if get(l, "tls") != true {
+			t.Errorf("listener %s (port %d) has tls %v: paygate needs no plaintext listener", str(l, "name"), num(get(l, "port")), get(l, "tls"))
+		}
+		if str(l, "authentication", "type") == "" {
+			t.Errorf("listener %s (port %d) lets clients in without authentication", str(l, "name"), num(get(l, "port")))
+		}
+	}
+	for _, u := range asSlice(get(kafka, "spec", "kafka", "authorization", "superUsers")) {
+		if s, _ := u.(string); strings.Contains(strings.ToUpper(s), "ANONYMOUS") {
+			t.Errorf("superUsers has %q: unauthenticated clients would bypass the ACLs", s)
+		}
+	}
+	l, ok := tlsListener(kafka)
+	if !ok {
+		t.Fatalf("no TLS listener with TLS client authentication")
+	}
+	port := num(get(l, "port"))
+
+	dev := filepath.Join(repoRoot(), "k8s", "paygate", "values-dev.yaml")
+	vals := chartValues(t, dev)
+	brokers := asSlice(get(vals, "config", "kafka", "brokers"))
+	if len(brokers) == 0 {
+		t.Fatalf("values-dev.yaml lists no brokers")
+	}
+	for _, b := range brokers {
+		if want := kafka.Name() + "-kafka-bootstrap:" + itoa(port); b != want {
+			t.Errorf("values-dev.yaml broker %v, want the tls listener's %s", b, want)
+		}
+	}
+	w := kafkaSecurityOf(vals)
+	if !w.tls || w.caSecret != kafka.Name()+"-cluster-ca-cert" || w.caKey != "ca.crt" {
+		t.Errorf("values-dev.yaml TLS %v with CA %s/%s, want TLS with %s-cluster-ca-cert/ca.crt", w.tls, w.caSecret, w.caKey, kafka.Name())
+	}
+	user := one(t, objs, "KafkaUser", "")
+	if str(user, "spec", "authentication", "type") != "tls" || w.clientSecret != user.Name() ||
+		w.certKey != "user.crt" || w.keyKey != "user.key" {
+		t.Errorf("values-dev.yaml client certificate %s (%s, %s), want KafkaUser %s's Secret (user.crt, user.key) for a listener with authentication tls",
+			w.clientSecret, w.certKey, w.keyKey, user.Name())
+	}
+	var egress []int
+	for _, p := range asSlice(get(vals, "networkPolicy", "egress", "kafka", "ports")) {
+		egress = append(egress, num(p))
+	}
+	if get(vals, "networkPolicy", "enabled") == true && !slices.Contains(egress, port) {
+		t.Errorf("values-dev.yaml lets paygate out to Kafka on %v, not on the tls listener's %d", egress, port)
 	}
 }
 
