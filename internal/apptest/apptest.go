@@ -103,15 +103,22 @@ func Config(dbURL string, k config.Kafka) config.Config {
 	}
 }
 
-// Start runs the application for the rest of the test.
+// Start runs the application for the rest of the test, with a broker of
+// its own.
 func Start(t testing.TB, opts ...Option) *Env {
+	t.Helper()
+	return StartWithBroker(t, kafkatest.NewBroker(t), opts...)
+}
+
+// StartWithBroker runs the application for the rest of the test against
+// broker, configured as broker.Config says (its TLS and SASL settings too).
+func StartWithBroker(t testing.TB, broker *kafkatest.Broker, opts ...Option) *Env {
 	t.Helper()
 	// No trace export unless the test configured an exporter itself.
 	if _, ok := os.LookupEnv("OTEL_TRACES_EXPORTER"); !ok {
 		t.Setenv("OTEL_TRACES_EXPORTER", "none")
 	}
 	dbURL := pgtest.NewDatabase(t)
-	broker := kafkatest.NewBroker(t)
 	s := &settings{cfg: Config(dbURL, broker.Config())}
 	for _, o := range opts {
 		o(s)

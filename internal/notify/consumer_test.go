@@ -251,7 +251,7 @@ func TestStopDoesNotWaitForARetryRecord(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("stop took %s", d)
 	}
-	if caughtUp(t, h.addr(), h.cfg.Group, []string{h.cfg.RetryTopic}) {
+	if caughtUp(t, h.broker, h.cfg.Group, []string{h.cfg.RetryTopic}) {
 		t.Fatal("the waiting retry record was committed")
 	}
 	if n := len(h.smtp.Messages()); n != 0 {
@@ -273,7 +273,7 @@ func TestIgnoredEventsAreConsumedWithoutMail(t *testing.T) {
 	h.publish(t,
 		cloudEvent(t, h.kafka.TopicTopup, "u1", topup.EventReversed, uuid.NewString(), topup.Reversed{TopUpID: uuid.New(), Amount: 1, Currency: "IDR"}, nil),
 		cloudEvent(t, h.kafka.TopicTransfer, "u1", transfer.EventReversed, uuid.NewString(), transfer.Reversed{TransferID: uuid.New(), Amount: 1, Currency: "IDR"}, nil))
-	waitCaughtUp(t, h.addr(), h.cfg.Group, []string{h.kafka.TopicTopup, h.kafka.TopicTransfer}, 30*time.Second)
+	waitCaughtUp(t, h.broker, h.cfg.Group, []string{h.kafka.TopicTopup, h.kafka.TopicTransfer}, 30*time.Second)
 	if n := len(h.dlq(t, 1, 500*time.Millisecond)); n != 0 {
 		t.Fatalf("%d dead letters, want 0", n)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/paygate/paygate/internal/notify/smtptest"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/kafka"
+	"github.com/paygate/paygate/internal/platform/kafka/kafkatest"
 	"github.com/paygate/paygate/internal/withdraw"
 )
 
@@ -58,9 +59,15 @@ func notifyModule(t *testing.T) apptest.Option {
 
 func startMailApp(t *testing.T, adjust ...func(*config.Config)) *mailApp {
 	t.Helper()
+	return startMailAppOn(t, kafkatest.NewBroker(t), adjust...)
+}
+
+// startMailAppOn is startMailApp against the given broker.
+func startMailAppOn(t *testing.T, broker *kafkatest.Broker, adjust ...func(*config.Config)) *mailApp {
+	t.Helper()
 	srv := smtptest.Start(t)
 	m := &mailApp{smtp: srv}
-	m.Env = apptest.Start(t,
+	m.Env = apptest.StartWithBroker(t, broker,
 		apptest.WithConfig(func(c *config.Config) {
 			c.SMTP = config.SMTP{Host: srv.Host, Port: srv.Port, TLS: "none", Timeout: 2 * time.Second, From: "paygate <no-reply@paygate.test>"}
 			c.Notify = notifyConfig()
@@ -90,7 +97,7 @@ func (m *mailApp) settle(t *testing.T, timeout time.Duration) {
 		}
 		return n == 0
 	})
-	waitCaughtUp(t, m.Broker.Addr(), m.Config.Notify.Group, m.topics(), timeout)
+	waitCaughtUp(t, m.Broker, m.Config.Notify.Group, m.topics(), timeout)
 }
 
 // mails returns the accepted mails to addr by template.
@@ -336,7 +343,7 @@ func TestRedeliveredEventsSendNothingNew(t *testing.T) {
 	eventually(t, 30*time.Second, "the group to be deleted", func() bool {
 		return admin.DeleteConsumerGroup(e.Config.Notify.Group) == nil
 	})
-	if caughtUp(t, e.Broker.Addr(), e.Config.Notify.Group, e.topics()) {
+	if caughtUp(t, e.Broker, e.Config.Notify.Group, e.topics()) {
 		t.Fatal("offsets still committed after deleting the group")
 	}
 	if err := e.consumer.Start(ctx); err != nil {

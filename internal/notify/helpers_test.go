@@ -79,11 +79,9 @@ func rawProducer(t *testing.T, addr string) sarama.SyncProducer {
 }
 
 // caughtUp reports whether group has committed every record of topics.
-func caughtUp(t *testing.T, addr, group string, topics []string) bool {
+func caughtUp(t *testing.T, b *kafkatest.Broker, group string, topics []string) bool {
 	t.Helper()
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V3_6_0_0
-	client, err := sarama.NewClient([]string{addr}, sc)
+	client, err := sarama.NewClient([]string{b.Addr()}, b.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,10 +121,10 @@ func caughtUp(t *testing.T, addr, group string, topics []string) bool {
 }
 
 // waitCaughtUp waits until group has committed every record of topics.
-func waitCaughtUp(t *testing.T, addr, group string, topics []string, timeout time.Duration) {
+func waitCaughtUp(t *testing.T, b *kafkatest.Broker, group string, topics []string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !caughtUp(t, addr, group, topics) {
+	for !caughtUp(t, b, group, topics) {
 		if time.Now().After(deadline) {
 			t.Fatalf("group %s did not commit every record of %v within %s", group, topics, timeout)
 		}

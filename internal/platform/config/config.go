@@ -72,6 +72,17 @@ type Kafka struct {
 	ConsumerMaxWait   time.Duration `envconfig:"KAFKA_CONSUMER_MAX_WAIT" default:"250ms" desc:"Longest a fetch waits for new records."`
 	ConsumerRebalance time.Duration `envconfig:"KAFKA_CONSUMER_SESSION_TIMEOUT" default:"10s" desc:"Consumer group session timeout."`
 
+	// Transport security and authentication towards the brokers; see
+	// kafka_security.go for the rules.
+	TLSEnabled    bool   `envconfig:"KAFKA_TLS_ENABLED" default:"false" desc:"Connect to the brokers over TLS."`
+	TLSCAFile     string `envconfig:"KAFKA_TLS_CA_FILE" default:"" desc:"PEM file of the CA certificates that sign the brokers' certificates (Strimzi: ca.crt of <cluster>-cluster-ca-cert); empty trusts the system roots."`
+	TLSCertFile   string `envconfig:"KAFKA_TLS_CERT_FILE" default:"" desc:"PEM client certificate for mutual TLS (Strimzi KafkaUser of type tls: user.crt); needs PAYGATE_KAFKA_TLS_KEY_FILE."`
+	TLSKeyFile    string `envconfig:"KAFKA_TLS_KEY_FILE" default:"" desc:"PEM private key of the client certificate (user.key). Secret."`
+	TLSServerName string `envconfig:"KAFKA_TLS_SERVER_NAME" default:"" desc:"Name checked in the brokers' certificates instead of the host name dialled."`
+	SASLMechanism string `envconfig:"KAFKA_SASL_MECHANISM" default:"" desc:"SASL authentication: empty for none, PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (Strimzi KafkaUser of type scram-sha-512)."`
+	SASLUsername  string `envconfig:"KAFKA_SASL_USERNAME" default:"" desc:"SASL user name."`
+	SASLPassword  string `envconfig:"KAFKA_SASL_PASSWORD" default:"" desc:"SASL password; set it from a secret. Secret."`
+
 	TopicAuth     string `envconfig:"KAFKA_TOPIC_AUTH" default:"paygate.auth.v1" desc:"Topic of user and account events (user.registered, user.password_changed)."`
 	TopicTopup    string `envconfig:"KAFKA_TOPIC_TOPUP" default:"paygate.topup.v1" desc:"Topic of top-up events."`
 	TopicTransfer string `envconfig:"KAFKA_TOPIC_TRANSFER" default:"paygate.transfer.v1" desc:"Topic of transfer events."`

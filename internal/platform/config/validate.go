@@ -71,6 +71,7 @@ func (c *Config) validate() []VarError {
 			bad(name, "must not be empty")
 		}
 	}
+	out = append(out, c.Kafka.validateSecurity()...)
 	out = append(out, c.Auth.validate()...)
 	out = append(out, c.Money.validate()...)
 	out = append(out, c.validateNotify()...)

@@ -30,6 +30,9 @@ func NewSaramaConfig(cfg config.Kafka) (*sarama.Config, error) {
 	sc.Net.DialTimeout = cfg.DialTimeout
 	sc.Net.ReadTimeout = 10 * time.Second
 	sc.Net.WriteTimeout = 10 * time.Second
+	if err := applySecurity(sc, cfg); err != nil {
+		return nil, err
+	}
 	sc.Metadata.Retry.Max = 2
 	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
 
@@ -137,12 +140,14 @@ func (p *Producer) Send(ctx context.Context, msgs []*sarama.ProducerMessage) err
 	}
 	p.reset()
 	var perrs sarama.ProducerErrors
-	if errors.As(err, &perrs) {
+	if errors.As(err, &perrs) && len(perrs) > 0 {
 		failed := make([]*sarama.ProducerMessage, 0, len(perrs))
 		for _, pe := range perrs {
 			failed = append(failed, pe.Msg)
 		}
-		return &SendError{Failed: failed, Err: err}
+		// ProducerErrors' own text only counts the failures; the first
+		// cause (e.g. TOPIC_AUTHORIZATION_FAILED) is what an operator needs.
+		return &SendError{Failed: failed, Err: fmt.Errorf("%w (first failure: %w)", err, perrs[0].Err)}
 	}
 	return &SendError{Failed: msgs, Err: err}
 }

@@ -24,8 +24,14 @@ type ProducerParams struct {
 
 // ProvideProducer builds the producer and closes it on stop. Because the
 // producer is constructed before the relay and the consumers, its stop hook
-// runs after theirs.
-func ProvideProducer(p ProducerParams) *Producer {
+// runs after theirs. A client configuration that cannot be built (an
+// unreadable CA file, a key that does not match its certificate) fails the
+// start here rather than in every reconnection later; the files are read
+// again on each connection, so rotated certificates are picked up.
+func ProvideProducer(p ProducerParams) (*Producer, error) {
+	if _, err := NewSaramaConfig(p.Config); err != nil {
+		return nil, err
+	}
 	prod := NewProducer(p.Config, p.Topics, p.Log.Named("kafka"))
 	p.Lifecycle.Append(fx.Hook{
 		// Connecting at start creates the topics (when allowed) before the
@@ -41,7 +47,7 @@ func ProvideProducer(p ProducerParams) *Producer {
 		},
 		OnStop: func(context.Context) error { return prod.Close() },
 	})
-	return prod
+	return prod, nil
 }
 
 // AsTopic annotates a constructor returning a TopicSpec for the

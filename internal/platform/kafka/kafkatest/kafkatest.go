@@ -6,6 +6,7 @@ package kafkatest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
@@ -24,6 +25,9 @@ type Broker struct {
 	port   int
 	dir    string
 	topics []string
+	sec    Security
+	files  tlsFiles
+	srvTLS *tls.Config
 
 	mu      sync.Mutex
 	cluster *kfake.Cluster
@@ -34,13 +38,23 @@ type Broker struct {
 // stopped when the test ends.
 func NewBroker(t testing.TB, topics ...string) *Broker {
 	t.Helper()
+	return NewSecureBroker(t, Security{}, topics...)
+}
+
+// NewSecureBroker starts a broker like NewBroker that authenticates its
+// clients as sec says; Config returns client settings that pass.
+func NewSecureBroker(t testing.TB, sec Security, topics ...string) *Broker {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	_ = ln.Close()
-	b := &Broker{t: t, port: port, dir: t.TempDir(), topics: topics}
+	b := &Broker{t: t, port: port, dir: t.TempDir(), topics: topics, sec: sec}
+	if sec.TLS || sec.ClientCert {
+		b.files, b.srvTLS = newTestPKI(t, sec.ClientCert)
+	}
 	b.Start()
 	t.Cleanup(b.Stop)
 	return b
@@ -67,6 +81,13 @@ func (b *Broker) Config() config.Kafka {
 		TopicTopup:        "paygate.topup.v1",
 		TopicTransfer:     "paygate.transfer.v1",
 		TopicWithdraw:     "paygate.withdraw.v1",
+		TLSEnabled:        b.srvTLS != nil,
+		TLSCAFile:         b.files.CA,
+		TLSCertFile:       b.files.ClientCert,
+		TLSKeyFile:        b.files.ClientKey,
+		SASLMechanism:     b.sec.SASL,
+		SASLUsername:      b.sec.User,
+		SASLPassword:      b.sec.Password,
 	}
 }
 
@@ -82,12 +103,15 @@ func (b *Broker) Start() {
 		kfake.Ports(b.port),
 		kfake.NumBrokers(1),
 		kfake.DataDir(b.dir),
-		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(1),
+	}
+	if b.sec.ACLs == nil {
+		opts = append(opts, kfake.AllowAutoTopicCreation())
 	}
 	if len(b.topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(1, b.topics...))
 	}
+	opts = append(opts, b.securityOpts()...)
 	var err error
 	// The port of a just-closed broker may take a moment to free.
 	for range 50 {
@@ -123,8 +147,7 @@ type Record struct {
 // until n records were read or the timeout passed.
 func (b *Broker) ReadAll(t testing.TB, topic string, n int, timeout time.Duration) []Record {
 	t.Helper()
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V3_6_0_0
+	sc := b.ClientConfig()
 	sc.Consumer.Return.Errors = false
 	c, err := sarama.NewConsumer([]string{b.Addr()}, sc)
 	if err != nil {
