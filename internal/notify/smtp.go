@@ -3,11 +3,13 @@ package notify
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/mail"
 	"net/textproto"
+	"os"
 	"strings"
 
 	gomail "github.com/wneessen/go-mail"
@@ -31,11 +33,19 @@ func NewSMTPSender(cfg config.SMTP) (*SMTPSender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify: PAYGATE_MAIL_FROM: %w", err)
 	}
-	opts := []gomail.Option{
-		gomail.WithPort(cfg.Port),
-		gomail.WithTimeout(cfg.Timeout),
-		gomail.WithTLSConfig(&tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12}),
+	tc := &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12}
+	if cfg.TLSCAFile != "" {
+		// A relay with a private CA: only that CA's certificates pass.
+		pem, err := os.ReadFile(cfg.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("notify: PAYGATE_SMTP_TLS_CA_FILE: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("notify: PAYGATE_SMTP_TLS_CA_FILE: %s holds no PEM certificate", cfg.TLSCAFile)
+		}
 	}
+	opts := []gomail.Option{gomail.WithPort(cfg.Port), gomail.WithTimeout(cfg.Timeout), gomail.WithTLSConfig(tc)}
 	switch cfg.TLS {
 	case "none":
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
@@ -60,8 +70,9 @@ func NewSMTPSender(cfg config.SMTP) (*SMTPSender, error) {
 }
 
 // Send delivers m. The error is a *PermanentError when the server rejected
-// the mail with a 5xx reply or the message cannot be built; anything else
-// (connection refused, timeout, TLS trouble, a 4xx reply) is transient.
+// the mail with a 5xx reply (to MAIL, RCPT or DATA) or the message cannot
+// be built; anything else (connection refused, timeout, TLS trouble, a 4xx
+// reply, a refused or missing login) is transient.
 func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 	msg := gomail.NewMsg()
 	msg.FromMailAddress(s.from)
@@ -88,7 +99,15 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return Permanent(err)
 	}
-	err = c.DialAndSendWithContext(ctx, msg)
+	client, err := c.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		// Connecting, EHLO, STARTTLS and AUTH fail alike for every mail:
+		// the server or paygate's settings are at fault, not this mail, so
+		// even a 5xx here (a refused login: a password rotated on the
+		// relay before paygate's secret) is retried, not dead-lettered.
+		return fmt.Errorf("smtp connect: %w", err)
+	}
+	err = errors.Join(c.SendWithSMTPClient(client, msg), c.CloseWithSMTPClient(client))
 	if err != nil && msg.IsDelivered() {
 		// The server accepted the mail (its reply to the end of DATA);
 		// only the RSET or QUIT after it failed.
@@ -102,7 +121,13 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	if code := smtpCode(err); code >= 500 && code < 600 {
+	switch code := smtpCode(err); {
+	case code == 530:
+		// "Authentication required" (RFC 4954) or "Must issue a STARTTLS
+		// command first" (RFC 3207): paygate's settings are at fault, as
+		// with a refused login, not the mail.
+		return err
+	case code >= 500 && code < 600:
 		return Permanent(err)
 	}
 	var se *gomail.SendError

@@ -3,6 +3,8 @@ package notify_test
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +133,116 @@ func TestSMTPSenderRefusesBadSettings(t *testing.T) {
 	cfg.From = "nobody"
 	if _, err := notify.NewSMTPSender(cfg); err == nil {
 		t.Fatal("accepted a bad From")
+	}
+	garbage := filepath.Join(t.TempDir(), "garbage.crt")
+	if err := os.WriteFile(garbage, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{filepath.Join(t.TempDir(), "missing.crt"), garbage} {
+		cfg = smtpConfig("127.0.0.1", 465)
+		cfg.TLS, cfg.TLSCAFile = "tls", file
+		if _, err := notify.NewSMTPSender(cfg); err == nil || !strings.Contains(err.Error(), "PAYGATE_SMTP_TLS_CA_FILE") {
+			t.Fatalf("CA file %s: err = %v, want an error naming PAYGATE_SMTP_TLS_CA_FILE", filepath.Base(file), err)
+		}
+	}
+}
+
+// tlsConfig is the configuration that reaches srv with mode (starttls or
+// tls), trusting srv's CA.
+func tlsConfig(srv *smtptest.Server, mode string) config.SMTP {
+	cfg := smtpConfig(srv.Host, srv.Port)
+	cfg.TLS, cfg.TLSCAFile = mode, srv.CAFile
+	return cfg
+}
+
+// sendNothing sends testMessage with cfg, which must fail with a
+// transient error (the settings or the server are at fault, not the
+// mail), and checks that srv accepted nothing more.
+func sendNothing(t *testing.T, srv *smtptest.Server, cfg config.SMTP) error {
+	t.Helper()
+	before := len(srv.Messages())
+	err := newSender(t, cfg).Send(context.Background(), testMessage)
+	if err == nil || notify.IsPermanent(err) {
+		t.Fatalf("err = %v, want a transient error", err)
+	}
+	if n := len(srv.Messages()) - before; n != 0 {
+		t.Fatalf("%d message(s) accepted, want 0", n)
+	}
+	return err
+}
+
+// tlsModes pairs each PAYGATE_SMTP_TLS value that means TLS with the
+// smtptest server that speaks it.
+var tlsModes = []struct {
+	mode string
+	tls  smtptest.TLSMode
+}{{"starttls", smtptest.StartTLS}, {"tls", smtptest.ImplicitTLS}}
+
+func TestSMTPSenderDeliversOverTLS(t *testing.T) {
+	for _, c := range tlsModes {
+		t.Run(c.mode, func(t *testing.T) {
+			srv := smtptest.StartWith(t, smtptest.Security{TLS: c.tls})
+			if err := newSender(t, tlsConfig(srv, c.mode)).Send(context.Background(), testMessage); err != nil {
+				t.Fatal(err)
+			}
+			m := srv.Wait(t, 1, 5*time.Second)[0]
+			if !m.TLS || m.User != "" || m.MessageID != testMessage.ID || m.Text != testMessage.Text {
+				t.Fatalf("received TLS=%v user=%q id=%q text=%q", m.TLS, m.User, m.MessageID, m.Text)
+			}
+		})
+	}
+}
+
+func TestSMTPSenderAuthenticates(t *testing.T) {
+	const user, password = "paygate-mailer", "pw-Zq81-smtp"
+	srv := smtptest.StartWith(t, smtptest.Security{TLS: smtptest.StartTLS, User: user, Password: password})
+	cfg := tlsConfig(srv, "starttls")
+	cfg.Username, cfg.Password = user, password
+	if err := newSender(t, cfg).Send(context.Background(), testMessage); err != nil {
+		t.Fatal(err)
+	}
+	if m := srv.Wait(t, 1, 5*time.Second)[0]; !m.TLS || m.User != user {
+		t.Fatalf("received TLS=%v user=%q, want TLS and %q", m.TLS, m.User, user)
+	}
+
+	// A refused login fails every mail alike until the settings are
+	// fixed (or the relay catches up with a rotated password): transient,
+	// retried, not dead-lettered as if the mail were at fault. So is a
+	// server that wants a login paygate does not make (530 to MAIL).
+	cfg.Password = "pw-Zq81-old"
+	err := sendNothing(t, srv, cfg)
+	if summary := notify.ErrorSummary(err); !strings.Contains(summary, "535") || strings.Contains(summary+err.Error(), "pw-Zq81") {
+		t.Fatalf("wrong password: %q, want the 535 reply without the password", summary)
+	}
+	cfg.Username, cfg.Password = "", ""
+	if summary := notify.ErrorSummary(sendNothing(t, srv, cfg)); !strings.Contains(summary, "530") {
+		t.Fatalf("no login: %q, want the 530 reply", summary)
+	}
+}
+
+func TestSMTPSenderNeverSendsInClear(t *testing.T) {
+	// A relay that offers AUTH without TLS and no STARTTLS.
+	srv := smtptest.StartWith(t, smtptest.Security{User: "paygate-mailer", Password: "pw-Zq81-smtp"})
+	cfg := smtpConfig(srv.Host, srv.Port)
+	cfg.TLS, cfg.Username, cfg.Password = "starttls", "paygate-mailer", "pw-Zq81-smtp"
+	if summary := notify.ErrorSummary(sendNothing(t, srv, cfg)); !strings.Contains(summary, "STARTTLS") {
+		t.Fatalf("summary %q, want STARTTLS named", summary)
+	}
+	if n := srv.AuthAttempts(); n != 0 {
+		t.Fatalf("%d AUTH command(s) in clear", n)
+	}
+}
+
+func TestSMTPSenderRefusesUntrustedCertificates(t *testing.T) {
+	other := smtptest.StartWith(t, smtptest.Security{TLS: smtptest.StartTLS})
+	for _, c := range tlsModes {
+		srv := smtptest.StartWith(t, smtptest.Security{TLS: c.tls})
+		cfg := tlsConfig(srv, c.mode)
+		for _, ca := range []string{"", other.CAFile} { // the system roots, another CA
+			cfg.TLSCAFile = ca
+			if summary := notify.ErrorSummary(sendNothing(t, srv, cfg)); !strings.Contains(summary, "certificate") {
+				t.Fatalf("%s, CA file %q: %q, want a certificate error", c.mode, ca, summary)
+			}
+		}
 	}
 }

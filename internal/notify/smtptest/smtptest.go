@@ -1,11 +1,14 @@
 // Package smtptest runs a real SMTP server for tests: emersion/go-smtp in
 // process on a loopback port. It records every accepted message with its
 // envelope and decoded bodies, and can be told to refuse mail (for
-// example 451, try again later) globally or per recipient.
+// example 451, try again later) globally or per recipient. StartWith adds
+// STARTTLS or implicit TLS, with a certificate from a CA made for the test,
+// and SMTP AUTH PLAIN.
 package smtptest
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -20,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -34,13 +38,42 @@ type Message struct {
 	Text       string // decoded text/plain part, LF line ends
 	HTML       string // decoded text/html part, LF line ends
 	ReceivedAt time.Time
+	TLS        bool   // it came over TLS (STARTTLS or implicit)
+	User       string // the SMTP AUTH user of its session; empty without AUTH
 }
+
+// Security is what StartWith's server offers and requires.
+type Security struct {
+	// TLS is StartTLS or ImplicitTLS, or Plain (the zero value). The
+	// server certificate is for 127.0.0.1 and localhost, from a CA made
+	// for the test (Server.CAFile).
+	TLS TLSMode
+	// User and Password turn on SMTP AUTH PLAIN with that one account;
+	// MAIL from a session that has not authenticated is then refused
+	// with 530 5.7.0. Without TLS the server offers AUTH in clear, like a
+	// careless relay, so a test can show a client never sends its
+	// password there (AuthAttempts).
+	User, Password string
+}
+
+// TLSMode is how a server speaks TLS.
+type TLSMode int
+
+const (
+	Plain       TLSMode = iota // no TLS: STARTTLS is not offered
+	StartTLS                   // plain at first, STARTTLS offered
+	ImplicitTLS                // TLS from the first byte (port 465 style)
+)
 
 // Server is a running SMTP server.
 type Server struct {
 	Host string
 	Port int
+	// CAFile is the PEM file of the CA that signed the server's
+	// certificate; empty on a Plain server.
+	CAFile string
 
+	sec Security
 	srv *smtp.Server
 	ln  net.Listener
 
@@ -51,17 +84,32 @@ type Server struct {
 	refusals  int
 	changed   chan struct{}
 	parseErrs []error
+	auths     int
 }
 
-// Start runs a server until the test ends.
-func Start(t testing.TB) *Server {
+// Start runs a plain server without AUTH until the test ends.
+func Start(t testing.TB) *Server { return StartWith(t, Security{}) }
+
+// StartWith runs a server with sec until the test ends.
+func StartWith(t testing.TB, sec Security) *Server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, ln: ln, changed: make(chan struct{})}
-	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &session{s: s}, nil }))
+	s := &Server{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, sec: sec, changed: make(chan struct{})}
+	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{s: s, conn: c}, nil }))
+	if sec.TLS != Plain {
+		var tc *tls.Config
+		tc, s.CAFile = serverTLS(t)
+		if sec.TLS == ImplicitTLS {
+			ln = tls.NewListener(ln, tc)
+		} else {
+			s.srv.TLSConfig = tc
+		}
+	}
+	s.srv.AllowInsecureAuth = sec.TLS == Plain
+	s.ln = ln
 	s.srv.Domain = "smtptest.local"
 	s.srv.ReadTimeout = 10 * time.Second
 	s.srv.WriteTimeout = 10 * time.Second
@@ -96,6 +144,14 @@ func (s *Server) Refusals() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.refusals
+}
+
+// AuthAttempts returns how many AUTH commands the server received, right
+// or wrong.
+func (s *Server) AuthAttempts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.auths
 }
 
 // Messages returns the messages accepted so far, in order.
@@ -157,8 +213,36 @@ func (s *Server) add(m Message, perr error) {
 
 type session struct {
 	s    *Server
+	conn *smtp.Conn
+	user string // authenticated
 	from string
 	to   []string
+}
+
+// AuthMechanisms and Auth make session an smtp.AuthSession; the server
+// offers AUTH only when a user is configured.
+func (ss *session) AuthMechanisms() []string {
+	if ss.s.sec.User == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	ss.s.auths++
+	if ss.s.sec.User == "" || mech != sasl.Plain {
+		return nil, smtp.ErrAuthUnknownMechanism
+	}
+	return sasl.NewPlainServer(func(identity, user, password string) error {
+		sec := ss.s.sec
+		if (identity != "" && identity != user) || user != sec.User || password != sec.Password {
+			return smtp.ErrAuthFailed
+		}
+		ss.user = user
+		return nil
+	}), nil
 }
 
 func refusal(code int) error {
@@ -172,6 +256,10 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.s.refuse != 0 {
 		ss.s.refusals++
 		return refusal(ss.s.refuse)
+	}
+	if ss.s.sec.User != "" && ss.user == "" {
+		ss.s.refusals++
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	}
 	ss.from = from
 	return nil
@@ -197,6 +285,8 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	m, perr := parse(raw)
 	m.From, m.To, m.ReceivedAt = ss.from, append([]string(nil), ss.to...), time.Now()
+	state, isTLS := ss.conn.TLSConnectionState()
+	m.TLS, m.User = isTLS && state.HandshakeComplete, ss.user
 	ss.s.add(m, perr)
 	return nil
 }

@@ -13,13 +13,14 @@ const MaxNotifyRetryBackoff = 5 * time.Minute
 
 // SMTP holds the settings of the SMTP server paygate sends email through.
 type SMTP struct {
-	Host     string        `envconfig:"SMTP_HOST" default:"127.0.0.1" desc:"Host name of the SMTP server email is sent through (also the name checked in its TLS certificate)."`
-	Port     int           `envconfig:"SMTP_PORT" default:"1025" desc:"Port of the SMTP server (usually 587 with starttls, 465 with tls)."`
-	TLS      string        `envconfig:"SMTP_TLS" default:"none" desc:"Transport security: none, starttls (STARTTLS required) or tls (implicit TLS from the first byte)."`
-	Username string        `envconfig:"SMTP_USERNAME" default:"" desc:"SMTP AUTH user name; empty sends without authentication. Secret."`
-	Password string        `envconfig:"SMTP_PASSWORD" default:"" desc:"SMTP AUTH password; set it from a secret. Secret."`
-	Timeout  time.Duration `envconfig:"SMTP_TIMEOUT" default:"10s" desc:"Timeout of one SMTP conversation: connecting, and every command after it."`
-	From     string        `envconfig:"MAIL_FROM" default:"paygate <no-reply@paygate.local>" desc:"From address of every email (RFC 5322, with or without a display name)."`
+	Host      string        `envconfig:"SMTP_HOST" default:"127.0.0.1" desc:"Host name of the SMTP server email is sent through (also the name checked in its TLS certificate)."`
+	Port      int           `envconfig:"SMTP_PORT" default:"1025" desc:"Port of the SMTP server (usually 587 with starttls, 465 with tls)."`
+	TLS       string        `envconfig:"SMTP_TLS" default:"none" desc:"Transport security: none, starttls (STARTTLS required) or tls (implicit TLS from the first byte)."`
+	TLSCAFile string        `envconfig:"SMTP_TLS_CA_FILE" default:"" desc:"PEM file of CA certificates that sign the SMTP server's certificate; empty trusts the system roots."`
+	Username  string        `envconfig:"SMTP_USERNAME" default:"" desc:"SMTP AUTH user name; empty sends without authentication. Secret."`
+	Password  string        `envconfig:"SMTP_PASSWORD" default:"" desc:"SMTP AUTH password; set it from a secret. Secret."`
+	Timeout   time.Duration `envconfig:"SMTP_TIMEOUT" default:"10s" desc:"Timeout of one SMTP conversation: connecting, and every command after it."`
+	From      string        `envconfig:"MAIL_FROM" default:"paygate <no-reply@paygate.local>" desc:"From address of every email (RFC 5322, with or without a display name)."`
 }
 
 // Notify holds the settings of the email consumer.
@@ -33,7 +34,9 @@ type Notify struct {
 }
 
 // validateNotify checks the SMTP and Notify sections, and the topics of the
-// email consumer against the domain topics it reads.
+// email consumer against the domain topics it reads. Whether
+// PAYGATE_SMTP_TLS_CA_FILE exists and parses is checked when the sender is
+// built (notify.NewSMTPSender), which names the variable as well.
 func (c *Config) validateNotify() []VarError {
 	var out []VarError
 	bad := func(name, format string, args ...any) {
@@ -50,6 +53,11 @@ func (c *Config) validateNotify() []VarError {
 	case "none", "starttls", "tls":
 	default:
 		bad("SMTP_TLS", "must be none, starttls or tls, got %q", s.TLS)
+	}
+	if s.TLSCAFile != "" && s.TLS == "none" {
+		// A CA without TLS is a half-done setup that would otherwise
+		// silently send in clear.
+		bad("SMTP_TLS_CA_FILE", "is set but PAYGATE_SMTP_TLS is none: it needs starttls or tls")
 	}
 	// Credentials are secrets: only the kind of problem is reported.
 	if (s.Username == "") != (s.Password == "") {

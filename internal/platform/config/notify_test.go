@@ -71,3 +71,30 @@ func TestSMTPCredentialsNeedTLSAndAreNotEchoed(t *testing.T) {
 		t.Fatalf("credentials with starttls: %v", err)
 	}
 }
+
+func TestSMTPCAFileNeedsTLS(t *testing.T) {
+	setValid(t)
+	t.Setenv("PAYGATE_SMTP_TLS_CA_FILE", "/etc/paygate/smtp-ca.crt")
+	_, err := config.Load()
+	var ce *config.Error
+	if !errors.As(err, &ce) || !slices.Equal(ce.Vars(), []string{"PAYGATE_SMTP_TLS_CA_FILE"}) {
+		t.Fatalf("CA file with PAYGATE_SMTP_TLS=none: err = %v, want PAYGATE_SMTP_TLS_CA_FILE named", err)
+	}
+	// Alongside credentials, the errors still name no secret.
+	t.Setenv("PAYGATE_SMTP_USERNAME", "mailer")
+	t.Setenv("PAYGATE_SMTP_PASSWORD", "s3cret-smtp")
+	if _, err = config.Load(); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("err = %v, want an error that does not echo the password", err)
+	}
+	// The file is read when the sender is built, not here.
+	for _, mode := range []string{"starttls", "tls"} {
+		t.Setenv("PAYGATE_SMTP_TLS", mode)
+		cfg, err := config.Load()
+		if err != nil {
+			t.Fatalf("CA file with PAYGATE_SMTP_TLS=%s: %v", mode, err)
+		}
+		if cfg.SMTP.TLSCAFile != "/etc/paygate/smtp-ca.crt" {
+			t.Fatalf("TLSCAFile = %q", cfg.SMTP.TLSCAFile)
+		}
+	}
+}
