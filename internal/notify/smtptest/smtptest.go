@@ -25,6 +25,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/paygate/paygate/internal/platform/pkitest"
 )
 
 // Message is one accepted message.
@@ -100,8 +102,9 @@ func StartWith(t testing.TB, sec Security) *Server {
 	s := &Server{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, sec: sec, changed: make(chan struct{})}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{s: s, conn: c}, nil }))
 	if sec.TLS != Plain {
-		var tc *tls.Config
-		tc, s.CAFile = serverTLS(t)
+		ca := pkitest.NewCA(t, "smtptest CA")
+		tc := ca.ServerConfig()
+		s.CAFile = ca.File
 		if sec.TLS == ImplicitTLS {
 			ln = tls.NewListener(ln, tc)
 		} else {

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/paygate/paygate/internal/platform/config"
+	"github.com/paygate/paygate/internal/platform/pkitest"
 )
 
 // Broker is one in-process Kafka-protocol broker.
@@ -53,7 +54,12 @@ func NewSecureBroker(t testing.TB, sec Security, topics ...string) *Broker {
 	_ = ln.Close()
 	b := &Broker{t: t, port: port, dir: t.TempDir(), topics: topics, sec: sec}
 	if sec.TLS || sec.ClientCert {
-		b.files, b.srvTLS = newTestPKI(t, sec.ClientCert)
+		ca := pkitest.NewCA(t, "kafkatest CA")
+		b.files.CA, b.srvTLS = ca.File, ca.ServerConfig()
+		if sec.ClientCert {
+			b.srvTLS.ClientAuth, b.srvTLS.ClientCAs = tls.RequireAndVerifyClientCert, ca.Pool()
+			b.files.ClientCert, b.files.ClientKey = ca.ClientFiles("paygate")
+		}
 	}
 	b.Start()
 	t.Cleanup(b.Stop)

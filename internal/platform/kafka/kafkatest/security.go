@@ -1,19 +1,9 @@
 package kafkatest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
-	"path/filepath"
-	"testing"
-	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -92,77 +82,4 @@ func (b *Broker) ClientConfig() *sarama.Config {
 		sc.Net.SASL.User, sc.Net.SASL.Password = adminUser, adminPassword
 	}
 	return sc
-}
-
-// newTestPKI makes a CA, a server certificate for 127.0.0.1/localhost and,
-// if clientCert, a client certificate; it writes the client's files into a
-// temporary directory and returns them with the server's TLS config.
-func newTestPKI(t testing.TB, clientCert bool) (tlsFiles, *tls.Config) {
-	t.Helper()
-	dir := t.TempDir()
-	caKey, caCert, caDER := newCert(t, &x509.Certificate{
-		Subject: pkix.Name{CommonName: "kafkatest CA"}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}, nil, nil)
-	files := tlsFiles{CA: filepath.Join(dir, "ca.crt")}
-	writePEM(t, files.CA, "CERTIFICATE", caDER)
-
-	srvKey, _, srvDER := newCert(t, &x509.Certificate{
-		Subject: pkix.Name{CommonName: "kafkatest broker"}, DNSNames: []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, caCert, caKey)
-	srv := &tls.Config{MinVersion: tls.VersionTLS12,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}}}
-	if clientCert {
-		pool := x509.NewCertPool()
-		pool.AddCert(caCert)
-		srv.ClientAuth, srv.ClientCAs = tls.RequireAndVerifyClientCert, pool
-		key, _, der := newCert(t, &x509.Certificate{
-			Subject:  pkix.Name{CommonName: "paygate"},
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		}, caCert, caKey)
-		files.ClientCert, files.ClientKey = filepath.Join(dir, "user.crt"), filepath.Join(dir, "user.key")
-		writePEM(t, files.ClientCert, "CERTIFICATE", der)
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		writePEM(t, files.ClientKey, "PRIVATE KEY", keyDER)
-	}
-	return files, srv
-}
-
-// newCert signs tmpl with parent's key (itself when parent is nil).
-func newCert(t testing.TB, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = serial
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert, der
-}
-
-func writePEM(t testing.TB, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
