@@ -96,7 +96,7 @@ func Config(dbURL string, k config.Kafka) config.Config {
 		SMTP: config.SMTP{Host: "127.0.0.1", Port: 1025, TLS: "none", Timeout: 2 * time.Second, From: "paygate <no-reply@paygate.test>"},
 		// The email consumer is off unless a test turns it on (with an SMTP
 		// server of its own).
-		Notify: config.Notify{Enabled: false, Group: "paygate-email", RetryTopic: "paygate.notify.retry.v1", DLQTopic: "paygate.notify.dlq.v1", MaxAttempts: 5, RetryBackoff: 100 * time.Millisecond},
+		Notify: config.Notify{Enabled: false, Group: "paygate-email", RetryTopic: "paygate.notify.retry.v1", DLQTopic: "paygate.notify.dlq.v1", MaxAttempts: 5, RetryBackoff: 100 * time.Millisecond, DeliveryRetention: 336 * time.Hour},
 		// Payouts are off unless a test turns them on: most tests settle
 		// withdrawals themselves.
 		Payout: config.Payout{Enabled: false, Group: "paygate-payouts", Provider: "simulator", SimLatency: 20 * time.Millisecond, SimFailureRate: 0.2},

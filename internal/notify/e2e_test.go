@@ -59,11 +59,12 @@ func notifyModule(t *testing.T) apptest.Option {
 
 func startMailApp(t *testing.T, adjust ...func(*config.Config)) *mailApp {
 	t.Helper()
-	return startMailAppOn(t, kafkatest.NewBroker(t), adjust...)
+	return startMailAppOn(t, kafkatest.NewBroker(t), nil, adjust...)
 }
 
-// startMailAppOn is startMailApp against the given broker.
-func startMailAppOn(t *testing.T, broker *kafkatest.Broker, adjust ...func(*config.Config)) *mailApp {
+// startMailAppOn is startMailApp against the given broker, with extra
+// options in the application graph.
+func startMailAppOn(t *testing.T, broker *kafkatest.Broker, extra []fx.Option, adjust ...func(*config.Config)) *mailApp {
 	t.Helper()
 	srv := smtptest.Start(t)
 	m := &mailApp{smtp: srv}
@@ -77,6 +78,7 @@ func startMailAppOn(t *testing.T, broker *kafkatest.Broker, adjust ...func(*conf
 		}),
 		notifyModule(t),
 		apptest.WithFx(fx.Populate(&m.consumer, &m.withdraw)),
+		apptest.WithFx(extra...),
 	)
 	return m
 }

@@ -22,7 +22,7 @@ import (
 // notifyConfig is the consumer configuration of the tests: short backoffs.
 func notifyConfig() config.Notify {
 	return config.Notify{Enabled: true, Group: "paygate-email", RetryTopic: "paygate.notify.retry.v1", DLQTopic: "paygate.notify.dlq.v1",
-		MaxAttempts: 10, RetryBackoff: 50 * time.Millisecond}
+		MaxAttempts: 10, RetryBackoff: 50 * time.Millisecond, DeliveryRetention: 336 * time.Hour}
 }
 
 // templateOf returns the template of a received mail, from its

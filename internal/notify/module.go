@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"context"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/kafka"
+	"github.com/paygate/paygate/internal/platform/periodic"
 )
 
 // Params are the dependencies of the consumer in the fx graph.
@@ -48,8 +50,9 @@ func ProvideSender(cfg config.SMTP) (Sender, error) {
 // constructed after the producer, so on stop it finishes and commits the
 // record in hand before the producer closes.
 func ProvideConsumer(p Params) (*Consumer, error) {
+	store := NewStore(p.Pool, ClaimLease(p.SMTP))
 	c, err := NewConsumer(Deps{
-		Config: p.Notify, Kafka: p.Kafka, Store: NewStore(p.Pool, ClaimLease(p.SMTP)), Sender: p.Sender,
+		Config: p.Notify, Kafka: p.Kafka, Store: store, Sender: p.Sender,
 		Publisher: p.Producer, TracerProvider: p.TracerProvider, MeterProvider: p.MeterProvider,
 		Propagator: p.Propagator, Log: p.Log.Named("notify"),
 	})
@@ -59,6 +62,14 @@ func ProvideConsumer(p Params) (*Consumer, error) {
 	if p.Notify.Enabled {
 		p.Lifecycle.Append(fx.Hook{OnStart: c.Start, OnStop: c.Stop})
 		p.Lag.Watch(p.Notify.Group, c.Topics())
+		p.Lifecycle.Append(periodic.Hook(time.Hour, func(ctx context.Context) {
+			n, err := store.Prune(ctx, time.Now().Add(-p.Notify.DeliveryRetention))
+			if err != nil {
+				p.Log.Warn("pruning delivery records failed", zap.Error(err))
+			} else if n > 0 {
+				p.Log.Info("delivery records pruned", zap.Int64("deleted", n))
+			}
+		}))
 	}
 	return c, nil
 }

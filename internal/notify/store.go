@@ -103,3 +103,28 @@ WHERE event_id = $1 AND recipient = $2 AND template = $3 AND status = 'pending'`
 	}
 	return nil
 }
+
+// pruneBatch bounds one DELETE of Prune, so that pruning a large backlog
+// never holds many row locks or one long transaction.
+const pruneBatch = 1000
+
+// Prune deletes the records of mails sent before cutoff and returns how
+// many went. A record is what stops a redelivered event from mailing twice,
+// so cutoff must lie before the oldest record a consumer could still read
+// (the topics' retention). Pending records stay: they are the mails that
+// never went out, which operators look for.
+func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, `-- name: PruneSentDeliveries
+DELETE FROM notify_deliveries WHERE ctid IN (
+  SELECT ctid FROM notify_deliveries WHERE status = 'sent' AND sent_at < $1 LIMIT $2)`, cutoff, pruneBatch)
+		if err != nil {
+			return total, fmt.Errorf("notify: prune deliveries: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < pruneBatch {
+			return total, nil
+		}
+	}
+}

@@ -120,7 +120,7 @@ func TestStrimziUserAndTopicsAreWhatPaygateNeeds(t *testing.T) {
 	topics := strimziTopics(t)
 	broker := kafkatest.NewSecureBroker(t, kafkatest.Security{SASL: config.SASLSCRAMSHA512, User: "paygate",
 		Password: uuid.NewString(), ACLs: strimziACLs(t)}, topics...)
-	e := startMailAppOn(t, broker, func(c *config.Config) {
+	e := startMailAppOn(t, broker, nil, func(c *config.Config) {
 		c.Kafka.CreateTopics = false
 		c.Payout.Enabled, c.Payout.SimFailureRate = true, 0
 	})

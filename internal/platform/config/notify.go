@@ -31,6 +31,11 @@ type Notify struct {
 	DLQTopic     string        `envconfig:"NOTIFY_DLQ_TOPIC" default:"paygate.notify.dlq.v1" desc:"Dead-letter topic: events that cannot be mailed (poison, rejected, or out of attempts), with the error in a header."`
 	MaxAttempts  int           `envconfig:"NOTIFY_MAX_ATTEMPTS" default:"5" desc:"Delivery attempts of an event's email before it is dead-lettered."`
 	RetryBackoff time.Duration `envconfig:"NOTIFY_RETRY_BACKOFF" default:"2s" desc:"Pause before the second delivery attempt; it doubles for each further attempt, up to 5m."`
+	// DeliveryRetention bounds notify_deliveries: a sent record is what keeps
+	// a redelivered event from mailing twice, so it must outlive every
+	// record a consumer could still read (the topics' retention, 7 days in
+	// k8s/strimzi) with a margin.
+	DeliveryRetention time.Duration `envconfig:"NOTIFY_DELIVERY_RETENTION" default:"336h" desc:"How long records of sent mails are kept (they stop redelivered events from mailing twice); keep it above the Kafka topics' retention. At least 24h."`
 }
 
 // validateNotify checks the SMTP and Notify sections, and the topics of the
@@ -90,6 +95,9 @@ func (c *Config) validateNotify() []VarError {
 	}
 	if n.MaxAttempts < 1 || n.MaxAttempts > 100 {
 		bad("NOTIFY_MAX_ATTEMPTS", "must be between 1 and 100")
+	}
+	if n.DeliveryRetention < 24*time.Hour {
+		bad("NOTIFY_DELIVERY_RETENTION", "must be at least 24h")
 	}
 	if n.RetryBackoff <= 0 || n.RetryBackoff > MaxNotifyRetryBackoff {
 		bad("NOTIFY_RETRY_BACKOFF", "must be positive and at most %s", MaxNotifyRetryBackoff)

@@ -21,7 +21,7 @@ func TestNotifyDefaults(t *testing.T) {
 		t.Fatalf("SMTP = %+v, want %+v", cfg.SMTP, want)
 	}
 	wantN := config.Notify{Enabled: true, Group: "paygate-email", RetryTopic: "paygate.notify.retry.v1", DLQTopic: "paygate.notify.dlq.v1",
-		MaxAttempts: 5, RetryBackoff: 2 * time.Second}
+		MaxAttempts: 5, RetryBackoff: 2 * time.Second, DeliveryRetention: 336 * time.Hour}
 	if cfg.Notify != wantN {
 		t.Fatalf("Notify = %+v, want %+v", cfg.Notify, wantN)
 	}
@@ -40,12 +40,13 @@ func TestNotifyNamesEveryBadVariable(t *testing.T) {
 	t.Setenv("PAYGATE_NOTIFY_DLQ_TOPIC", "paygate.auth.v1")
 	t.Setenv("PAYGATE_NOTIFY_MAX_ATTEMPTS", "0")
 	t.Setenv("PAYGATE_NOTIFY_RETRY_BACKOFF", "1h")
+	t.Setenv("PAYGATE_NOTIFY_DELIVERY_RETENTION", "23h")
 	_, err := config.Load()
 	var ce *config.Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v, want *config.Error", err)
 	}
-	want := []string{"PAYGATE_MAIL_FROM", "PAYGATE_NOTIFY_DLQ_TOPIC", "PAYGATE_NOTIFY_GROUP", "PAYGATE_NOTIFY_MAX_ATTEMPTS",
+	want := []string{"PAYGATE_MAIL_FROM", "PAYGATE_NOTIFY_DELIVERY_RETENTION", "PAYGATE_NOTIFY_DLQ_TOPIC", "PAYGATE_NOTIFY_GROUP", "PAYGATE_NOTIFY_MAX_ATTEMPTS",
 		"PAYGATE_NOTIFY_RETRY_BACKOFF", "PAYGATE_NOTIFY_RETRY_TOPIC", "PAYGATE_SMTP_HOST", "PAYGATE_SMTP_PASSWORD",
 		"PAYGATE_SMTP_PORT", "PAYGATE_SMTP_TIMEOUT", "PAYGATE_SMTP_TLS"}
 	got := slices.Compact(ce.Vars())

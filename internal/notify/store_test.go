@@ -1,0 +1,88 @@
+package notify_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/fx"
+
+	"github.com/paygate/paygate/internal/notify"
+	"github.com/paygate/paygate/internal/platform/config"
+	"github.com/paygate/paygate/internal/platform/kafka/kafkatest"
+	"github.com/paygate/paygate/internal/platform/pgtest"
+)
+
+func TestPruneDeletesOldSentRecordsOnly(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
+	s := notify.NewStore(pool, time.Minute)
+	now := time.Now()
+	// 2,500 old sent records (more than one batch), one recent sent record,
+	// one old pending record.
+	if _, err := pool.Exec(ctx, `INSERT INTO notify_deliveries (event_id, recipient, template, status, attempts, sent_at, created_at, updated_at)
+SELECT gen_random_uuid(), 'old@example.com', 'welcome', 'sent', 1, $1, $1, $1 FROM generate_series(1, 2500)`, now.Add(-20*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	recent, pending := uuid.New(), uuid.New()
+	if _, err := pool.Exec(ctx, `INSERT INTO notify_deliveries (event_id, recipient, template, status, attempts, sent_at)
+VALUES ($1, 'new@example.com', 'welcome', 'sent', 1, $2)`, recent, now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO notify_deliveries (event_id, recipient, template, attempts, created_at, updated_at)
+VALUES ($1, 'stuck@example.com', 'welcome', 3, $2, $2)`, pending, now.Add(-20*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := s.Prune(ctx, now.Add(-14*24*time.Hour))
+	if err != nil || n != 2500 {
+		t.Fatalf("prune deleted %d (%v), want 2500", n, err)
+	}
+	var left []uuid.UUID
+	rows, err := pool.Query(ctx, `SELECT event_id FROM notify_deliveries ORDER BY recipient`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, id)
+	}
+	if rows.Err() != nil || len(left) != 2 || left[0] != recent || left[1] != pending {
+		t.Fatalf("left %v (%v), want the recent sent and the old pending record", left, rows.Err())
+	}
+	// Pruning again finds nothing more to delete.
+	if n, err := s.Prune(ctx, now.Add(-14*24*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("second prune deleted %d (%v)", n, err)
+	}
+}
+
+// TestTheConsumerPrunesAtStart checks the wiring: the application with the
+// email consumer prunes records older than PAYGATE_NOTIFY_DELIVERY_RETENTION
+// when it starts (and hourly after), and keeps younger ones.
+func TestTheConsumerPrunesAtStart(t *testing.T) {
+	old, young := uuid.New(), uuid.New()
+	seed := fx.Invoke(func(pool *pgxpool.Pool) error {
+		// Invoked while the graph is built, before the start hooks run.
+		_, err := pool.Exec(context.Background(), `INSERT INTO notify_deliveries (event_id, recipient, template, status, attempts, sent_at)
+VALUES ($1, 'a@example.com', 'welcome', 'sent', 1, now() - interval '49 hours'),
+       ($2, 'b@example.com', 'welcome', 'sent', 1, now() - interval '47 hours')`, old, young)
+		return err
+	})
+	e := startMailAppOn(t, kafkatest.NewBroker(t), []fx.Option{seed}, func(c *config.Config) { c.Notify.DeliveryRetention = 48 * time.Hour })
+	eventually(t, 30*time.Second, "the old record to be pruned", func() bool {
+		var n int
+		if err := e.Pool.QueryRow(context.Background(), `SELECT count(*) FROM notify_deliveries WHERE event_id = $1`, old).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	})
+	var n int
+	if err := e.Pool.QueryRow(context.Background(), `SELECT count(*) FROM notify_deliveries WHERE event_id = $1`, young).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("young record: %d (%v), want kept", n, err)
+	}
+}
