@@ -149,6 +149,9 @@ runs before the ConfigMap exists).
 {{- if or (hasPrefix "PAYGATE_KAFKA_TLS_" $k) (hasPrefix "PAYGATE_KAFKA_SASL_" $k) }}
 {{- fail (printf "config.extraEnv.%s: set Kafka TLS and SASL through config.kafka.tls and config.kafka.sasl" $k) }}
 {{- end }}
+{{- if eq $k "PAYGATE_SMTP_TLS_CA_FILE" }}
+{{- fail (printf "config.extraEnv.%s: set the SMTP server's CA through config.smtp.caSecret" $k) }}
+{{- end }}
 {{- $_ := set $env $k (toString $v) }}
 {{- end }}
 {{- toYaml $env }}
@@ -217,6 +220,24 @@ mechanism: {{ $sasl.mechanism | quote }}
 username: {{ $username | quote }}
 passwordSecret: {{ $password | quote }}
 passwordKey: {{ $sasl.passwordSecret.key | quote }}
+{{- end }}
+
+{{/*
+paygate.smtpSecurity resolves config.smtp.caSecret into what the Deployment
+renders (as YAML, for fromYaml): the Secret with the SMTP server's CA, the
+directory it is mounted at, the key that becomes the file name. It fails on
+a CA with tls none, which paygate refuses at start. Like the Kafka TLS
+settings it stays out of paygate.config: the migration Job sends no mail
+and does not mount the Secret.
+*/}}
+{{- define "paygate.smtpSecurity" -}}
+{{- $smtp := .Values.config.smtp }}
+{{- if and $smtp.caSecret.name (eq $smtp.tls "none") }}
+{{- fail "config.smtp.caSecret.name is set but config.smtp.tls is none: set it to starttls or tls (paygate refuses PAYGATE_SMTP_TLS_CA_FILE without TLS)" }}
+{{- end }}
+caSecret: {{ $smtp.caSecret.name | quote }}
+caKey: {{ $smtp.caSecret.key | quote }}
+caDir: /etc/paygate/smtp/ca
 {{- end }}
 
 {{/* paygate.secretData: the chart-managed secret's keys (only those set). */}}

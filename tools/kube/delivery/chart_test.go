@@ -100,6 +100,7 @@ func TestChartRender(t *testing.T) {
 			checkTestHook(t, objs, vals)
 			checkOptional(t, objs, vals)
 			checkKafkaSecurity(t, objs, vals)
+			checkSMTPSecurity(t, objs, vals)
 		})
 	}
 }
@@ -440,6 +441,11 @@ func TestChartRefuses(t *testing.T) {
 		{"SASL credentials without a mechanism", []string{"-f", minimal, "--set", "config.kafka.sasl.username=paygate"}, "need config.kafka.sasl.mechanism"},
 		{"unknown SASL mechanism", []string{"-f", minimal, "--set", "config.kafka.sasl.mechanism=GSSAPI"}, "config/kafka/sasl/mechanism"},
 		{"SCRAM with a KafkaUser of type tls", []string{"-f", minimal, "--set", "strimzi.user.enabled=true,strimzi.user.authentication=tls,config.kafka.tls.enabled=true,config.kafka.sasl.mechanism=SCRAM-SHA-512"}, "config.kafka.sasl.username is required"},
+		// The SMTP server's CA (config.smtp.caSecret).
+		{"SMTP CA without TLS", []string{"-f", minimal, "--set", "config.smtp.caSecret.name=smtp-relay-ca"}, "config.smtp.caSecret.name is set but config.smtp.tls is none"},
+		{"SMTP CA file in extraEnv", []string{"-f", minimal, "--set", "config.extraEnv.PAYGATE_SMTP_TLS_CA_FILE=/etc/ssl/relay.pem"}, "invalid propertyName 'PAYGATE_SMTP_TLS_CA_FILE'"},
+		{"SMTP CA key with a path", []string{"-f", minimal, "--set", "config.smtp.tls=starttls,config.smtp.caSecret.name=ca,config.smtp.caSecret.key=../ca.crt"}, "config/smtp/caSecret/key"},
+		{"unknown SMTP CA setting", []string{"-f", minimal, "--set", "config.smtp.caSecret.file=ca.crt"}, "additional properties 'file' not allowed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -572,7 +578,8 @@ func TestChartVariablesExist(t *testing.T) {
 				names[k] = true
 			}
 		}
-		// And the variables the Deployment sets itself (Kafka TLS and SASL).
+		// And the variables the Deployment sets itself (Kafka TLS and SASL,
+		// the SMTP server's CA).
 		for k := range containerEnv(get(one(t, objs, "Deployment", "paygate"), "spec", "template", "spec")) {
 			if !strings.HasPrefix(k, "K8S_") {
 				names[k] = true

@@ -167,27 +167,10 @@ func checkKafkaSecurity(t *testing.T, objs []Object, vals map[string]any) {
 	}
 
 	for name, src := range files {
-		file := value(name)
-		if !path.IsAbs(file) {
-			t.Errorf("%s=%q is not an absolute path", name, file)
-			continue
-		}
-		f := resolveFile(t, spec, file)
-		if f.secret != src[0] || f.key != src[1] {
-			t.Errorf("%s=%s is key %q of Secret %q, want key %q of Secret %q", name, file, f.key, f.secret, src[1], src[0])
-		}
-		if !f.readOnly {
-			t.Errorf("%s: the volume at %s is not mounted readOnly", name, path.Dir(file))
-		}
-		if f.mode&0o222 != 0 || f.mode&0o007 != 0 {
-			t.Errorf("%s: %s has mode %#o: want no write bits and nothing for others", name, file, f.mode)
-		}
-		if !strings.HasPrefix(file, "/etc/paygate/kafka/") {
-			t.Errorf("%s=%s is not under /etc/paygate/kafka/", name, file)
-		}
+		checkSecretFile(t, spec, name, value(name), "/etc/paygate/kafka/", src[0], src[1])
 	}
 	// Every Secret volume is mounted read-only (by construction the chart
-	// only has the Kafka ones).
+	// only has the Kafka and SMTP ones).
 	secretVols := map[string]bool{}
 	for _, v := range asSlice(get(spec, "volumes")) {
 		if get(v, "secret") != nil {
@@ -212,23 +195,54 @@ func checkKafkaSecurity(t *testing.T, objs []Object, vals map[string]any) {
 	// it: the Job does not talk to Kafka, and a SASL mechanism without the
 	// password would fail its configuration check.
 	for _, o := range objs {
-		var keys []string
-		switch o.Kind() {
-		case "ConfigMap", "Secret":
-			for k := range strMap(get(o, "data")) {
-				keys = append(keys, k)
-			}
-		case "Job":
-			for _, e := range asSlice(get(o, "spec", "template", "spec", "containers", 0, "env")) {
-				keys = append(keys, str(e, "name"))
-			}
-		}
-		for _, k := range keys {
+		for _, k := range sharedSettings(o) {
 			if strings.HasPrefix(k, "PAYGATE_KAFKA_TLS_") || strings.HasPrefix(k, "PAYGATE_KAFKA_SASL_") {
 				t.Errorf("%s carries %s", o, k)
 			}
 		}
 	}
+}
+
+// checkSecretFile: the file variable name=file is an absolute path under
+// dir that a read-only Secret volume fills from key of Secret secret, with
+// no write bits and nothing for others.
+func checkSecretFile(t *testing.T, podSpec any, name, file, dir, secret, key string) {
+	t.Helper()
+	if !path.IsAbs(file) {
+		t.Errorf("%s=%q is not an absolute path", name, file)
+		return
+	}
+	f := resolveFile(t, podSpec, file)
+	if f.secret != secret || f.key != key {
+		t.Errorf("%s=%s is key %q of Secret %q, want key %q of Secret %q", name, file, f.key, f.secret, key, secret)
+	}
+	if !f.readOnly {
+		t.Errorf("%s: the volume at %s is not mounted readOnly", name, path.Dir(file))
+	}
+	if f.mode&0o222 != 0 || f.mode&0o007 != 0 {
+		t.Errorf("%s: %s has mode %#o: want no write bits and nothing for others", name, file, f.mode)
+	}
+	if !strings.HasPrefix(file, dir) {
+		t.Errorf("%s=%s is not under %s", name, file, dir)
+	}
+}
+
+// sharedSettings lists the variables an object hands on besides the
+// Deployment's own env: the keys of a ConfigMap or Secret, and the env of
+// a Job (the migration Job, which runs with the ConfigMap's settings).
+func sharedSettings(o Object) []string {
+	var keys []string
+	switch o.Kind() {
+	case "ConfigMap", "Secret":
+		for k := range strMap(get(o, "data")) {
+			keys = append(keys, k)
+		}
+	case "Job":
+		for _, e := range asSlice(get(o, "spec", "template", "spec", "containers", 0, "env")) {
+			keys = append(keys, str(e, "name"))
+		}
+	}
+	return keys
 }
 
 // TestChartKafkaMutualTLS: the "everything on" set speaks mutual TLS with
