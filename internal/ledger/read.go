@@ -57,6 +57,33 @@ func (s *Store) WalletOf(ctx context.Context, q Querier, userID uuid.UUID) (Acco
 	return a, nil
 }
 
+// WalletsOf returns the wallets of the users, by user id, in one round
+// trip; a user without a wallet is ErrAccountNotFound. It locks nothing:
+// Post locks the accounts it books on.
+func (s *Store) WalletsOf(ctx context.Context, q Querier, userIDs []uuid.UUID) (map[uuid.UUID]Account, error) {
+	rows, err := q.Query(ctx, `-- name: GetWallets
+SELECT `+accountColumns+` FROM ledger_accounts WHERE owner_user_id = ANY($1)`, userIDs)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read wallets: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Account, error) { return scanAccount(r) })
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read wallets: %w", err)
+	}
+	out := make(map[uuid.UUID]Account, len(list))
+	for _, a := range list {
+		if a.OwnerUserID != nil {
+			out[*a.OwnerUserID] = a
+		}
+	}
+	for _, id := range userIDs {
+		if _, ok := out[id]; !ok {
+			return nil, ErrAccountNotFound.Wrap(fmt.Errorf("wallet of user %s", id))
+		}
+	}
+	return out, nil
+}
+
 // Balance returns the balance, held and available amounts of accountID.
 func (s *Store) Balance(ctx context.Context, q Querier, accountID uuid.UUID) (Balances, error) {
 	a, err := s.Account(ctx, q, accountID)

@@ -170,3 +170,17 @@ func TestEntryPublicIDIsStableAndDistinctPerEntry(t *testing.T) {
 		t.Fatal("another transaction's entry got the same id")
 	}
 }
+
+func TestWalletsOfReadsEveryWalletOrFails(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.wallet(0), f.wallet(0)
+	got, err := f.store.WalletsOf(f.ctx, f.pool, []uuid.UUID{*a.OwnerUserID, *b.OwnerUserID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[*a.OwnerUserID].ID != a.ID || got[*b.OwnerUserID].ID != b.ID {
+		t.Fatalf("wallets = %+v", got)
+	}
+	_, err = f.store.WalletsOf(f.ctx, f.pool, []uuid.UUID{*a.OwnerUserID, uuid.New()})
+	wantErr(t, err, ledger.ErrAccountNotFound)
+}

@@ -134,7 +134,8 @@ func (s *Service) resolve(ctx context.Context, q users.Querier, to string) (user
 // Create books the transfer in tx.
 //
 // Lock order: the two user rows are share-locked in id order (against a
-// concurrent deactivation), then the ledger locks both wallets in id order;
+// concurrent deactivation; one statement, users.LockMany), then the ledger
+// locks both wallets in id order;
 // every movement follows the same order, so transfers in opposite
 // directions between the same wallets cannot deadlock.
 func (s *Service) Create(ctx context.Context, tx pgx.Tx, caller authn.Principal, req Request) (Transfer, error) {
@@ -146,29 +147,25 @@ func (s *Service) Create(ctx context.Context, tx pgx.Tx, caller authn.Principal,
 		return Transfer{}, ErrSelfTransfer
 	}
 	ids := []uuid.UUID{caller.UserID, rcpt.ID}
-	if ids[1].String() < ids[0].String() {
-		ids[0], ids[1] = ids[1], ids[0]
-	}
-	locked := map[uuid.UUID]users.User{}
-	for _, id := range ids {
-		u, err := s.users.LockActive(ctx, tx, id)
-		if errors.Is(err, users.ErrInactive) && id == rcpt.ID {
-			return Transfer{}, ErrRecipientNotFound
-		}
-		if err != nil {
-			return Transfer{}, err
-		}
-		locked[id] = u
-	}
-	sender, rcpt := locked[caller.UserID], locked[rcpt.ID]
-	from, err := s.ledger.WalletOf(ctx, tx, sender.ID)
+	locked, err := s.users.LockMany(ctx, tx, ids)
 	if err != nil {
 		return Transfer{}, err
 	}
-	to, err := s.ledger.WalletOf(ctx, tx, rcpt.ID)
+	sender, okS := locked[caller.UserID]
+	rcpt, okR := locked[rcpt.ID]
+	switch {
+	case !okR || !rcpt.Active:
+		return Transfer{}, ErrRecipientNotFound
+	case !okS:
+		return Transfer{}, users.ErrNotFound
+	case !sender.Active:
+		return Transfer{}, users.ErrInactive
+	}
+	wallets, err := s.ledger.WalletsOf(ctx, tx, ids)
 	if err != nil {
 		return Transfer{}, err
 	}
+	from, to := wallets[sender.ID], wallets[rcpt.ID]
 	id := uuid.New()
 	posted, err := s.ledger.Post(ctx, tx, ledger.Transaction{
 		Kind: ledger.KindTransfer, Reference: id.String(), Currency: s.cfg.Currency,

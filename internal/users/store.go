@@ -233,11 +233,25 @@ SELECT `+userColumns+` FROM users WHERE id = $1 FOR SHARE`, id))
 	return u, nil
 }
 
+// LockMany share-locks the rows of the users with the given ids, like
+// LockActive, in one round trip, and returns them by id, inactive ones
+// too (the caller decides what an inactive one means); unknown ids are
+// absent from the map. The rows are locked in id order (ORDER BY runs
+// below the row locking), the order every multi-user lock follows.
+func (s *Store) LockMany(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]User, error) {
+	return collectByID(tx.Query(ctx, `-- name: LockUsers
+SELECT `+userColumns+` FROM users WHERE id = ANY($1) ORDER BY id FOR SHARE`, ids))
+}
+
 // GetMany returns the users with the given ids, by id; unknown ids are
 // absent from the map.
 func (s *Store) GetMany(ctx context.Context, q Querier, ids []uuid.UUID) (map[uuid.UUID]User, error) {
-	rows, err := q.Query(ctx, `-- name: GetUsers
-SELECT `+userColumns+` FROM users WHERE id = ANY($1)`, ids)
+	return collectByID(q.Query(ctx, `-- name: GetUsers
+SELECT `+userColumns+` FROM users WHERE id = ANY($1)`, ids))
+}
+
+// collectByID reads the users of a query's rows into a map by id.
+func collectByID(rows pgx.Rows, err error) (map[uuid.UUID]User, error) {
 	if err != nil {
 		return nil, err
 	}
