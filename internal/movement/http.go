@@ -60,11 +60,11 @@ type reversalRequest struct {
 	Reason string `json:"reason"`
 }
 
-// Reverse serves POST /{id}/reversal: admins only (anyone else gets 403
+// reverse serves POST /{id}/reversal: admins only (anyone else gets 403
 // before the id is even looked at, so the answer says nothing about the
 // record), an Idempotency-Key, an optional {"reason"}; it answers 200 with
 // the reversed movement, and a malformed id answers notFound.
-func Reverse(w http.ResponseWriter, r *http.Request, idem *idempotency.Store, notFound error,
+func reverse(w http.ResponseWriter, r *http.Request, idem *idempotency.Store, notFound error,
 	reverse func(ctx context.Context, tx pgx.Tx, p authn.Principal, id uuid.UUID, reason string) (any, error),
 ) error {
 	p, _ := authn.FromContext(r.Context())
@@ -96,9 +96,9 @@ func Reverse(w http.ResponseWriter, r *http.Request, idem *idempotency.Store, no
 	return err
 }
 
-// List serves GET of a movement collection with cursor pagination and,
+// list serves GET of a movement collection with cursor pagination and,
 // for admins, an optional user_id filter.
-func List[T any](w http.ResponseWriter, r *http.Request,
+func list[T any](w http.ResponseWriter, r *http.Request,
 	list func(ctx context.Context, p authn.Principal, forUser *uuid.UUID, limit int, cursor string) (pagination.Page[T], error),
 ) error {
 	p, _ := authn.FromContext(r.Context())
@@ -122,8 +122,8 @@ func List[T any](w http.ResponseWriter, r *http.Request,
 	return nil
 }
 
-// Get serves GET of one movement; a malformed id is notFound.
-func Get[T any](w http.ResponseWriter, r *http.Request, notFound error,
+// get serves GET of one movement; a malformed id is notFound.
+func get[T any](w http.ResponseWriter, r *http.Request, notFound error,
 	get func(ctx context.Context, p authn.Principal, id uuid.UUID) (T, error),
 ) error {
 	p, _ := authn.FromContext(r.Context())
@@ -137,4 +137,37 @@ func Get[T any](w http.ResponseWriter, r *http.Request, notFound error,
 	}
 	httpserver.WriteJSON(w, http.StatusOK, v)
 	return nil
+}
+
+// Reader is what a movement service offers to read its records; the
+// caller's principal decides what it may see.
+type Reader[T any] interface {
+	List(ctx context.Context, caller authn.Principal, forUser *uuid.UUID, limit int, cursor string) (pagination.Page[T], error)
+	Get(ctx context.Context, caller authn.Principal, id uuid.UUID) (T, error)
+}
+
+// Reverser is a movement service that books compensating transactions.
+type Reverser[T any] interface {
+	Reverse(ctx context.Context, tx pgx.Tx, caller authn.Principal, id uuid.UUID, reason string) (T, error)
+}
+
+// RegisterReads adds GET base (the caller's records, paginated) and
+// GET base/{id} (one record; another user's or a malformed id answers
+// notFound).
+func RegisterReads[T any](rt httpserver.Router, base string, notFound error, svc Reader[T]) {
+	rt.Handle(http.MethodGet, base, func(w http.ResponseWriter, r *http.Request) error {
+		return list(w, r, svc.List)
+	})
+	rt.Handle(http.MethodGet, base+"/{id}", func(w http.ResponseWriter, r *http.Request) error {
+		return get(w, r, notFound, svc.Get)
+	})
+}
+
+// RegisterReversal adds POST base/{id}/reversal, served by reverse.
+func RegisterReversal[T any](rt httpserver.Router, base string, idem *idempotency.Store, notFound error, svc Reverser[T]) {
+	rt.Handle(http.MethodPost, base+"/{id}/reversal", func(w http.ResponseWriter, r *http.Request) error {
+		return reverse(w, r, idem, notFound, func(ctx context.Context, tx pgx.Tx, p authn.Principal, id uuid.UUID, reason string) (any, error) {
+			return svc.Reverse(ctx, tx, p, id, reason)
+		})
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
@@ -35,17 +34,8 @@ func NewHandler(svc *Service, idem *idempotency.Store, auth authn.Authenticator,
 func (h *Handler) RegisterRoutes(r *mux.Router) {
 	rt := httpserver.NewRouter(r, Domain, h.log, h.auth.Require)
 	rt.Handle(http.MethodPost, "/v1/topups", h.create)
-	rt.Handle(http.MethodGet, "/v1/topups", func(w http.ResponseWriter, r *http.Request) error {
-		return movement.List(w, r, h.svc.List)
-	})
-	rt.Handle(http.MethodGet, "/v1/topups/{id}", func(w http.ResponseWriter, r *http.Request) error {
-		return movement.Get(w, r, ErrNotFound, h.svc.Get)
-	})
-	rt.Handle(http.MethodPost, "/v1/topups/{id}/reversal", func(w http.ResponseWriter, r *http.Request) error {
-		return movement.Reverse(w, r, h.idem, ErrNotFound, func(ctx context.Context, tx pgx.Tx, p authn.Principal, id uuid.UUID, reason string) (any, error) {
-			return h.svc.Reverse(ctx, tx, p, id, reason)
-		})
-	})
+	movement.RegisterReads[TopUp](rt, "/v1/topups", ErrNotFound, h.svc)
+	movement.RegisterReversal[TopUp](rt, "/v1/topups", h.idem, ErrNotFound, h.svc)
 }
 
 type createRequest struct {

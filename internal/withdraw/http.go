@@ -34,12 +34,7 @@ func NewHandler(svc *Service, idem *idempotency.Store, auth authn.Authenticator,
 func (h *Handler) RegisterRoutes(r *mux.Router) {
 	rt := httpserver.NewRouter(r, Domain, h.log, h.auth.Require)
 	rt.Handle(http.MethodPost, "/v1/withdrawals", h.create)
-	rt.Handle(http.MethodGet, "/v1/withdrawals", func(w http.ResponseWriter, r *http.Request) error {
-		return movement.List(w, r, h.svc.List)
-	})
-	rt.Handle(http.MethodGet, "/v1/withdrawals/{id}", func(w http.ResponseWriter, r *http.Request) error {
-		return movement.Get(w, r, ErrNotFound, h.svc.Get)
-	})
+	movement.RegisterReads[Withdrawal](rt, "/v1/withdrawals", ErrNotFound, h.svc)
 }
 
 type createRequest struct {
