@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/paygate/paygate/internal/platform/apperr"
+	"github.com/paygate/paygate/internal/platform/pagination"
 )
 
 // Errors a client can act on. Compare with errors.Is; the returned errors
@@ -52,9 +53,8 @@ var (
 	ErrInvalidCurrency = apperr.New(apperr.KindValidation, "INVALID_CURRENCY",
 		"The currency must be an ISO 4217 code such as IDR.")
 	// ErrInvalidCursor is returned for a page cursor this package did not
-	// issue.
-	ErrInvalidCursor = apperr.New(apperr.KindValidation, "INVALID_CURSOR",
-		"The page cursor is invalid.")
+	// issue. It is pagination.ErrBadCursor: one meaning, one value.
+	ErrInvalidCursor = pagination.ErrBadCursor
 )
 
 // Errors that mean a bug in the calling code rather than anything a client

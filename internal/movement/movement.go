@@ -47,5 +47,6 @@ func BalanceAfter(p ledger.PostedTransaction, account uuid.UUID) int64 {
 // configured limits.
 var ErrAmountOutOfRange = apperr.New(apperr.KindBusinessRule, "AMOUNT_OUT_OF_RANGE", "The amount is outside the allowed range.")
 
-// ErrAlreadyReversed is returned when reversing a movement twice.
-var ErrAlreadyReversed = apperr.New(apperr.KindConflict, "ALREADY_REVERSED", "The movement was already reversed.")
+// ErrAlreadyReversed is returned when reversing a movement twice. It is
+// ledger.ErrAlreadyReversed, worded for the movement.
+var ErrAlreadyReversed = ledger.ErrAlreadyReversed.With("The movement was already reversed.")

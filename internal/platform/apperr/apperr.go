@@ -5,7 +5,6 @@
 package apperr
 
 import (
-	"errors"
 	"time"
 )
 
@@ -44,6 +43,11 @@ type Error struct {
 	RetryAfter time.Duration
 	// Err is the underlying cause; it is logged, never sent to clients.
 	Err error
+
+	// origin is the sentinel this error was made from (itself for a
+	// sentinel): errors.Is compares origins, so a copy made by With or
+	// Wrap still matches its sentinel and nothing else.
+	origin *Error
 }
 
 func (e *Error) Error() string {
@@ -55,37 +59,56 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is reports whether target is an *Error with the same kind and code, so that
-// sentinel *Error values work with errors.Is even when copied with details.
+// Is reports whether target is the same error value as e: the sentinel e
+// was made from, or a copy of it. Identity is exact: two sentinels of
+// different domains never match, even when they share a kind and a code
+// (users.ErrNotFound is not topup.ErrNotFound), so errors.Is never
+// confuses a missing top-up with a missing user.
 func (e *Error) Is(target error) bool {
-	var t *Error
-	if !errors.As(target, &t) {
-		return false
-	}
-	return t.Kind == e.Kind && t.Code == e.Code
+	t, ok := target.(*Error)
+	return ok && t.root() == e.root()
 }
 
-// New returns an *Error of the given kind and code.
+// root returns the sentinel e was made from.
+func (e *Error) root() *Error {
+	if e.origin != nil {
+		return e.origin
+	}
+	return e
+}
+
+// New returns a new sentinel *Error of the given kind and code. Each call
+// makes a distinct value: declare one per meaning, once, and vary its text
+// with With.
 func New(kind Kind, code, detail string) *Error {
 	return &Error{Kind: kind, Code: code, Detail: detail}
 }
 
-// Validation returns a KindValidation error with per-field messages.
+// ErrValidation is the sentinel of every input validation failure;
+// Validation returns copies of it with per-field messages.
+var ErrValidation = New(KindValidation, "VALIDATION_FAILED", "The request has invalid fields.")
+
+// Validation returns a copy of ErrValidation with per-field messages.
 func Validation(detail string, fields ...FieldError) *Error {
-	return &Error{Kind: KindValidation, Code: "VALIDATION_FAILED", Detail: detail, Fields: fields}
+	c := ErrValidation.With(detail)
+	c.Fields = fields
+	return c
 }
 
-// With returns a copy of e with another detail, keeping kind and code.
+// With returns a copy of e with another detail; it stays e for errors.Is.
 func (e *Error) With(detail string) *Error {
 	c := *e
 	c.Detail = detail
+	c.origin = e.root()
 	return &c
 }
 
-// Wrap returns a copy of e carrying cause as its underlying error.
+// Wrap returns a copy of e carrying cause as its underlying error; it stays
+// e for errors.Is.
 func (e *Error) Wrap(cause error) *Error {
 	c := *e
 	c.Err = cause
+	c.origin = e.root()
 	return &c
 }
 
