@@ -22,6 +22,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/outbox"
 	"github.com/paygate/paygate/internal/platform/postgres"
 	"github.com/paygate/paygate/internal/platform/telemetry"
+	"github.com/paygate/paygate/internal/saldo"
 	"github.com/paygate/paygate/internal/topup"
 	"github.com/paygate/paygate/internal/transfer"
 	"github.com/paygate/paygate/internal/users"
@@ -55,6 +56,7 @@ func Options(cfg config.Config, log *zap.Logger, extra ...fx.Option) fx.Option {
 		users.Module,
 		auth.Module,
 		ledger.Module,
+		saldo.Module,
 		topup.Module,
 		transfer.Module,
 		withdraw.Module,

@@ -137,7 +137,10 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
-	p, _ := authn.FromContext(r.Context())
+	p, err := authn.FromRequest(r)
+	if err != nil {
+		return err
+	}
 	var in refreshRequest
 	if err := httpserver.DecodeJSON(r, &in); err != nil {
 		return err
@@ -153,7 +156,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) me(w http.ResponseWriter, r *http.Request) error {
-	p, _ := authn.FromContext(r.Context())
+	p, err := authn.FromRequest(r)
+	if err != nil {
+		return err
+	}
 	u, err := h.svc.Me(r.Context(), p)
 	if err != nil {
 		return err
@@ -168,7 +174,10 @@ type passwordRequest struct {
 }
 
 func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) error {
-	p, _ := authn.FromContext(r.Context())
+	p, err := authn.FromRequest(r)
+	if err != nil {
+		return err
+	}
 	var in passwordRequest
 	if err := httpserver.DecodeJSON(r, &in); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/paygate/paygate/internal/events"
 	"github.com/paygate/paygate/internal/platform/apperr"
 	"github.com/paygate/paygate/internal/platform/authn"
 	"github.com/paygate/paygate/internal/platform/config"
@@ -135,8 +136,8 @@ func (s *Service) CreateAccount(ctx context.Context, na users.NewAccount) (users
 			}
 		}
 		_, err = outbox.Enqueue(ctx, tx, outbox.Event{
-			Topic: s.topic, Key: u.ID.String(), Type: EventUserRegistered, Subject: "users/" + u.ID.String(),
-			Data: UserRegistered{UserID: u.ID, Email: u.Email, Firstname: u.Firstname, Lastname: u.Lastname,
+			Topic: s.topic, Key: u.ID.String(), Type: events.TypeUserRegistered, Subject: "users/" + u.ID.String(),
+			Data: events.UserRegistered{UserID: u.ID, Email: u.Email, Firstname: u.Firstname, Lastname: u.Lastname,
 				AccountNumber: u.AccountNumber, Role: string(u.Role), RegisteredAt: u.CreatedAt},
 		})
 		return err
@@ -367,8 +368,8 @@ func (s *Service) ChangePassword(ctx context.Context, caller authn.Principal, cu
 			return err
 		}
 		_, err := outbox.Enqueue(ctx, tx, outbox.Event{
-			Topic: s.topic, Key: u.ID.String(), Type: EventPasswordChanged, Subject: "users/" + u.ID.String(),
-			Data: PasswordChanged{UserID: u.ID, Email: u.Email, Firstname: u.Firstname, ChangedAt: s.now().UTC()},
+			Topic: s.topic, Key: u.ID.String(), Type: events.TypePasswordChanged, Subject: "users/" + u.ID.String(),
+			Data: events.PasswordChanged{UserID: u.ID, Email: u.Email, Firstname: u.Firstname, ChangedAt: s.now().UTC()},
 		})
 		return err
 	})

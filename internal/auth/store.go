@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/paygate/paygate/internal/users"
+	"github.com/paygate/paygate/internal/platform/postgres"
 )
 
 // Store holds the SQL of the auth tables: credentials, sessions, refresh
@@ -31,7 +31,7 @@ ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash, upda
 }
 
 // PasswordHash returns the stored hash of a user ("" when none).
-func (s *Store) PasswordHash(ctx context.Context, q users.Querier, userID uuid.UUID) (string, error) {
+func (s *Store) PasswordHash(ctx context.Context, q postgres.Querier, userID uuid.UUID) (string, error) {
 	var h string
 	err := q.QueryRow(ctx, `-- name: GetPasswordHash
 SELECT password_hash FROM auth_credentials WHERE user_id = $1`, userID).Scan(&h)
@@ -104,7 +104,7 @@ UPDATE auth_refresh_tokens SET used_at = now() WHERE id = $1`, id)
 }
 
 // RevokeSession ends a session and so every token of its family.
-func (s *Store) RevokeSession(ctx context.Context, q users.Querier, sessionID uuid.UUID, reason string) error {
+func (s *Store) RevokeSession(ctx context.Context, q postgres.Querier, sessionID uuid.UUID, reason string) error {
 	_, err := q.Exec(ctx, `-- name: RevokeSession
 UPDATE auth_sessions SET revoked_at = now(), revoke_reason = $2 WHERE id = $1 AND revoked_at IS NULL`, sessionID, reason)
 	return err
@@ -112,7 +112,7 @@ UPDATE auth_sessions SET revoked_at = now(), revoke_reason = $2 WHERE id = $1 AN
 
 // RevokeUserSessions ends every session of the user except keep (when not
 // uuid.Nil).
-func (s *Store) RevokeUserSessions(ctx context.Context, q users.Querier, userID, keep uuid.UUID, reason string) error {
+func (s *Store) RevokeUserSessions(ctx context.Context, q postgres.Querier, userID, keep uuid.UUID, reason string) error {
 	_, err := q.Exec(ctx, `-- name: RevokeUserSessions
 UPDATE auth_sessions SET revoked_at = now(), revoke_reason = $3
 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL`, userID, keep, reason)
@@ -120,7 +120,7 @@ WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL`, userID, keep, reason)
 }
 
 // SessionActive reports whether the session exists and is not revoked.
-func (s *Store) SessionActive(ctx context.Context, q users.Querier, sessionID uuid.UUID) (bool, error) {
+func (s *Store) SessionActive(ctx context.Context, q postgres.Querier, sessionID uuid.UUID) (bool, error) {
 	var active bool
 	err := q.QueryRow(ctx, `-- name: SessionActive
 SELECT EXISTS (SELECT 1 FROM auth_sessions WHERE id = $1 AND revoked_at IS NULL)`, sessionID).Scan(&active)
@@ -135,7 +135,7 @@ type failureCounts struct {
 
 // CountFailures counts failed logins since since, for the email and for
 // the client IP.
-func (s *Store) CountFailures(ctx context.Context, q users.Querier, email, ip string, since time.Time) (failureCounts, error) {
+func (s *Store) CountFailures(ctx context.Context, q postgres.Querier, email, ip string, since time.Time) (failureCounts, error) {
 	var c failureCounts
 	var oe, oi *time.Time
 	err := q.QueryRow(ctx, `-- name: CountLoginFailures
@@ -155,21 +155,21 @@ SELECT
 }
 
 // RecordFailure records a failed login.
-func (s *Store) RecordFailure(ctx context.Context, q users.Querier, email, ip string) error {
+func (s *Store) RecordFailure(ctx context.Context, q postgres.Querier, email, ip string) error {
 	_, err := q.Exec(ctx, `-- name: RecordLoginFailure
 INSERT INTO auth_login_failures (email, client_ip) VALUES ($1, $2)`, email, ip)
 	return err
 }
 
 // ClearFailures forgets the failed logins of an email after a success.
-func (s *Store) ClearFailures(ctx context.Context, q users.Querier, email string) error {
+func (s *Store) ClearFailures(ctx context.Context, q postgres.Querier, email string) error {
 	_, err := q.Exec(ctx, `-- name: ClearLoginFailures
 DELETE FROM auth_login_failures WHERE email = $1`, email)
 	return err
 }
 
 // PruneFailures deletes failures older than before.
-func (s *Store) PruneFailures(ctx context.Context, q users.Querier, before time.Time) error {
+func (s *Store) PruneFailures(ctx context.Context, q postgres.Querier, before time.Time) error {
 	_, err := q.Exec(ctx, `-- name: PruneLoginFailures
 DELETE FROM auth_login_failures WHERE failed_at < $1`, before)
 	return err

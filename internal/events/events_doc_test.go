@@ -1,4 +1,4 @@
-package notify_test
+package events_test
 
 import (
 	"bytes"
@@ -18,30 +18,24 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/paygate/paygate/internal/auth"
-	"github.com/paygate/paygate/internal/topup"
-	"github.com/paygate/paygate/internal/transfer"
-	"github.com/paygate/paygate/internal/withdraw"
+	"github.com/paygate/paygate/internal/events"
 )
 
-// payloadTypes maps every event type to the Go type of its payload. A new
-// event type needs its entry here and its section in docs/events.md.
-var payloadTypes = map[string]reflect.Type{
-	auth.EventUserRegistered:  reflect.TypeFor[auth.UserRegistered](),
-	auth.EventPasswordChanged: reflect.TypeFor[auth.PasswordChanged](),
-	topup.EventSucceeded:      reflect.TypeFor[topup.Succeeded](),
-	topup.EventReversed:       reflect.TypeFor[topup.Reversed](),
-	transfer.EventSucceeded:   reflect.TypeFor[transfer.Succeeded](),
-	transfer.EventReversed:    reflect.TypeFor[transfer.Reversed](),
-	withdraw.EventRequested:   reflect.TypeFor[withdraw.Event](),
-	withdraw.EventSucceeded:   reflect.TypeFor[withdraw.Event](),
-	withdraw.EventFailed:      reflect.TypeFor[withdraw.Event](),
-}
+// payloadTypes maps every event type of the contract to the Go type of
+// its payload.
+var payloadTypes = func() map[string]reflect.Type {
+	out := make(map[string]reflect.Type, len(events.Catalog))
+	for typ, payload := range events.Catalog {
+		out[typ] = reflect.TypeOf(payload)
+	}
+	return out
+}()
 
 var eventTypePattern = regexp.MustCompile(`^paygate\.[a-z_]+\.[a-z_]+$`)
 
 // eventConstants finds, in every non-test Go file under internal/, the
-// string constants named Event* whose value looks like an event type.
+// string constants named Type* or Event* whose value looks like an event
+// type: one declared outside this contract package is found too.
 func eventConstants(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{} // value -> where
@@ -65,7 +59,7 @@ func eventConstants(t *testing.T) map[string]string {
 			for _, spec := range gd.Specs {
 				vs := spec.(*ast.ValueSpec)
 				for i, name := range vs.Names {
-					if !strings.HasPrefix(name.Name, "Event") || i >= len(vs.Values) {
+					if !(strings.HasPrefix(name.Name, "Type") || strings.HasPrefix(name.Name, "Event")) || i >= len(vs.Values) {
 						continue
 					}
 					lit, ok := vs.Values[i].(*ast.BasicLit)
@@ -144,7 +138,12 @@ func TestEveryEventTypeIsDocumented(t *testing.T) {
 			}
 		}
 		if _, ok := payloadTypes[typ]; !ok {
-			t.Errorf("%s = %q has no payload type in payloadTypes (events_doc_test.go)", where, typ)
+			t.Errorf("%s = %q has no payload type in events.Catalog", where, typ)
+		}
+	}
+	for _, where := range consts {
+		if !strings.HasPrefix(where, "events.") {
+			t.Errorf("%s: event types are declared in the contract package internal/events only", where)
 		}
 	}
 	for typ := range docs {

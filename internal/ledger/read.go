@@ -7,14 +7,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-)
 
-// Querier runs queries; *pgxpool.Pool, *pgx.Conn and pgx.Tx all satisfy it,
-// so the reads work both inside a caller's transaction and on the pool.
-type Querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+	"github.com/paygate/paygate/internal/platform/postgres"
+)
 
 // Page sizes of Statement and ListWallets.
 const (
@@ -33,7 +28,7 @@ func pageSize(limit int) int {
 }
 
 // Account returns the account id.
-func (s *Store) Account(ctx context.Context, q Querier, id uuid.UUID) (Account, error) {
+func (s *Store) Account(ctx context.Context, q postgres.Querier, id uuid.UUID) (Account, error) {
 	a, err := scanAccount(q.QueryRow(ctx, `SELECT `+accountColumns+` FROM ledger_accounts WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Account{}, ErrAccountNotFound.Wrap(fmt.Errorf("account %s", id))
@@ -46,7 +41,7 @@ func (s *Store) Account(ctx context.Context, q Querier, id uuid.UUID) (Account, 
 
 // WalletOf returns the wallet of userID, or ErrAccountNotFound when the
 // user has none.
-func (s *Store) WalletOf(ctx context.Context, q Querier, userID uuid.UUID) (Account, error) {
+func (s *Store) WalletOf(ctx context.Context, q postgres.Querier, userID uuid.UUID) (Account, error) {
 	a, err := scanAccount(q.QueryRow(ctx, `SELECT `+accountColumns+` FROM ledger_accounts WHERE owner_user_id = $1`, userID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Account{}, ErrAccountNotFound.Wrap(fmt.Errorf("wallet of user %s", userID))
@@ -57,10 +52,25 @@ func (s *Store) WalletOf(ctx context.Context, q Querier, userID uuid.UUID) (Acco
 	return a, nil
 }
 
+// LockWallet returns the wallet of userID with its row locked FOR UPDATE
+// until tx ends, so that no movement posts to it in between; a user
+// without a wallet is ErrAccountNotFound.
+func (s *Store) LockWallet(ctx context.Context, tx pgx.Tx, userID uuid.UUID) (Account, error) {
+	a, err := scanAccount(tx.QueryRow(ctx, `-- name: LockWallet
+SELECT `+accountColumns+` FROM ledger_accounts WHERE owner_user_id = $1 FOR UPDATE`, userID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Account{}, ErrAccountNotFound.Wrap(fmt.Errorf("wallet of user %s", userID))
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("ledger: lock wallet: %w", err)
+	}
+	return a, nil
+}
+
 // WalletsOf returns the wallets of the users, by user id, in one round
 // trip; a user without a wallet is ErrAccountNotFound. It locks nothing:
 // Post locks the accounts it books on.
-func (s *Store) WalletsOf(ctx context.Context, q Querier, userIDs []uuid.UUID) (map[uuid.UUID]Account, error) {
+func (s *Store) WalletsOf(ctx context.Context, q postgres.Querier, userIDs []uuid.UUID) (map[uuid.UUID]Account, error) {
 	rows, err := q.Query(ctx, `-- name: GetWallets
 SELECT `+accountColumns+` FROM ledger_accounts WHERE owner_user_id = ANY($1)`, userIDs)
 	if err != nil {
@@ -85,7 +95,7 @@ SELECT `+accountColumns+` FROM ledger_accounts WHERE owner_user_id = ANY($1)`, u
 }
 
 // Balance returns the balance, held and available amounts of accountID.
-func (s *Store) Balance(ctx context.Context, q Querier, accountID uuid.UUID) (Balances, error) {
+func (s *Store) Balance(ctx context.Context, q postgres.Querier, accountID uuid.UUID) (Balances, error) {
 	a, err := s.Account(ctx, q, accountID)
 	if err != nil {
 		return Balances{}, err
@@ -99,7 +109,7 @@ func (s *Store) Balance(ctx context.Context, q Querier, accountID uuid.UUID) (Ba
 // there is none. Pagination is by keyset on the entry id, so pages have no
 // gaps or duplicates however many entries are booked meanwhile. An unknown
 // account is ErrAccountNotFound, a foreign cursor ErrInvalidCursor.
-func (s *Store) Statement(ctx context.Context, q Querier, accountID uuid.UUID, limit int, cursor Cursor) ([]Entry, Cursor, error) {
+func (s *Store) Statement(ctx context.Context, q postgres.Querier, accountID uuid.UUID, limit int, cursor Cursor) ([]Entry, Cursor, error) {
 	before, err := cursor.entryID()
 	if err != nil {
 		return nil, "", err
@@ -141,7 +151,7 @@ func (s *Store) Statement(ctx context.Context, q Querier, accountID uuid.UUID, l
 // ListWallets returns up to limit wallets (see Statement for limit) in id
 // order, which is creation order, starting after cursor, and the cursor of
 // the next page, empty when there is none. It is meant for administrators.
-func (s *Store) ListWallets(ctx context.Context, q Querier, limit int, cursor Cursor) ([]Account, Cursor, error) {
+func (s *Store) ListWallets(ctx context.Context, q postgres.Querier, limit int, cursor Cursor) ([]Account, Cursor, error) {
 	after, err := cursor.accountID()
 	if err != nil {
 		return nil, "", err
@@ -166,7 +176,7 @@ func (s *Store) ListWallets(ctx context.Context, q Querier, limit int, cursor Cu
 
 // TotalHeld returns the money held by active holds across all accounts in
 // currency (the default currency when empty).
-func (s *Store) TotalHeld(ctx context.Context, q Querier, currency string) (int64, error) {
+func (s *Store) TotalHeld(ctx context.Context, q postgres.Querier, currency string) (int64, error) {
 	cur, err := s.currencyOr(currency)
 	if err != nil {
 		return 0, err
@@ -181,7 +191,7 @@ func (s *Store) TotalHeld(ctx context.Context, q Querier, currency string) (int6
 }
 
 // Hold returns the hold id.
-func (s *Store) Hold(ctx context.Context, q Querier, id uuid.UUID) (Hold, error) {
+func (s *Store) Hold(ctx context.Context, q postgres.Querier, id uuid.UUID) (Hold, error) {
 	h, err := scanHold(q.QueryRow(ctx, `SELECT `+holdColumns+` FROM ledger_holds WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Hold{}, ErrHoldNotFound.Wrap(fmt.Errorf("hold %s", id))
@@ -194,7 +204,7 @@ func (s *Store) Hold(ctx context.Context, q Querier, id uuid.UUID) (Hold, error)
 
 // Transaction returns the ledger transaction id with its entries in entry
 // order, or ErrTransactionNotFound.
-func (s *Store) Transaction(ctx context.Context, q Querier, id uuid.UUID) (PostedTransaction, error) {
+func (s *Store) Transaction(ctx context.Context, q postgres.Querier, id uuid.UUID) (PostedTransaction, error) {
 	var t PostedTransaction
 	err := q.QueryRow(ctx, `SELECT id, kind, reference, reverses, currency, metadata, created_at
 		FROM ledger_transactions WHERE id = $1`, id).

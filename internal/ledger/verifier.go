@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/paygate/paygate/internal/platform/postgres"
 )
 
 // Violation kinds found by the Verifier beyond Store.Verify.
@@ -32,7 +34,7 @@ type ExpectedHold struct {
 // domain implements it, so that verification checks holds against pending
 // withdrawals without the ledger reading another domain's tables.
 type HoldOwner interface {
-	ExpectedHolds(ctx context.Context, q Querier) ([]ExpectedHold, error)
+	ExpectedHolds(ctx context.Context, q postgres.Querier) ([]ExpectedHold, error)
 }
 
 // Verifier runs Store.Verify and checks every active hold against the
@@ -49,14 +51,34 @@ func NewVerifier(s *Store, owners ...HoldOwner) *Verifier {
 
 // Verify checks every ledger invariant in one repeatable-read snapshot, so
 // holds and pending records are compared as of the same instant.
-func (v *Verifier) Verify(ctx context.Context, db interface {
+func (v *Verifier) Verify(ctx context.Context, db TxBeginner) (Report, error) {
+	var rep Report
+	err := v.inSnapshot(ctx, db, func(tx pgx.Tx) error {
+		var err error
+		rep, err = v.verifyIn(ctx, tx)
+		return err
+	})
+	return rep, err
+}
+
+// TxBeginner starts transactions; *pgxpool.Pool and *pgx.Conn satisfy it.
+type TxBeginner interface {
 	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
-}) (Report, error) {
+}
+
+// inSnapshot runs fn in a read-only repeatable-read transaction, which it
+// always rolls back: verification writes nothing.
+func (v *Verifier) inSnapshot(ctx context.Context, db TxBeginner, fn func(pgx.Tx) error) error {
 	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return Report{}, fmt.Errorf("ledger verify: %w", err)
+		return fmt.Errorf("ledger verify: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	return fn(tx)
+}
+
+// verifyIn checks every invariant as of tx's snapshot.
+func (v *Verifier) verifyIn(ctx context.Context, tx pgx.Tx) (Report, error) {
 	rep, err := v.store.Verify(ctx, tx)
 	if err != nil {
 		return Report{}, err
@@ -93,7 +115,7 @@ func (v *Verifier) Verify(ctx context.Context, db interface {
 	return rep, nil
 }
 
-func activeHolds(ctx context.Context, q Querier) (map[uuid.UUID]Hold, error) {
+func activeHolds(ctx context.Context, q postgres.Querier) (map[uuid.UUID]Hold, error) {
 	rows, err := q.Query(ctx, `-- name: ActiveHolds
 SELECT id, account_id, amount FROM ledger_holds WHERE status = 'active'`)
 	if err != nil {

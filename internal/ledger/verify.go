@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+
+	"github.com/paygate/paygate/internal/platform/postgres"
 )
 
 // ViolationKind names a broken ledger invariant.
@@ -179,7 +181,7 @@ SELECT
 // negative; and each currency's balances sum to zero (money is conserved).
 // It reads every row, so it is meant for audits and tests, not for every
 // request.
-func (s *Store) Verify(ctx context.Context, q Querier) (Report, error) {
+func (s *Store) Verify(ctx context.Context, q postgres.Querier) (Report, error) {
 	var r Report
 	if err := q.QueryRow(ctx, verifySQL, ViolationsPerKind).
 		Scan(&r.Accounts, &r.Transactions, &r.Entries, &r.ActiveHolds, &r.Violations); err != nil {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/paygate/paygate/internal/platform/config"
-	"github.com/paygate/paygate/internal/users"
+	"time"
+
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/fx"
-	"time"
+
+	"github.com/paygate/paygate/internal/platform/config"
+	"github.com/paygate/paygate/internal/users"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -33,7 +35,7 @@ func Owner(caller authn.Principal, forUser *uuid.UUID) *uuid.UUID {
 // NULL on the first page) and the row limit ($4); it must order by
 // (created_at, id) descending. scan reads one row; pos gives an item's
 // position.
-func ListQuery[T any](ctx context.Context, q ledger.Querier, query string, owner *uuid.UUID, limit int, cursor string,
+func ListQuery[T any](ctx context.Context, q postgres.Querier, query string, owner *uuid.UUID, limit int, cursor string,
 	scan func(pgx.Row) (T, error), pos func(T) pagination.Position,
 ) (pagination.Page[T], error) {
 	p, err := pagination.Decode(cursor)

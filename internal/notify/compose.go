@@ -8,20 +8,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/paygate/paygate/internal/auth"
-	"github.com/paygate/paygate/internal/topup"
-	"github.com/paygate/paygate/internal/transfer"
-	"github.com/paygate/paygate/internal/withdraw"
+	"github.com/paygate/paygate/internal/events"
 )
 
 // IgnoredTypes are event types the consumer reads and deliberately mails
 // nothing for: they are consumed and committed, never dead-lettered.
-var IgnoredTypes = []string{topup.EventReversed, transfer.EventReversed}
+var IgnoredTypes = []string{events.TypeTopUpReversed, events.TypeTransferReversed}
 
 // MailedTypes are the event types that cause email.
 var MailedTypes = []string{
-	auth.EventUserRegistered, auth.EventPasswordChanged, topup.EventSucceeded, transfer.EventSucceeded,
-	withdraw.EventRequested, withdraw.EventSucceeded, withdraw.EventFailed,
+	events.TypeUserRegistered, events.TypePasswordChanged, events.TypeTopUpSucceeded, events.TypeTransferSucceeded,
+	events.TypeWithdrawalRequested, events.TypeWithdrawalSucceeded, events.TypeWithdrawalFailed,
 }
 
 // outgoing is one mail an event causes, before rendering.
@@ -111,8 +108,8 @@ func compose(eventID, typ, contentType string, data []byte) ([]outgoing, error) 
 	}
 	ref := eventID
 	switch typ {
-	case auth.EventUserRegistered:
-		var p auth.UserRegistered
+	case events.TypeUserRegistered:
+		var p events.UserRegistered
 		if err := decode(data, &p); err != nil {
 			return nil, err
 		}
@@ -122,8 +119,8 @@ func compose(eventID, typ, contentType string, data []byte) ([]outgoing, error) 
 		}
 		return []outgoing{{TemplateWelcome, to, welcomeView{base{p.Firstname, ref}, p.AccountNumber}}}, nil
 
-	case auth.EventPasswordChanged:
-		var p auth.PasswordChanged
+	case events.TypePasswordChanged:
+		var p events.PasswordChanged
 		if err := decode(data, &p); err != nil {
 			return nil, err
 		}
@@ -133,8 +130,8 @@ func compose(eventID, typ, contentType string, data []byte) ([]outgoing, error) 
 		}
 		return []outgoing{{TemplatePasswordChanged, to, passwordChangedView{base{p.Firstname, ref}, formatTime(p.ChangedAt)}}}, nil
 
-	case topup.EventSucceeded:
-		var p topup.Succeeded
+	case events.TypeTopUpSucceeded:
+		var p events.TopUpSucceeded
 		if err := decode(data, &p); err != nil {
 			return nil, err
 		}
@@ -146,8 +143,8 @@ func compose(eventID, typ, contentType string, data []byte) ([]outgoing, error) 
 			Amount: FormatAmount(p.Amount, p.Currency), Method: p.Method, Reference: p.Reference,
 			BalanceAfter: FormatAmount(p.BalanceAfter, p.Currency), TopUpID: p.TopUpID.String(), Date: formatTime(p.CreatedAt)}}}, nil
 
-	case transfer.EventSucceeded:
-		var p transfer.Succeeded
+	case events.TypeTransferSucceeded:
+		var p events.TransferSucceeded
 		if err := decode(data, &p); err != nil {
 			return nil, err
 		}
@@ -169,8 +166,8 @@ func compose(eventID, typ, contentType string, data []byte) ([]outgoing, error) 
 				Note: p.Note, BalanceAfter: FormatAmount(p.Recipient.BalanceAfter, p.Currency), TransferID: id, Date: date}},
 		}, nil
 
-	case withdraw.EventRequested, withdraw.EventSucceeded, withdraw.EventFailed:
-		var p withdraw.Event
+	case events.TypeWithdrawalRequested, events.TypeWithdrawalSucceeded, events.TypeWithdrawalFailed:
+		var p events.Withdrawal
 		if err := decode(data, &p); err != nil {
 			return nil, err
 		}
@@ -180,12 +177,12 @@ func compose(eventID, typ, contentType string, data []byte) ([]outgoing, error) 
 		}
 		tmpl, date := TemplateWithdrawalRequested, p.CreatedAt
 		switch typ {
-		case withdraw.EventSucceeded:
+		case events.TypeWithdrawalSucceeded:
 			tmpl = TemplateWithdrawalSucceeded
-		case withdraw.EventFailed:
+		case events.TypeWithdrawalFailed:
 			tmpl = TemplateWithdrawalFailed
 		}
-		if typ != withdraw.EventRequested && p.SettledAt != nil {
+		if typ != events.TypeWithdrawalRequested && p.SettledAt != nil {
 			date = *p.SettledAt
 		}
 		reason := p.FailureReason
@@ -228,7 +225,7 @@ func address(s, field string) (string, error) {
 	return strings.ToLower(a.Address), nil
 }
 
-func fullName(p transfer.Party) string {
+func fullName(p events.TransferParty) string {
 	return strings.TrimSpace(p.Firstname + " " + p.Lastname)
 }
 

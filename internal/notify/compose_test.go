@@ -9,10 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/paygate/paygate/internal/auth"
-	"github.com/paygate/paygate/internal/topup"
-	"github.com/paygate/paygate/internal/transfer"
-	"github.com/paygate/paygate/internal/withdraw"
+	"github.com/paygate/paygate/internal/events"
 )
 
 func mustJSON(t *testing.T, v any) []byte {
@@ -71,7 +68,7 @@ var at = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 
 func TestEveryMailedTypeRendersItsMail(t *testing.T) {
 	settled := at.Add(time.Hour)
-	w := withdraw.Event{WithdrawalID: uuid.New(), UserID: uuid.New(), Email: "Wendy@Example.com", Firstname: "Wendy",
+	w := events.Withdrawal{WithdrawalID: uuid.New(), UserID: uuid.New(), Email: "Wendy@Example.com", Firstname: "Wendy",
 		Amount: 75000, Currency: "IDR", Status: "pending", BankCode: "BCA", BankAccountLast4: "7890",
 		BankAccountName: "Wendy W", AvailableAfter: 25000, CreatedAt: at}
 	wOK, wFail := w, w
@@ -86,20 +83,20 @@ func TestEveryMailedTypeRendersItsMail(t *testing.T) {
 		subject  string
 		parts    []string
 	}{
-		{auth.EventUserRegistered, auth.UserRegistered{UserID: uuid.New(), Email: "ann@example.com", Firstname: "Ann", Lastname: "A",
+		{events.TypeUserRegistered, events.UserRegistered{UserID: uuid.New(), Email: "ann@example.com", Firstname: "Ann", Lastname: "A",
 			AccountNumber: "1234567890123456", Role: "user", RegisteredAt: at},
 			TemplateWelcome, "ann@example.com", "Welcome to paygate", []string{"Hi Ann", "1234567890123456"}},
-		{auth.EventPasswordChanged, auth.PasswordChanged{UserID: uuid.New(), Email: "ann@example.com", Firstname: "Ann", ChangedAt: at},
+		{events.TypePasswordChanged, events.PasswordChanged{UserID: uuid.New(), Email: "ann@example.com", Firstname: "Ann", ChangedAt: at},
 			TemplatePasswordChanged, "ann@example.com", "Your paygate password was changed", []string{"Hi Ann", "4 Mar 2025 05:06 UTC"}},
-		{topup.EventSucceeded, topup.Succeeded{TopUpID: uuid.New(), UserID: uuid.New(), Email: "ann@example.com", Firstname: "Ann",
+		{events.TypeTopUpSucceeded, events.TopUpSucceeded{TopUpID: uuid.New(), UserID: uuid.New(), Email: "ann@example.com", Firstname: "Ann",
 			AccountNumber: "1234567890123456", Amount: 150000, Currency: "IDR", Method: "ovo", Reference: "INV-7",
 			BalanceAfter: 1150000, CreatedAt: at},
 			TemplateTopupSucceeded, "ann@example.com", "Top-up of IDR 150.000 received", []string{"IDR 150.000", "IDR 1.150.000", "ovo", "INV-7"}},
-		{withdraw.EventRequested, w, TemplateWithdrawalRequested, "wendy@example.com", "Withdrawal of IDR 75.000 requested",
+		{events.TypeWithdrawalRequested, w, TemplateWithdrawalRequested, "wendy@example.com", "Withdrawal of IDR 75.000 requested",
 			[]string{"IDR 75.000", "IDR 25.000", "BCA", "****7890"}},
-		{withdraw.EventSucceeded, wOK, TemplateWithdrawalSucceeded, "wendy@example.com", "Withdrawal of IDR 75.000 paid out",
+		{events.TypeWithdrawalSucceeded, wOK, TemplateWithdrawalSucceeded, "wendy@example.com", "Withdrawal of IDR 75.000 paid out",
 			[]string{"IDR 75.000", "****7890", "4 Mar 2025 06:06 UTC"}},
-		{withdraw.EventFailed, wFail, TemplateWithdrawalFailed, "wendy@example.com", "Withdrawal of IDR 75.000 failed",
+		{events.TypeWithdrawalFailed, wFail, TemplateWithdrawalFailed, "wendy@example.com", "Withdrawal of IDR 75.000 failed",
 			[]string{"IDR 75.000", "IDR 100.000", "****7890", "Account closed."}},
 	}
 	for _, c := range cases {
@@ -120,12 +117,12 @@ func TestEveryMailedTypeRendersItsMail(t *testing.T) {
 // TestTransferMailsShowOnlyTheirOwnBalance is the unit-level guard of the
 // old system's leak; the end-to-end test checks the mails on the wire.
 func TestTransferMailsShowOnlyTheirOwnBalance(t *testing.T) {
-	p := transfer.Succeeded{TransferID: uuid.New(), Amount: 111111, Currency: "IDR", Note: "rent", CreatedAt: at,
-		Sender: transfer.Party{UserID: uuid.New(), Email: "alice@example.com", Firstname: "Alice", Lastname: "Smith",
+	p := events.TransferSucceeded{TransferID: uuid.New(), Amount: 111111, Currency: "IDR", Note: "rent", CreatedAt: at,
+		Sender: events.TransferParty{UserID: uuid.New(), Email: "alice@example.com", Firstname: "Alice", Lastname: "Smith",
 			AccountNumber: "1111222233334444", BalanceAfter: 876543},
-		Recipient: transfer.Party{UserID: uuid.New(), Email: "bob@example.com", Firstname: "Bob", Lastname: "Jones",
+		Recipient: events.TransferParty{UserID: uuid.New(), Email: "bob@example.com", Firstname: "Bob", Lastname: "Jones",
 			AccountNumber: "5555666677778888", BalanceAfter: 456789}}
-	got := composeAndRender(t, transfer.EventSucceeded, p)
+	got := composeAndRender(t, events.TypeTransferSucceeded, p)
 	if len(got) != 2 {
 		t.Fatalf("%d mails, want 2", len(got))
 	}
@@ -146,14 +143,14 @@ func TestTransferMailsShowOnlyTheirOwnBalance(t *testing.T) {
 }
 
 func TestHTMLEscapesWhatUsersTyped(t *testing.T) {
-	got := composeAndRender(t, auth.EventUserRegistered, auth.UserRegistered{Email: "x@example.com",
+	got := composeAndRender(t, events.TypeUserRegistered, events.UserRegistered{Email: "x@example.com",
 		Firstname: `<script>alert(1)</script>`, AccountNumber: "1"})
 	if strings.Contains(got[0].html, "<script>") || !strings.Contains(got[0].html, "&lt;script&gt;") {
 		t.Fatalf("HTML not escaped:\n%s", got[0].html)
 	}
-	got = composeAndRender(t, transfer.EventSucceeded, transfer.Succeeded{Amount: 10000, Currency: "IDR",
-		Sender:    transfer.Party{Email: "a@example.com", Firstname: "A\r\nBcc: evil@example.com"},
-		Recipient: transfer.Party{Email: "b@example.com", Firstname: "B"}})
+	got = composeAndRender(t, events.TypeTransferSucceeded, events.TransferSucceeded{Amount: 10000, Currency: "IDR",
+		Sender:    events.TransferParty{Email: "a@example.com", Firstname: "A\r\nBcc: evil@example.com"},
+		Recipient: events.TransferParty{Email: "b@example.com", Firstname: "B"}})
 	if strings.ContainsAny(got[1].subject, "\r\n") {
 		t.Fatalf("subject spans lines: %q", got[1].subject)
 	}
@@ -173,16 +170,16 @@ func TestPoisonPayloads(t *testing.T) {
 		name, typ, ct, data string
 	}{
 		{"unknown type", "paygate.user.deleted", "application/json", `{"email":"a@example.com"}`},
-		{"bad json", auth.EventUserRegistered, "application/json", `{"email":`},
-		{"not an object", auth.EventUserRegistered, "application/json", `"a@example.com"`},
-		{"null", auth.EventUserRegistered, "application/json", `null`},
-		{"empty", topup.EventSucceeded, "application/json", ``},
-		{"wrong field type", topup.EventSucceeded, "application/json", `{"email":"a@example.com","amount":"lots"}`},
-		{"missing email", auth.EventPasswordChanged, "application/json", `{"firstname":"Ann"}`},
-		{"bad email", withdraw.EventRequested, "application/json", `{"email":"not an address"}`},
-		{"address with a name", withdraw.EventRequested, "application/json", `{"email":"Ann <a@example.com>"}`},
-		{"missing recipient email", transfer.EventSucceeded, "application/json", `{"sender":{"email":"a@example.com"},"recipient":{}}`},
-		{"not json", auth.EventUserRegistered, "text/plain", `{"email":"a@example.com"}`},
+		{"bad json", events.TypeUserRegistered, "application/json", `{"email":`},
+		{"not an object", events.TypeUserRegistered, "application/json", `"a@example.com"`},
+		{"null", events.TypeUserRegistered, "application/json", `null`},
+		{"empty", events.TypeTopUpSucceeded, "application/json", ``},
+		{"wrong field type", events.TypeTopUpSucceeded, "application/json", `{"email":"a@example.com","amount":"lots"}`},
+		{"missing email", events.TypePasswordChanged, "application/json", `{"firstname":"Ann"}`},
+		{"bad email", events.TypeWithdrawalRequested, "application/json", `{"email":"not an address"}`},
+		{"address with a name", events.TypeWithdrawalRequested, "application/json", `{"email":"Ann <a@example.com>"}`},
+		{"missing recipient email", events.TypeTransferSucceeded, "application/json", `{"sender":{"email":"a@example.com"},"recipient":{}}`},
+		{"not json", events.TypeUserRegistered, "text/plain", `{"email":"a@example.com"}`},
 	}
 	for _, c := range cases {
 		_, err := compose(uuid.NewString(), c.typ, c.ct, []byte(c.data))

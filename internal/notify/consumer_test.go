@@ -17,7 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/paygate/paygate/internal/auth"
+	"github.com/paygate/paygate/internal/events"
 	"github.com/paygate/paygate/internal/notify"
 	"github.com/paygate/paygate/internal/notify/smtptest"
 	"github.com/paygate/paygate/internal/platform/config"
@@ -25,8 +25,6 @@ import (
 	"github.com/paygate/paygate/internal/platform/kafka"
 	"github.com/paygate/paygate/internal/platform/kafka/kafkatest"
 	"github.com/paygate/paygate/internal/platform/pgtest"
-	"github.com/paygate/paygate/internal/topup"
-	"github.com/paygate/paygate/internal/transfer"
 )
 
 // harness runs the consumer built by hand, without fx: a fresh database,
@@ -92,8 +90,8 @@ func (h *harness) dlq(t *testing.T, n int, timeout time.Duration) []kafkatest.Re
 	return readTopic(t, h.addr(), h.cfg.DLQTopic, n, timeout)
 }
 
-func registered(email string) auth.UserRegistered {
-	return auth.UserRegistered{UserID: uuid.New(), Email: email, Firstname: "Ann", Lastname: "A",
+func registered(email string) events.UserRegistered {
+	return events.UserRegistered{UserID: uuid.New(), Email: email, Firstname: "Ann", Lastname: "A",
 		AccountNumber: "1234567890123456", Role: "user", RegisteredAt: time.Now()}
 }
 
@@ -106,8 +104,8 @@ func TestRejectedMailIsDeadLetteredAtOnce(t *testing.T) {
 		return 0
 	})
 	id := uuid.NewString()
-	h.publish(t, cloudEvent(t, h.kafka.TopicAuth, "u1", auth.EventUserRegistered, id, registered("gone@example.com"), nil),
-		cloudEvent(t, h.kafka.TopicAuth, "u2", auth.EventUserRegistered, uuid.NewString(), registered("here@example.com"), nil))
+	h.publish(t, cloudEvent(t, h.kafka.TopicAuth, "u1", events.TypeUserRegistered, id, registered("gone@example.com"), nil),
+		cloudEvent(t, h.kafka.TopicAuth, "u2", events.TypeUserRegistered, uuid.NewString(), registered("here@example.com"), nil))
 
 	recs := h.dlq(t, 1, 30*time.Second)
 	if len(recs) != 1 {
@@ -146,10 +144,10 @@ func TestSpansContinueTheProducerTrace(t *testing.T) {
 	propagation.TraceContext{}.Inject(ctx, carrier)
 
 	id := uuid.NewString()
-	p := transfer.Succeeded{TransferID: uuid.New(), Amount: 50000, Currency: "IDR", Note: "rent", CreatedAt: time.Now(),
-		Sender:    transfer.Party{UserID: uuid.New(), Email: "alice@example.com", Firstname: "Alice", AccountNumber: "1111222233334444", BalanceAfter: 1},
-		Recipient: transfer.Party{UserID: uuid.New(), Email: "bob@example.com", Firstname: "Bob", AccountNumber: "5555666677778888", BalanceAfter: 2}}
-	h.publish(t, cloudEvent(t, h.kafka.TopicTransfer, "alice", transfer.EventSucceeded, id, p, map[string]string{"traceparent": carrier.Get("traceparent")}))
+	p := events.TransferSucceeded{TransferID: uuid.New(), Amount: 50000, Currency: "IDR", Note: "rent", CreatedAt: time.Now(),
+		Sender:    events.TransferParty{UserID: uuid.New(), Email: "alice@example.com", Firstname: "Alice", AccountNumber: "1111222233334444", BalanceAfter: 1},
+		Recipient: events.TransferParty{UserID: uuid.New(), Email: "bob@example.com", Firstname: "Bob", AccountNumber: "5555666677778888", BalanceAfter: 2}}
+	h.publish(t, cloudEvent(t, h.kafka.TopicTransfer, "alice", events.TypeTransferSucceeded, id, p, map[string]string{"traceparent": carrier.Get("traceparent")}))
 	h.smtp.Wait(t, 2, 30*time.Second)
 	_ = h.tp.ForceFlush(context.Background())
 
@@ -201,8 +199,8 @@ VALUES ($1, 'crash@example.com', 'welcome', 1, now() - interval '1 second'),
        ($2, 'held@example.com', 'welcome', 1, now() + interval '1500 milliseconds')`, expired, held); err != nil {
 		t.Fatal(err)
 	}
-	h.publish(t, cloudEvent(t, h.kafka.TopicAuth, "u1", auth.EventUserRegistered, expired.String(), registered("crash@example.com"), nil),
-		cloudEvent(t, h.kafka.TopicAuth, "u2", auth.EventUserRegistered, held.String(), registered("held@example.com"), nil))
+	h.publish(t, cloudEvent(t, h.kafka.TopicAuth, "u1", events.TypeUserRegistered, expired.String(), registered("crash@example.com"), nil),
+		cloudEvent(t, h.kafka.TopicAuth, "u2", events.TypeUserRegistered, held.String(), registered("held@example.com"), nil))
 	msgs := h.smtp.Wait(t, 2, 30*time.Second)
 	if len(h.smtp.To("crash@example.com")) != 1 || len(h.smtp.To("held@example.com")) != 1 {
 		t.Fatalf("mails: %d to crash@, %d to held@; want 1 each", len(h.smtp.To("crash@example.com")), len(h.smtp.To("held@example.com")))
@@ -231,7 +229,7 @@ VALUES ($1, 'crash@example.com', 'welcome', 1, now() - interval '1 second'),
 // hold up shutdown, and it stays uncommitted to be read after a restart.
 func TestStopDoesNotWaitForARetryRecord(t *testing.T) {
 	h := newHarness(t, time.Minute)
-	pm := cloudEvent(t, h.cfg.RetryTopic, "u1", auth.EventUserRegistered, uuid.NewString(), registered("later@example.com"), map[string]string{
+	pm := cloudEvent(t, h.cfg.RetryTopic, "u1", events.TypeUserRegistered, uuid.NewString(), registered("later@example.com"), map[string]string{
 		notify.HeaderAttempt: "1", notify.HeaderNotBefore: time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)})
 	h.publish(t, pm)
 	// Wait until the consumer holds the record: its span has started.
@@ -271,8 +269,8 @@ func TestStopDoesNotWaitForARetryRecord(t *testing.T) {
 func TestIgnoredEventsAreConsumedWithoutMail(t *testing.T) {
 	h := newHarness(t, time.Minute)
 	h.publish(t,
-		cloudEvent(t, h.kafka.TopicTopup, "u1", topup.EventReversed, uuid.NewString(), topup.Reversed{TopUpID: uuid.New(), Amount: 1, Currency: "IDR"}, nil),
-		cloudEvent(t, h.kafka.TopicTransfer, "u1", transfer.EventReversed, uuid.NewString(), transfer.Reversed{TransferID: uuid.New(), Amount: 1, Currency: "IDR"}, nil))
+		cloudEvent(t, h.kafka.TopicTopup, "u1", events.TypeTopUpReversed, uuid.NewString(), events.TopUpReversed{TopUpID: uuid.New(), Amount: 1, Currency: "IDR"}, nil),
+		cloudEvent(t, h.kafka.TopicTransfer, "u1", events.TypeTransferReversed, uuid.NewString(), events.TransferReversed{TransferID: uuid.New(), Amount: 1, Currency: "IDR"}, nil))
 	waitCaughtUp(t, h.broker, h.cfg.Group, []string{h.kafka.TopicTopup, h.kafka.TopicTransfer}, 30*time.Second)
 	if n := len(h.dlq(t, 1, 500*time.Millisecond)); n != 0 {
 		t.Fatalf("%d dead letters, want 0", n)

@@ -19,7 +19,7 @@ import (
 
 	"github.com/paygate/paygate/internal/app"
 	"github.com/paygate/paygate/internal/apptest"
-	"github.com/paygate/paygate/internal/auth"
+	"github.com/paygate/paygate/internal/events"
 	"github.com/paygate/paygate/internal/notify"
 	"github.com/paygate/paygate/internal/notify/smtptest"
 	"github.com/paygate/paygate/internal/platform/config"
@@ -487,9 +487,9 @@ func TestPoisonRecordsAreDeadLetteredAndTheNextIsMailed(t *testing.T) {
 	}
 	bad := []*sarama.ProducerMessage{
 		{Topic: topic, Key: sarama.StringEncoder("poison"), Value: sarama.StringEncoder(`{"email":"x@example.com"}`)}, // no ce_* headers
-		ce(auth.EventUserRegistered, `{"email": "x@example.com",`),                                                    // bad JSON
+		ce(events.TypeUserRegistered, `{"email": "x@example.com",`),                                                   // bad JSON
 		ce("paygate.user.teleported", `{"email":"x@example.com"}`),                                                    // unknown type
-		ce(auth.EventPasswordChanged, `{"firstname":"Ann"}`),                                                          // no email
+		ce(events.TypePasswordChanged, `{"firstname":"Ann"}`),                                                         // no email
 	}
 	if err := rawProducer(t, e.Broker.Addr()).SendMessages(bad); err != nil {
 		t.Fatal(err)
@@ -543,7 +543,7 @@ func TestExhaustedAttemptsAreDeadLettered(t *testing.T) {
 	}
 	h := recs[0].Headers
 	if h[notify.HeaderReason] != notify.ReasonExhausted || h[notify.HeaderAttempt] != "3" || !strings.Contains(h[notify.HeaderError], "451") ||
-		h[kafka.HeaderType] != auth.EventUserRegistered || h[notify.HeaderOriginTopic] != e.Config.Kafka.TopicAuth {
+		h[kafka.HeaderType] != events.TypeUserRegistered || h[notify.HeaderOriginTopic] != e.Config.Kafka.TopicAuth {
 		t.Fatalf("dead letter headers %v", h)
 	}
 	eventually(t, 10*time.Second, "the dead-letter metric", func() bool {

@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/paygate/paygate/internal/events"
 	"github.com/paygate/paygate/internal/platform/kafka"
 	"github.com/paygate/paygate/internal/platform/logging"
 	"github.com/paygate/paygate/internal/withdraw"
@@ -113,7 +114,7 @@ func (p *Processor) Handle(ctx context.Context, msg *sarama.ConsumerMessage) err
 		p.log.Error("payout: skipping a record that is not a CloudEvent", zap.Error(err), zap.Int64("offset", msg.Offset))
 		return nil
 	}
-	if ev.Type() != withdraw.EventRequested {
+	if ev.Type() != events.TypeWithdrawalRequested {
 		return nil
 	}
 	ctx, span := p.tracer.Start(ctx, "payout "+ev.Type(), trace.WithSpanKind(trace.SpanKindConsumer),
@@ -121,7 +122,7 @@ func (p *Processor) Handle(ctx context.Context, msg *sarama.ConsumerMessage) err
 	defer span.End()
 	log := logging.WithTrace(ctx, p.log)
 
-	var data withdraw.Event
+	var data events.Withdrawal
 	if err := json.Unmarshal(ev.Data(), &data); err != nil || data.WithdrawalID == uuid.Nil {
 		log.Error("payout: skipping a malformed withdrawal event", zap.String("event_id", ev.ID()))
 		return nil

@@ -1,20 +1,26 @@
-package ledger
+// Package saldo is the HTTP surface of the ledger: a user's balance,
+// available and held money, their statement, every wallet for
+// administrators and the admin ledger verification. It also opens a
+// wallet for every new user and tells the users domain whether a user
+// still holds money. No endpoint sets a balance: balances change only by
+// posting transactions, which the money movement domains do.
+package saldo
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
-	"github.com/paygate/paygate/internal/platform/apperr"
+	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/platform/authn"
 	"github.com/paygate/paygate/internal/platform/httpserver"
+	"github.com/paygate/paygate/internal/platform/pagination"
+	"github.com/paygate/paygate/internal/platform/postgres"
 	"github.com/paygate/paygate/internal/users"
 )
 
@@ -33,8 +39,9 @@ type Saldo struct {
 
 // StatementEntry is one line of a statement.
 type StatementEntry struct {
-	// ID is the entry's public id (see EntryPublicID), a UUID like every
-	// other id of the API; the internal sequence number stays internal.
+	// ID is the entry's public id (see ledger.EntryPublicID), a UUID like
+	// every other id of the API; the internal sequence number stays
+	// internal.
 	ID            uuid.UUID `json:"id"`
 	TransactionID uuid.UUID `json:"transaction_id"`
 	Kind          string    `json:"kind"`
@@ -44,33 +51,43 @@ type StatementEntry struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
-// list is a page of a list endpoint.
-type list[T any] struct {
-	Data       []T     `json:"data"`
-	NextCursor *string `json:"next_cursor"`
+// Ledger is what the saldo endpoints read of the ledger.
+type Ledger interface {
+	WalletOf(ctx context.Context, q postgres.Querier, userID uuid.UUID) (ledger.Account, error)
+	Statement(ctx context.Context, q postgres.Querier, accountID uuid.UUID, limit int, cursor ledger.Cursor) ([]ledger.Entry, ledger.Cursor, error)
+	ListWallets(ctx context.Context, q postgres.Querier, limit int, cursor ledger.Cursor) ([]ledger.Account, ledger.Cursor, error)
 }
 
-// SaldoHandler serves the read-only saldo endpoints and the admin ledger
-// verification. No endpoint sets a balance: balances change only by
-// posting transactions.
-type SaldoHandler struct {
-	store    *Store
-	verifier *Verifier
-	users    *users.Store
+// Users is what the saldo endpoints read of the users domain: the owner of
+// a wallet, for its account number.
+type Users interface {
+	Get(ctx context.Context, q postgres.Querier, id uuid.UUID) (users.User, error)
+	GetMany(ctx context.Context, q postgres.Querier, ids []uuid.UUID) (map[uuid.UUID]users.User, error)
+}
+
+// Verification verifies the ledger on demand and records the outcome.
+type Verification interface {
+	Run(ctx context.Context) (ledger.Report, error)
+}
+
+// Handler serves the read-only saldo endpoints and the admin ledger
+// verification.
+type Handler struct {
+	ledger   Ledger
+	users    Users
+	verifier Verification
 	pool     *pgxpool.Pool
 	auth     authn.Authenticator
 	log      *zap.Logger
-	verified func(ctx context.Context, r Report)
 }
 
-// NewSaldoHandler returns the handler. verified, if not nil, is told the
-// outcome of each verification (for the metric).
-func NewSaldoHandler(store *Store, verifier *Verifier, u *users.Store, pool *pgxpool.Pool, auth authn.Authenticator, log *zap.Logger, verified func(context.Context, Report)) *SaldoHandler {
-	return &SaldoHandler{store: store, verifier: verifier, users: u, pool: pool, auth: auth, log: log, verified: verified}
+// NewHandler returns the handler.
+func NewHandler(l Ledger, u Users, v Verification, pool *pgxpool.Pool, auth authn.Authenticator, log *zap.Logger) *Handler {
+	return &Handler{ledger: l, users: u, verifier: v, pool: pool, auth: auth, log: log}
 }
 
 // RegisterRoutes adds the saldo routes; all require authentication.
-func (h *SaldoHandler) RegisterRoutes(r *mux.Router) {
+func (h *Handler) RegisterRoutes(r *mux.Router) {
 	rt := httpserver.NewRouter(r, Domain, h.log, h.auth.Require)
 	rt.Handle(http.MethodGet, "/v1/saldo", h.own)
 	rt.Handle(http.MethodGet, "/v1/saldo/statement", h.statement)
@@ -79,8 +96,12 @@ func (h *SaldoHandler) RegisterRoutes(r *mux.Router) {
 	rt.Handle(http.MethodGet, "/v1/admin/ledger/verify", h.verify)
 }
 
-func (h *SaldoHandler) saldoOf(ctx context.Context, u users.User) (Saldo, error) {
-	w, err := h.store.WalletOf(ctx, h.pool, u.ID)
+func (h *Handler) saldoOf(ctx context.Context, userID uuid.UUID) (Saldo, error) {
+	u, err := h.users.Get(ctx, h.pool, userID)
+	if err != nil {
+		return Saldo{}, err
+	}
+	w, err := h.ledger.WalletOf(ctx, h.pool, u.ID)
 	if err != nil {
 		return Saldo{}, err
 	}
@@ -88,13 +109,12 @@ func (h *SaldoHandler) saldoOf(ctx context.Context, u users.User) (Saldo, error)
 		Available: w.Available(), Held: w.Held}, nil
 }
 
-func (h *SaldoHandler) own(w http.ResponseWriter, r *http.Request) error {
-	p, _ := authn.FromContext(r.Context())
-	u, err := h.users.Get(r.Context(), h.pool, p.UserID)
+func (h *Handler) own(w http.ResponseWriter, r *http.Request) error {
+	p, err := authn.FromRequest(r)
 	if err != nil {
 		return err
 	}
-	s, err := h.saldoOf(r.Context(), u)
+	s, err := h.saldoOf(r.Context(), p.UserID)
 	if err != nil {
 		return err
 	}
@@ -102,44 +122,42 @@ func (h *SaldoHandler) own(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *SaldoHandler) statement(w http.ResponseWriter, r *http.Request) error {
-	p, _ := authn.FromContext(r.Context())
+func (h *Handler) statement(w http.ResponseWriter, r *http.Request) error {
+	p, err := authn.FromRequest(r)
+	if err != nil {
+		return err
+	}
 	limit, cursor, err := httpserver.PageParams(r)
 	if err != nil {
 		return err
 	}
-	wallet, err := h.store.WalletOf(r.Context(), h.pool, p.UserID)
+	wallet, err := h.ledger.WalletOf(r.Context(), h.pool, p.UserID)
 	if err != nil {
 		return err
 	}
-	entries, next, err := h.store.Statement(r.Context(), h.pool, wallet.ID, limit, Cursor(cursor))
+	entries, next, err := h.ledger.Statement(r.Context(), h.pool, wallet.ID, limit, ledger.Cursor(cursor))
 	if err != nil {
 		return err
 	}
-	out := list[StatementEntry]{Data: make([]StatementEntry, 0, len(entries))}
+	out := pagination.Page[StatementEntry]{Data: make([]StatementEntry, 0, len(entries)), NextCursor: nextCursor(next)}
 	for _, e := range entries {
-		out.Data = append(out.Data, StatementEntry{ID: EntryPublicID(e.TransactionID, e.AccountID), TransactionID: e.TransactionID, Kind: e.TransactionKind,
-			Reference: e.Reference, Amount: e.Amount, BalanceAfter: e.BalanceAfter, CreatedAt: e.CreatedAt})
-	}
-	if next != "" {
-		c := string(next)
-		out.NextCursor = &c
+		out.Data = append(out.Data, StatementEntry{ID: ledger.EntryPublicID(e.TransactionID, e.AccountID), TransactionID: e.TransactionID,
+			Kind: e.TransactionKind, Reference: e.Reference, Amount: e.Amount, BalanceAfter: e.BalanceAfter, CreatedAt: e.CreatedAt})
 	}
 	httpserver.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
-func (h *SaldoHandler) ofUser(w http.ResponseWriter, r *http.Request) error {
-	p, _ := authn.FromContext(r.Context())
-	id, err := httpserver.PathUUID(r, "id")
-	if err != nil || !p.CanAccessUser(id) {
-		return apperr.ErrNotFound
-	}
-	u, err := h.users.Get(r.Context(), h.pool, id)
+func (h *Handler) ofUser(w http.ResponseWriter, r *http.Request) error {
+	p, err := authn.FromRequest(r)
 	if err != nil {
 		return err
 	}
-	s, err := h.saldoOf(r.Context(), u)
+	id, err := httpserver.PathUUID(r, "id")
+	if err != nil || !p.CanAccessUser(id) {
+		return users.ErrNotFound
+	}
+	s, err := h.saldoOf(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -147,16 +165,15 @@ func (h *SaldoHandler) ofUser(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *SaldoHandler) all(w http.ResponseWriter, r *http.Request) error {
-	p, _ := authn.FromContext(r.Context())
-	if !p.IsAdmin() {
-		return apperr.ErrForbidden
+func (h *Handler) all(w http.ResponseWriter, r *http.Request) error {
+	if _, err := authn.AdminFromRequest(r); err != nil {
+		return err
 	}
 	limit, cursor, err := httpserver.PageParams(r)
 	if err != nil {
 		return err
 	}
-	wallets, next, err := h.store.ListWallets(r.Context(), h.pool, limit, Cursor(cursor))
+	wallets, next, err := h.ledger.ListWallets(r.Context(), h.pool, limit, ledger.Cursor(cursor))
 	if err != nil {
 		return err
 	}
@@ -170,7 +187,7 @@ func (h *SaldoHandler) all(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := list[Saldo]{Data: make([]Saldo, 0, len(wallets))}
+	out := pagination.Page[Saldo]{Data: make([]Saldo, 0, len(wallets)), NextCursor: nextCursor(next)}
 	for _, a := range wallets {
 		if a.OwnerUserID == nil {
 			continue
@@ -178,81 +195,47 @@ func (h *SaldoHandler) all(w http.ResponseWriter, r *http.Request) error {
 		out.Data = append(out.Data, Saldo{UserID: *a.OwnerUserID, AccountNumber: owners[*a.OwnerUserID].AccountNumber,
 			Currency: a.Currency, Balance: a.Balance, Available: a.Available(), Held: a.Held})
 	}
-	if next != "" {
-		c := string(next)
-		out.NextCursor = &c
-	}
 	httpserver.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
+// nextCursor is the list's next_cursor: null on the last page.
+func nextCursor(c ledger.Cursor) *string {
+	if c == "" {
+		return nil
+	}
+	s := string(c)
+	return &s
+}
+
 // VerifyResult is the body of GET /v1/admin/ledger/verify.
 type VerifyResult struct {
-	OK           bool        `json:"ok"`
-	Accounts     int64       `json:"accounts"`
-	Transactions int64       `json:"transactions"`
-	Entries      int64       `json:"entries"`
-	ActiveHolds  int64       `json:"active_holds"`
-	Violations   []Violation `json:"violations"`
+	OK           bool               `json:"ok"`
+	Accounts     int64              `json:"accounts"`
+	Transactions int64              `json:"transactions"`
+	Entries      int64              `json:"entries"`
+	ActiveHolds  int64              `json:"active_holds"`
+	Violations   []ledger.Violation `json:"violations"`
 }
 
 // ResultOf converts a report for output.
-func ResultOf(rep Report) VerifyResult {
+func ResultOf(rep ledger.Report) VerifyResult {
 	v := rep.Violations
 	if v == nil {
-		v = []Violation{}
+		v = []ledger.Violation{}
 	}
 	return VerifyResult{OK: rep.OK(), Accounts: rep.Accounts, Transactions: rep.Transactions, Entries: rep.Entries,
 		ActiveHolds: rep.ActiveHolds, Violations: v}
 }
 
-func (h *SaldoHandler) verify(w http.ResponseWriter, r *http.Request) error {
-	p, _ := authn.FromContext(r.Context())
-	if !p.IsAdmin() {
-		return apperr.ErrForbidden
+func (h *Handler) verify(w http.ResponseWriter, r *http.Request) error {
+	if _, err := authn.AdminFromRequest(r); err != nil {
+		return err
 	}
-	rep, err := h.verifier.Verify(r.Context(), h.pool)
+	rep, err := h.verifier.Run(r.Context())
 	if err != nil {
 		return err
 	}
-	if h.verified != nil {
-		h.verified(r.Context(), rep)
-	}
 	httpserver.WriteJSON(w, http.StatusOK, ResultOf(rep))
 	return nil
-}
-
-// Wallets opens a wallet for every new user and tells whether a user still
-// holds money. It implements auth.AccountHook and users.MoneyHolder.
-type Wallets struct {
-	store    *Store
-	currency string
-}
-
-// NewWallets returns the hook for currency.
-func NewWallets(s *Store, currency string) *Wallets { return &Wallets{store: s, currency: currency} }
-
-// OnAccountCreated opens the user's wallet in the registration transaction.
-func (w *Wallets) OnAccountCreated(ctx context.Context, tx pgx.Tx, u users.User) error {
-	_, err := w.store.OpenWallet(ctx, tx, u.ID, w.currency)
-	return err
-}
-
-// HoldsMoney reports whether the user's wallet has a non-zero balance or
-// held money. It locks the wallet row, so a movement into it cannot commit
-// between this check and the caller's deactivation.
-func (w *Wallets) HoldsMoney(ctx context.Context, tx pgx.Tx, userID uuid.UUID) (bool, error) {
-	a, err := w.store.WalletOf(ctx, tx, userID)
-	if errors.Is(err, ErrAccountNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	var balance, held int64
-	if err := tx.QueryRow(ctx, `-- name: LockWalletForDeactivation
-SELECT balance, held FROM ledger_accounts WHERE id = $1 FOR UPDATE`, a.ID).Scan(&balance, &held); err != nil {
-		return false, err
-	}
-	return balance != 0 || held != 0, nil
 }

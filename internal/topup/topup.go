@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/paygate/paygate/internal/events"
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/movement"
 	"github.com/paygate/paygate/internal/platform/apperr"
@@ -172,8 +173,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
 		return TopUp{}, fmt.Errorf("insert top-up: %w", err)
 	}
 	_, err = outbox.Enqueue(ctx, tx, outbox.Event{
-		Topic: s.topic, Key: u.ID.String(), Type: EventSucceeded, Subject: "topups/" + id.String(),
-		Data: Succeeded{TopUpID: id, UserID: u.ID, Email: u.Email, Firstname: u.Firstname, AccountNumber: u.AccountNumber,
+		Topic: s.topic, Key: u.ID.String(), Type: events.TypeTopUpSucceeded, Subject: "topups/" + id.String(),
+		Data: events.TopUpSucceeded{TopUpID: id, UserID: u.ID, Email: u.Email, Firstname: u.Firstname, AccountNumber: u.AccountNumber,
 			Amount: t.Amount, Currency: t.Currency, Method: t.Method, Reference: t.Reference,
 			BalanceAfter: movement.BalanceAfter(posted, wallet.ID), CreatedAt: t.CreatedAt},
 	})
@@ -254,8 +255,8 @@ RETURNING created_at`, id, caller.UserID, reason)
 		return TopUp{}, err
 	}
 	_, err = outbox.Enqueue(ctx, tx, outbox.Event{
-		Topic: s.topic, Key: t.UserID.String(), Type: EventReversed, Subject: "topups/" + id.String(),
-		Data: Reversed{TopUpID: id, UserID: t.UserID, Amount: t.Amount, Currency: t.Currency,
+		Topic: s.topic, Key: t.UserID.String(), Type: events.TypeTopUpReversed, Subject: "topups/" + id.String(),
+		Data: events.TopUpReversed{TopUpID: id, UserID: t.UserID, Amount: t.Amount, Currency: t.Currency,
 			BalanceAfter: movement.BalanceAfter(posted, wallet.ID), Reason: reason, ReversedAt: at},
 	})
 	return t, err

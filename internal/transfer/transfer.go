@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/paygate/paygate/internal/events"
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/movement"
 	"github.com/paygate/paygate/internal/platform/apperr"
@@ -110,7 +111,7 @@ func (s *Service) Validate(to string, amount int64, note string) (Request, error
 
 // resolve finds the recipient named by an account number, an email or a
 // user id.
-func (s *Service) resolve(ctx context.Context, q users.Querier, to string) (users.User, error) {
+func (s *Service) resolve(ctx context.Context, q postgres.Querier, to string) (users.User, error) {
 	var u users.User
 	var err error
 	switch {
@@ -184,16 +185,16 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING created_at`,
 		return Transfer{}, fmt.Errorf("insert transfer: %w", err)
 	}
 	_, err = outbox.Enqueue(ctx, tx, outbox.Event{
-		Topic: s.topic, Key: sender.ID.String(), Type: EventSucceeded, Subject: "transfers/" + id.String(),
-		Data: Succeeded{TransferID: id, Amount: t.Amount, Currency: t.Currency, Note: t.Note, CreatedAt: t.CreatedAt,
+		Topic: s.topic, Key: sender.ID.String(), Type: events.TypeTransferSucceeded, Subject: "transfers/" + id.String(),
+		Data: events.TransferSucceeded{TransferID: id, Amount: t.Amount, Currency: t.Currency, Note: t.Note, CreatedAt: t.CreatedAt,
 			Sender:    party(sender, movement.BalanceAfter(posted, from.ID)),
 			Recipient: party(rcpt, movement.BalanceAfter(posted, to.ID))},
 	})
 	return t, err
 }
 
-func party(u users.User, balance int64) Party {
-	return Party{UserID: u.ID, Email: u.Email, Firstname: u.Firstname, Lastname: u.Lastname,
+func party(u users.User, balance int64) events.TransferParty {
+	return events.TransferParty{UserID: u.ID, Email: u.Email, Firstname: u.Firstname, Lastname: u.Lastname,
 		AccountNumber: u.AccountNumber, BalanceAfter: balance}
 }
 
@@ -275,8 +276,8 @@ RETURNING created_at`, id, caller.UserID, reason)
 	}
 	t.Status, t.ReversedAt = StatusReversed, &at
 	_, err = outbox.Enqueue(ctx, tx, outbox.Event{
-		Topic: s.topic, Key: t.fromUserID.String(), Type: EventReversed, Subject: "transfers/" + id.String(),
-		Data: Reversed{TransferID: id, FromUserID: t.fromUserID, ToUserID: t.toUserID, Amount: t.Amount,
+		Topic: s.topic, Key: t.fromUserID.String(), Type: events.TypeTransferReversed, Subject: "transfers/" + id.String(),
+		Data: events.TransferReversed{TransferID: id, FromUserID: t.fromUserID, ToUserID: t.toUserID, Amount: t.Amount,
 			Currency: t.Currency, Reason: reason, ReversedAt: at},
 	})
 	return t, err

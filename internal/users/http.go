@@ -37,16 +37,8 @@ func (h *Handler) RegisterRoutes(r *mux.Router) {
 	rt.Handle(http.MethodDelete, "/v1/users/{id}", h.deactivate)
 }
 
-func caller(r *http.Request) (authn.Principal, error) {
-	p, ok := authn.FromContext(r.Context())
-	if !ok {
-		return authn.Principal{}, apperr.ErrUnauthenticated
-	}
-	return p, nil
-}
-
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) error {
-	p, err := caller(r)
+	p, err := authn.FromRequest(r)
 	if err != nil {
 		return err
 	}
@@ -73,12 +65,8 @@ type createRequest struct {
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
-	p, err := caller(r)
-	if err != nil {
+	if _, err := authn.AdminFromRequest(r); err != nil {
 		return err
-	}
-	if !p.IsAdmin() {
-		return apperr.ErrForbidden
 	}
 	var req createRequest
 	if err := httpserver.DecodeJSON(r, &req); err != nil {
@@ -103,7 +91,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
-	p, err := caller(r)
+	p, err := authn.FromRequest(r)
 	if err != nil {
 		return err
 	}
@@ -138,7 +126,7 @@ type adminPatch struct {
 }
 
 func (h *Handler) patch(w http.ResponseWriter, r *http.Request) error {
-	p, err := caller(r)
+	p, err := authn.FromRequest(r)
 	if err != nil {
 		return err
 	}
@@ -207,7 +195,7 @@ func validatePatch(ap adminPatch) (Patch, error) {
 }
 
 func (h *Handler) deactivate(w http.ResponseWriter, r *http.Request) error {
-	p, err := caller(r)
+	p, err := authn.FromRequest(r)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/paygate/paygate/internal/platform/apperr"
 	"github.com/paygate/paygate/internal/platform/authn"
@@ -39,13 +38,6 @@ var (
 	ErrHoldsMoney  = apperr.New(apperr.KindConflict, "USER_HOLDS_MONEY", "The user still holds money; move it out before deactivating.")
 	errNumberTaken = errors.New("account number collision")
 )
-
-// Querier runs queries on a pool or inside a transaction.
-type Querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
 
 // Store holds the SQL of the users table.
 type Store struct{}
@@ -104,7 +96,7 @@ func (s *Store) Create(ctx context.Context, tx pgx.Tx, nu NewUser) (User, error)
 }
 
 // Get returns the user with id.
-func (s *Store) Get(ctx context.Context, q Querier, id uuid.UUID) (User, error) {
+func (s *Store) Get(ctx context.Context, q postgres.Querier, id uuid.UUID) (User, error) {
 	return scanUser(q.QueryRow(ctx, `-- name: GetUser
 SELECT `+userColumns+` FROM users WHERE id = $1`, id))
 }
@@ -116,13 +108,13 @@ SELECT `+userColumns+` FROM users WHERE id = $1 FOR UPDATE`, id))
 }
 
 // GetByEmail returns the user with the (normalised) email.
-func (s *Store) GetByEmail(ctx context.Context, q Querier, email string) (User, error) {
+func (s *Store) GetByEmail(ctx context.Context, q postgres.Querier, email string) (User, error) {
 	return scanUser(q.QueryRow(ctx, `-- name: GetUserByEmail
 SELECT `+userColumns+` FROM users WHERE email = $1`, NormalizeEmail(email)))
 }
 
 // GetByAccountNumber returns the user owning the account number.
-func (s *Store) GetByAccountNumber(ctx context.Context, q Querier, number string) (User, error) {
+func (s *Store) GetByAccountNumber(ctx context.Context, q postgres.Querier, number string) (User, error) {
 	return scanUser(q.QueryRow(ctx, `-- name: GetUserByAccountNumber
 SELECT `+userColumns+` FROM users WHERE account_number = $1`, number))
 }
@@ -139,7 +131,7 @@ type Page = pagination.Page[User]
 // List returns up to limit users matching f, newest first, after cursor.
 // The cursor is the (created_at, id) of the last user of the previous page,
 // so pages neither skip nor repeat users inserted meanwhile.
-func (s *Store) List(ctx context.Context, q Querier, f Filter, limit int, cursor string) (Page, error) {
+func (s *Store) List(ctx context.Context, q postgres.Querier, f Filter, limit int, cursor string) (Page, error) {
 	pos, err := pagination.Decode(cursor)
 	if err != nil {
 		return Page{}, err
@@ -245,7 +237,7 @@ SELECT `+userColumns+` FROM users WHERE id = ANY($1) ORDER BY id FOR SHARE`, ids
 
 // GetMany returns the users with the given ids, by id; unknown ids are
 // absent from the map.
-func (s *Store) GetMany(ctx context.Context, q Querier, ids []uuid.UUID) (map[uuid.UUID]User, error) {
+func (s *Store) GetMany(ctx context.Context, q postgres.Querier, ids []uuid.UUID) (map[uuid.UUID]User, error) {
 	return collectByID(q.Query(ctx, `-- name: GetUsers
 SELECT `+userColumns+` FROM users WHERE id = ANY($1)`, ids))
 }

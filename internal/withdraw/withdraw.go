@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/paygate/paygate/internal/events"
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/movement"
 	"github.com/paygate/paygate/internal/platform/apperr"
@@ -152,14 +153,14 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`,
 		return Withdrawal{}, err
 	}
 	_, err = outbox.Enqueue(ctx, tx, outbox.Event{
-		Topic: s.topic, Key: u.ID.String(), Type: EventRequested, Subject: "withdrawals/" + id.String(),
+		Topic: s.topic, Key: u.ID.String(), Type: events.TypeWithdrawalRequested, Subject: "withdrawals/" + id.String(),
 		Data: s.event(w, u, bal.Available, ""),
 	})
 	return w, err
 }
 
-func (s *Service) event(w Withdrawal, u users.User, available int64, reason string) Event {
-	return Event{WithdrawalID: w.ID, UserID: u.ID, Email: u.Email, Firstname: u.Firstname, Amount: w.Amount,
+func (s *Service) event(w Withdrawal, u users.User, available int64, reason string) events.Withdrawal {
+	return events.Withdrawal{WithdrawalID: w.ID, UserID: u.ID, Email: u.Email, Firstname: u.Firstname, Amount: w.Amount,
 		Currency: w.Currency, Status: w.Status, BankCode: w.BankCode, BankAccountLast4: last4(w.BankAccountNumber),
 		BankAccountName: w.BankAccountName, AvailableAfter: available, FailureReason: reason, CreatedAt: w.CreatedAt,
 		SettledAt: w.SettledAt}
@@ -303,9 +304,9 @@ VALUES ($1, $2, $3, $4, $5) RETURNING settled_at`, id, w.Status, ledgerTx, reaso
 		if err != nil {
 			return err
 		}
-		typ := EventFailed
+		typ := events.TypeWithdrawalFailed
 		if out.Succeeded {
-			typ = EventSucceeded
+			typ = events.TypeWithdrawalSucceeded
 		}
 		_, err = outbox.Enqueue(ctx, tx, outbox.Event{
 			Topic: s.topic, Key: w.UserID.String(), Type: typ, Subject: "withdrawals/" + id.String(),
@@ -323,7 +324,7 @@ VALUES ($1, $2, $3, $4, $5) RETURNING settled_at`, id, w.Status, ledgerTx, reaso
 // ExpectedHolds returns the hold of every withdrawal still waiting for
 // its payout; it implements ledger.HoldOwner, so ledger verification
 // checks that holds match pending withdrawals.
-func (s *Service) ExpectedHolds(ctx context.Context, q ledger.Querier) ([]ledger.ExpectedHold, error) {
+func (s *Service) ExpectedHolds(ctx context.Context, q postgres.Querier) ([]ledger.ExpectedHold, error) {
 	rows, err := q.Query(ctx, `-- name: PendingWithdrawalHolds
 SELECT w.id, w.amount, w.hold_id FROM withdrawals w
 WHERE NOT EXISTS (SELECT 1 FROM withdrawal_settlements s WHERE s.withdrawal_id = w.id)`)

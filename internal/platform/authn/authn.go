@@ -8,6 +8,8 @@ import (
 	"net/http"
 
 	"github.com/google/uuid"
+
+	"github.com/paygate/paygate/internal/platform/apperr"
 )
 
 // Role is what a user may do.
@@ -47,6 +49,32 @@ func WithPrincipal(ctx context.Context, p Principal) context.Context {
 func FromContext(ctx context.Context) (Principal, bool) {
 	p, ok := ctx.Value(ctxKey{}).(Principal)
 	return p, ok
+}
+
+// FromRequest returns the authenticated caller of r. It is the one way a
+// handler gets its caller: a request that reached a handler without one
+// (a route registered without the authenticator) answers
+// apperr.ErrUnauthenticated instead of acting for a zero user.
+func FromRequest(r *http.Request) (Principal, error) {
+	p, ok := FromContext(r.Context())
+	if !ok {
+		return Principal{}, apperr.ErrUnauthenticated
+	}
+	return p, nil
+}
+
+// AdminFromRequest returns the caller of r when it is an administrator,
+// and apperr.ErrForbidden for anyone else. Admin-only routes call it first,
+// so that a non-admin learns nothing about the resource named.
+func AdminFromRequest(r *http.Request) (Principal, error) {
+	p, err := FromRequest(r)
+	if err != nil {
+		return Principal{}, err
+	}
+	if !p.IsAdmin() {
+		return Principal{}, apperr.ErrForbidden
+	}
+	return p, nil
 }
 
 // Authenticator wraps handlers that require an authenticated caller. The

@@ -19,6 +19,15 @@ import (
 	"github.com/paygate/paygate/internal/platform/config"
 )
 
+// Querier runs statements; *pgxpool.Pool, *pgx.Conn and pgx.Tx all
+// satisfy it, so a store's reads work both inside a caller's transaction
+// and on the pool. It is the one such interface of the code base.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
 // NewPool builds a pgx pool from the configuration. It does not wait for a
 // connection: an unreachable database shows in /readyz rather than stopping
 // the process.

@@ -1,0 +1,142 @@
+// Package events is paygate's event contract: the CloudEvents type of
+// every domain event and the Go type of its payload, as docs/events.md
+// documents them. Producers (auth, topup, transfer, withdraw) and
+// consumers (notify, payout) both import this package and nothing of each
+// other, so a consumer depends on the contract, not on the code that
+// emits it. A payload field is added, never renamed or removed: consumers
+// decode events written by older and newer producers alike.
+package events
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// The CloudEvents types (the ce_type header) of every event paygate
+// publishes.
+const (
+	TypeUserRegistered      = "paygate.user.registered"
+	TypePasswordChanged     = "paygate.user.password_changed"
+	TypeTopUpSucceeded      = "paygate.topup.succeeded"
+	TypeTopUpReversed       = "paygate.topup.reversed"
+	TypeTransferSucceeded   = "paygate.transfer.succeeded"
+	TypeTransferReversed    = "paygate.transfer.reversed"
+	TypeWithdrawalRequested = "paygate.withdrawal.requested"
+	TypeWithdrawalSucceeded = "paygate.withdrawal.succeeded"
+	TypeWithdrawalFailed    = "paygate.withdrawal.failed"
+)
+
+// Catalog maps every event type to a zero value of its payload type. The
+// test that keeps docs/events.md true reads it.
+var Catalog = map[string]any{
+	TypeUserRegistered:      UserRegistered{},
+	TypePasswordChanged:     PasswordChanged{},
+	TypeTopUpSucceeded:      TopUpSucceeded{},
+	TypeTopUpReversed:       TopUpReversed{},
+	TypeTransferSucceeded:   TransferSucceeded{},
+	TypeTransferReversed:    TransferReversed{},
+	TypeWithdrawalRequested: Withdrawal{},
+	TypeWithdrawalSucceeded: Withdrawal{},
+	TypeWithdrawalFailed:    Withdrawal{},
+}
+
+// UserRegistered is the data of paygate.user.registered.
+type UserRegistered struct {
+	UserID        uuid.UUID `json:"user_id"`
+	Email         string    `json:"email"`
+	Firstname     string    `json:"firstname"`
+	Lastname      string    `json:"lastname"`
+	AccountNumber string    `json:"account_number"`
+	Role          string    `json:"role"`
+	RegisteredAt  time.Time `json:"registered_at"`
+}
+
+// PasswordChanged is the data of paygate.user.password_changed.
+type PasswordChanged struct {
+	UserID    uuid.UUID `json:"user_id"`
+	Email     string    `json:"email"`
+	Firstname string    `json:"firstname"`
+	ChangedAt time.Time `json:"changed_at"`
+}
+
+// TopUpSucceeded is the data of paygate.topup.succeeded.
+type TopUpSucceeded struct {
+	TopUpID       uuid.UUID `json:"topup_id"`
+	UserID        uuid.UUID `json:"user_id"`
+	Email         string    `json:"email"`
+	Firstname     string    `json:"firstname"`
+	AccountNumber string    `json:"account_number"`
+	Amount        int64     `json:"amount"`
+	Currency      string    `json:"currency"`
+	Method        string    `json:"method"`
+	Reference     string    `json:"reference"`
+	BalanceAfter  int64     `json:"balance_after"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// TopUpReversed is the data of paygate.topup.reversed.
+type TopUpReversed struct {
+	TopUpID      uuid.UUID `json:"topup_id"`
+	UserID       uuid.UUID `json:"user_id"`
+	Amount       int64     `json:"amount"`
+	Currency     string    `json:"currency"`
+	BalanceAfter int64     `json:"balance_after"`
+	Reason       string    `json:"reason"`
+	ReversedAt   time.Time `json:"reversed_at"`
+}
+
+// TransferParty is one side of a transfer. BalanceAfter is that party's
+// own balance after the transfer: each party's mail shows only its own.
+type TransferParty struct {
+	UserID        uuid.UUID `json:"user_id"`
+	Email         string    `json:"email"`
+	Firstname     string    `json:"firstname"`
+	Lastname      string    `json:"lastname"`
+	AccountNumber string    `json:"account_number"`
+	BalanceAfter  int64     `json:"balance_after"`
+}
+
+// TransferSucceeded is the data of paygate.transfer.succeeded: one event
+// per transfer, carrying both parties so that consumers can tell them
+// apart.
+type TransferSucceeded struct {
+	TransferID uuid.UUID     `json:"transfer_id"`
+	Amount     int64         `json:"amount"`
+	Currency   string        `json:"currency"`
+	Note       string        `json:"note"`
+	Sender     TransferParty `json:"sender"`
+	Recipient  TransferParty `json:"recipient"`
+	CreatedAt  time.Time     `json:"created_at"`
+}
+
+// TransferReversed is the data of paygate.transfer.reversed.
+type TransferReversed struct {
+	TransferID uuid.UUID `json:"transfer_id"`
+	FromUserID uuid.UUID `json:"from_user_id"`
+	ToUserID   uuid.UUID `json:"to_user_id"`
+	Amount     int64     `json:"amount"`
+	Currency   string    `json:"currency"`
+	Reason     string    `json:"reason"`
+	ReversedAt time.Time `json:"reversed_at"`
+}
+
+// Withdrawal is the data of every withdrawal event; Status tells which.
+// The bank account number is never in an event, only its last four
+// digits.
+type Withdrawal struct {
+	WithdrawalID     uuid.UUID  `json:"withdrawal_id"`
+	UserID           uuid.UUID  `json:"user_id"`
+	Email            string     `json:"email"`
+	Firstname        string     `json:"firstname"`
+	Amount           int64      `json:"amount"`
+	Currency         string     `json:"currency"`
+	Status           string     `json:"status"`
+	BankCode         string     `json:"bank_code"`
+	BankAccountLast4 string     `json:"bank_account_last4"`
+	BankAccountName  string     `json:"bank_account_name"`
+	AvailableAfter   int64      `json:"available_after"`
+	FailureReason    string     `json:"failure_reason,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+	SettledAt        *time.Time `json:"settled_at,omitempty"`
+}
