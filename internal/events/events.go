@@ -140,3 +140,12 @@ type Withdrawal struct {
 	CreatedAt        time.Time  `json:"created_at"`
 	SettledAt        *time.Time `json:"settled_at,omitempty"`
 }
+
+// Last4 returns the last four characters of an account number (all of a
+// shorter one): what an event and a mail may show of it.
+func Last4(number string) string {
+	if len(number) <= 4 {
+		return number
+	}
+	return number[len(number)-4:]
+}

@@ -5,27 +5,74 @@ import (
 	"net/http"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
 
 	"github.com/paygate/paygate/internal/platform/apperr"
 	"github.com/paygate/paygate/internal/platform/authn"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/idempotency"
+	"github.com/paygate/paygate/internal/platform/idempotency/idemhttp"
 	"github.com/paygate/paygate/internal/platform/pagination"
 )
 
-// Create serves POST of a new movement: it requires an Idempotency-Key,
-// decodes the body into In, validates it into Req (a refusal here stores
-// nothing), then runs op under the key and answers 201 with its result.
-// record is told the outcome of every attempt that ran (not of replays),
-// with req nil when validation refused the request.
-func Create[In, Req any](w http.ResponseWriter, r *http.Request, idem *idempotency.Store,
-	validate func(In) (Req, error),
-	op func(ctx context.Context, tx pgx.Tx, p authn.Principal, req Req) (any, error),
-	record func(ctx context.Context, in In, req *Req, result string),
-) error {
-	p, _ := authn.FromContext(r.Context())
-	if _, err := idempotency.Key(r); err != nil {
+// Service is what a movement domain offers its routes: create under an
+// idempotency claim, and read its records as the caller may see them.
+type Service[T, In any] interface {
+	Create(ctx context.Context, c idempotency.Claim, caller authn.Principal, in In) (idempotency.Response, error)
+	List(ctx context.Context, caller authn.Principal, forUser *uuid.UUID, limit int, cursor string) (pagination.Page[T], error)
+	Get(ctx context.Context, caller authn.Principal, id uuid.UUID) (T, error)
+}
+
+// Reverser is a movement service whose records an administrator reverses
+// with a compensating transaction.
+type Reverser interface {
+	Reverse(ctx context.Context, c idempotency.Claim, caller authn.Principal, id uuid.UUID, reason string) (idempotency.Response, error)
+}
+
+// Handler serves one movement collection at base: POST base (create),
+// GET base (the caller's records, paginated), GET base/{id}, and, when the
+// service is a Reverser, POST base/{id}/reversal. Every route requires
+// authentication.
+type Handler[T, In any] struct {
+	domain, base string
+	notFound     error
+	svc          Service[T, In]
+	auth         authn.Authenticator
+	log          *zap.Logger
+}
+
+// NewHandler returns the handler of the collection at base; notFound is
+// the domain's error for a missing record, which a malformed id answers
+// too.
+func NewHandler[T, In any](domain, base string, notFound error, svc Service[T, In], auth authn.Authenticator, log *zap.Logger) *Handler[T, In] {
+	return &Handler[T, In]{domain: domain, base: base, notFound: notFound, svc: svc, auth: auth, log: log}
+}
+
+// RegisterRoutes adds the collection's routes.
+func (h *Handler[T, In]) RegisterRoutes(r *mux.Router) {
+	rt := httpserver.NewRouter(r, h.domain, h.log, h.auth.Require)
+	rt.Handle(http.MethodPost, h.base, h.create)
+	rt.Handle(http.MethodGet, h.base, h.list)
+	rt.Handle(http.MethodGet, h.base+"/{id}", h.get)
+	if rv, ok := h.svc.(Reverser); ok {
+		rt.Handle(http.MethodPost, h.base+"/{id}/reversal", func(w http.ResponseWriter, r *http.Request) error {
+			return h.reverse(w, r, rv)
+		})
+	}
+}
+
+// create serves POST base: it requires an Idempotency-Key, decodes the
+// body, and hands the claim to the service, which validates the request
+// (a refusal there stores nothing) and books it under the key; the answer,
+// 201 or a stored refusal, fresh or replayed, is written as it comes back.
+func (h *Handler[T, In]) create(w http.ResponseWriter, r *http.Request) error {
+	p, err := authn.FromRequest(r)
+	if err != nil {
+		return err
+	}
+	key, err := idemhttp.Key(r)
+	if err != nil {
 		return err
 	}
 	var in In
@@ -33,26 +80,11 @@ func Create[In, Req any](w http.ResponseWriter, r *http.Request, idem *idempoten
 	if err != nil {
 		return err
 	}
-	req, err := validate(in)
-	if err != nil {
-		record(r.Context(), in, nil, "rejected")
-		return err
-	}
-	var outcome error
-	res, err := idem.Serve(w, r, p.UserID, raw, func(ctx context.Context, tx pgx.Tx) (int, any, error) {
-		out, err := op(ctx, tx, p, req)
-		outcome = err
-		if err != nil {
-			return 0, nil, err
-		}
-		return http.StatusCreated, out, nil
-	})
+	res, err := h.svc.Create(r.Context(), idemhttp.Claim(r, p.UserID, key, raw, http.StatusCreated), p, in)
 	if err != nil {
 		return err
 	}
-	if !res.Replayed {
-		record(r.Context(), in, &req, Result(outcome))
-	}
+	idemhttp.Write(w, res)
 	return nil
 }
 
@@ -60,22 +92,21 @@ type reversalRequest struct {
 	Reason string `json:"reason"`
 }
 
-// reverse serves POST /{id}/reversal: admins only (anyone else gets 403
-// before the id is even looked at, so the answer says nothing about the
-// record), an Idempotency-Key, an optional {"reason"}; it answers 200 with
-// the reversed movement, and a malformed id answers notFound.
-func reverse(w http.ResponseWriter, r *http.Request, idem *idempotency.Store, notFound error,
-	reverse func(ctx context.Context, tx pgx.Tx, p authn.Principal, id uuid.UUID, reason string) (any, error),
-) error {
-	p, _ := authn.FromContext(r.Context())
-	if !p.IsAdmin() {
-		return apperr.ErrForbidden
+// reverse serves POST base/{id}/reversal: admins only (anyone else gets
+// 403 before the id is even looked at, so the answer says nothing about
+// the record), an Idempotency-Key, an optional {"reason"}; it answers 200
+// with the reversed movement, and a malformed id answers notFound.
+func (h *Handler[T, In]) reverse(w http.ResponseWriter, r *http.Request, rv Reverser) error {
+	p, err := authn.AdminFromRequest(r)
+	if err != nil {
+		return err
 	}
 	id, err := httpserver.PathUUID(r, "id")
 	if err != nil {
-		return notFound
+		return h.notFound
 	}
-	if _, err := idempotency.Key(r); err != nil {
+	key, err := idemhttp.Key(r)
+	if err != nil {
 		return err
 	}
 	var in reversalRequest
@@ -86,22 +117,21 @@ func reverse(w http.ResponseWriter, r *http.Request, idem *idempotency.Store, no
 	if len(in.Reason) > 500 {
 		return apperr.Validation("reason is too long.", apperr.FieldError{Field: "reason", Message: "must be at most 500 characters"})
 	}
-	_, err = idem.Serve(w, r, p.UserID, raw, func(ctx context.Context, tx pgx.Tx) (int, any, error) {
-		out, err := reverse(ctx, tx, p, id, in.Reason)
-		if err != nil {
-			return 0, nil, err
-		}
-		return http.StatusOK, out, nil
-	})
-	return err
+	res, err := rv.Reverse(r.Context(), idemhttp.Claim(r, p.UserID, key, raw, http.StatusOK), p, id, in.Reason)
+	if err != nil {
+		return err
+	}
+	idemhttp.Write(w, res)
+	return nil
 }
 
-// list serves GET of a movement collection with cursor pagination and,
-// for admins, an optional user_id filter.
-func list[T any](w http.ResponseWriter, r *http.Request,
-	list func(ctx context.Context, p authn.Principal, forUser *uuid.UUID, limit int, cursor string) (pagination.Page[T], error),
-) error {
-	p, _ := authn.FromContext(r.Context())
+// list serves GET base with cursor pagination and, for admins, an
+// optional user_id filter.
+func (h *Handler[T, In]) list(w http.ResponseWriter, r *http.Request) error {
+	p, err := authn.FromRequest(r)
+	if err != nil {
+		return err
+	}
 	limit, cursor, err := httpserver.PageParams(r)
 	if err != nil {
 		return err
@@ -114,7 +144,7 @@ func list[T any](w http.ResponseWriter, r *http.Request,
 		}
 		forUser = &id
 	}
-	page, err := list(r.Context(), p, forUser, limit, cursor)
+	page, err := h.svc.List(r.Context(), p, forUser, limit, cursor)
 	if err != nil {
 		return err
 	}
@@ -122,52 +152,21 @@ func list[T any](w http.ResponseWriter, r *http.Request,
 	return nil
 }
 
-// get serves GET of one movement; a malformed id is notFound.
-func get[T any](w http.ResponseWriter, r *http.Request, notFound error,
-	get func(ctx context.Context, p authn.Principal, id uuid.UUID) (T, error),
-) error {
-	p, _ := authn.FromContext(r.Context())
+// get serves GET base/{id}; another user's record, or a malformed id,
+// answers notFound.
+func (h *Handler[T, In]) get(w http.ResponseWriter, r *http.Request) error {
+	p, err := authn.FromRequest(r)
+	if err != nil {
+		return err
+	}
 	id, err := httpserver.PathUUID(r, "id")
 	if err != nil {
-		return notFound
+		return h.notFound
 	}
-	v, err := get(r.Context(), p, id)
+	v, err := h.svc.Get(r.Context(), p, id)
 	if err != nil {
 		return err
 	}
 	httpserver.WriteJSON(w, http.StatusOK, v)
 	return nil
-}
-
-// Reader is what a movement service offers to read its records; the
-// caller's principal decides what it may see.
-type Reader[T any] interface {
-	List(ctx context.Context, caller authn.Principal, forUser *uuid.UUID, limit int, cursor string) (pagination.Page[T], error)
-	Get(ctx context.Context, caller authn.Principal, id uuid.UUID) (T, error)
-}
-
-// Reverser is a movement service that books compensating transactions.
-type Reverser[T any] interface {
-	Reverse(ctx context.Context, tx pgx.Tx, caller authn.Principal, id uuid.UUID, reason string) (T, error)
-}
-
-// RegisterReads adds GET base (the caller's records, paginated) and
-// GET base/{id} (one record; another user's or a malformed id answers
-// notFound).
-func RegisterReads[T any](rt httpserver.Router, base string, notFound error, svc Reader[T]) {
-	rt.Handle(http.MethodGet, base, func(w http.ResponseWriter, r *http.Request) error {
-		return list(w, r, svc.List)
-	})
-	rt.Handle(http.MethodGet, base+"/{id}", func(w http.ResponseWriter, r *http.Request) error {
-		return get(w, r, notFound, svc.Get)
-	})
-}
-
-// RegisterReversal adds POST base/{id}/reversal, served by reverse.
-func RegisterReversal[T any](rt httpserver.Router, base string, idem *idempotency.Store, notFound error, svc Reverser[T]) {
-	rt.Handle(http.MethodPost, base+"/{id}/reversal", func(w http.ResponseWriter, r *http.Request) error {
-		return reverse(w, r, idem, notFound, func(ctx context.Context, tx pgx.Tx, p authn.Principal, id uuid.UUID, reason string) (any, error) {
-			return svc.Reverse(ctx, tx, p, id, reason)
-		})
-	})
 }

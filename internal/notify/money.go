@@ -3,6 +3,8 @@ package notify
 import (
 	"strconv"
 	"strings"
+
+	"github.com/paygate/paygate/internal/events"
 )
 
 // minorDigits is the number of minor-unit digits paygate uses per
@@ -63,9 +65,5 @@ func FormatAmount(minor int64, currency string) string {
 // maskAccount shows only the last four characters of an account number,
 // "****1234": enough for its owner to recognise it, useless to anyone else.
 func maskAccount(n string) string {
-	n = strings.TrimSpace(n)
-	if len(n) > 4 {
-		n = n[len(n)-4:]
-	}
-	return "****" + n
+	return "****" + events.Last4(strings.TrimSpace(n))
 }

@@ -5,6 +5,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/paygate/paygate/internal/movement"
 )
 
 // Metric names of the top-up domain (Prometheus adds _total).
@@ -13,31 +15,21 @@ const (
 	MetricAmount = "paygate.topup.amount"
 )
 
-type metrics struct {
-	count  metric.Int64Counter
-	amount metric.Int64Counter
-}
+type metrics struct{ *movement.Counters }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
-	m := mp.Meter("paygate/topup")
-	c, err := m.Int64Counter(MetricTopUps, metric.WithDescription("Top-up requests by method and result (replays not counted)."))
-	if err != nil {
-		return nil, err
-	}
-	a, err := m.Int64Counter(MetricAmount, metric.WithUnit("{minor_unit}"), metric.WithDescription("Sum of successful top-up amounts by method, in minor units."))
-	if err != nil {
-		return nil, err
-	}
-	return &metrics{count: c, amount: a}, nil
+	c, err := movement.NewCounters(mp.Meter("paygate/topup"),
+		MetricTopUps, "Top-up requests by method and result (replays not counted).",
+		MetricAmount, "Sum of successful top-up amounts by method, in minor units.")
+	return &metrics{c}, err
 }
 
-// record counts one top-up outcome. method is one of the 21 methods.
+// record counts one top-up outcome. method is one of the 21 methods or
+// "unknown"; amount is counted when not 0 (successes).
 func (m *metrics) record(ctx context.Context, method, result string, amount int64) {
 	if m == nil {
 		return
 	}
-	m.count.Add(ctx, 1, metric.WithAttributes(attribute.String("method", method), attribute.String("result", result)))
-	if result == "success" {
-		m.amount.Add(ctx, amount, metric.WithAttributes(attribute.String("method", method)))
-	}
+	m.Record(ctx, []attribute.KeyValue{attribute.String("method", method), attribute.String("result", result)},
+		amount, attribute.String("method", method))
 }

@@ -10,25 +10,25 @@ import (
 )
 
 // ProvideService builds the service.
-func ProvideService(p movement.Deps) (*Service, error) {
+func ProvideService(p movement.Params) (*Service, error) {
 	m, err := newMetrics(p.MeterProvider)
 	if err != nil {
 		return nil, err
 	}
-	return NewService(p.DB, p.Ledger, p.Users, p.Money, p.Kafka.TopicTopup, m), nil
+	return NewService(p.DB, p.Keys, p.Ledger, p.Users, p.Money, p.Kafka.TopicTopup, m), nil
 }
 
-// prepare creates the funding accounts at start, after migrations.
-func prepare(lc fx.Lifecycle, s *Service) {
+// prepareFunding creates the funding accounts at start, after migrations.
+func prepareFunding(lc fx.Lifecycle, s *Service) {
 	lc.Append(fx.StartHook(s.PrepareFundingAccounts))
 }
 
 // Module is the top-up fx module.
 var Module = fx.Module("topup",
-	fx.Invoke(prepare),
 	fx.Provide(
 		ProvideService,
 		httpserver.AsRoutes(NewHandler),
 		kafka.AsTopic(func(k config.Kafka) kafka.TopicSpec { return kafka.TopicSpec{Name: k.TopicTopup} }),
 	),
+	fx.Invoke(prepareFunding),
 )

@@ -7,7 +7,6 @@ package topup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/apperr"
 	"github.com/paygate/paygate/internal/platform/authn"
 	"github.com/paygate/paygate/internal/platform/config"
+	"github.com/paygate/paygate/internal/platform/idempotency"
 	"github.com/paygate/paygate/internal/platform/outbox"
 	"github.com/paygate/paygate/internal/platform/pagination"
 	"github.com/paygate/paygate/internal/platform/postgres"
@@ -54,15 +54,31 @@ type TopUp struct {
 	ReversedAt *time.Time `json:"reversed_at"`
 }
 
+// Ledger is what top-ups need of the ledger.
+type Ledger interface {
+	movement.LedgerReverser
+	EnsureSystemAccount(ctx context.Context, tx pgx.Tx, code, currency string) (ledger.Account, error)
+	WalletOf(ctx context.Context, q postgres.Querier, userID uuid.UUID) (ledger.Account, error)
+	Post(ctx context.Context, tx pgx.Tx, t ledger.Transaction) (ledger.PostedTransaction, error)
+}
+
+// Users is what top-ups need of the users domain: the payer, share-locked
+// against a concurrent deactivation.
+type Users interface {
+	LockActive(ctx context.Context, tx pgx.Tx, id uuid.UUID) (users.User, error)
+}
+
 // Service books and reads top-ups.
 type Service struct {
 	db      *postgres.DB
-	ledger  *ledger.Store
-	users   *users.Store
+	keys    *idempotency.Store
+	ledger  Ledger
+	users   Users
+	store   Store
 	cfg     config.Money
+	limit   movement.Limit
 	topic   string
 	metrics *metrics
-
 	// funding caches the ids of funding accounts, filled by
 	// PrepareFundingAccounts from committed rows only: an id cached from a
 	// transaction that later rolled back would name no account.
@@ -70,8 +86,16 @@ type Service struct {
 }
 
 // NewService returns the service; m may be nil.
-func NewService(db *postgres.DB, l *ledger.Store, u *users.Store, cfg config.Money, topic string, m *metrics) *Service {
-	return &Service{db: db, ledger: l, users: u, cfg: cfg, topic: topic, metrics: m}
+func NewService(db *postgres.DB, keys *idempotency.Store, l Ledger, u Users, cfg config.Money, topic string, m *metrics) *Service {
+	return &Service{db: db, keys: keys, ledger: l, users: u, cfg: cfg, topic: topic, metrics: m,
+		limit: movement.Limit{Noun: "top-up", Min: cfg.TopupMin, Max: cfg.TopupMax, Currency: cfg.Currency}}
+}
+
+// CreateRequest is the body of POST /v1/topups.
+type CreateRequest struct {
+	Amount    int64  `json:"amount"`
+	Method    string `json:"method"`
+	Reference string `json:"reference"`
 }
 
 // Request is a validated top-up request.
@@ -83,25 +107,40 @@ type Request struct {
 
 // Validate checks the amount against the configured limits and the method
 // against the 21 methods.
-func (s *Service) Validate(amount int64, method, reference string) (Request, error) {
-	m, ok := CanonicalMethod(method)
-	var fields []apperr.FieldError
+func (s *Service) Validate(in CreateRequest) (Request, error) {
+	m, ok := CanonicalMethod(in.Method)
+	var method, reference *apperr.FieldError
 	if !ok {
-		fields = append(fields, apperr.FieldError{Field: "method", Message: "must be one of the 21 top-up methods"})
+		method = &apperr.FieldError{Field: "method", Message: "must be one of the 21 top-up methods"}
 	}
-	if amount <= 0 {
-		fields = append(fields, apperr.FieldError{Field: "amount", Message: "must be a positive integer in minor units"})
+	if len(in.Reference) > 100 {
+		reference = &apperr.FieldError{Field: "reference", Message: "must be at most 100 characters"}
 	}
-	if len(reference) > 100 {
-		fields = append(fields, apperr.FieldError{Field: "reference", Message: "must be at most 100 characters"})
+	if err := movement.Invalid(method, movement.AmountField(in.Amount), reference); err != nil {
+		return Request{}, err
 	}
-	if len(fields) > 0 {
-		return Request{}, apperr.Validation("The request has invalid fields.", fields...)
+	if err := s.limit.Check(in.Amount); err != nil {
+		return Request{}, err
 	}
-	if amount < s.cfg.TopupMin || amount > s.cfg.TopupMax {
-		return Request{}, ErrAmountOutOfRange.With(fmt.Sprintf("A top-up must be between %d and %d %s.", s.cfg.TopupMin, s.cfg.TopupMax, s.cfg.Currency))
-	}
-	return Request{Amount: amount, Method: m, Reference: reference}, nil
+	return Request{Amount: in.Amount, Method: m, Reference: in.Reference}, nil
+}
+
+// Create validates in and books the top-up under the claim, once.
+func (s *Service) Create(ctx context.Context, c idempotency.Claim, caller authn.Principal, in CreateRequest) (idempotency.Response, error) {
+	return movement.Create(ctx, s.keys, c,
+		func() (Request, error) { return s.Validate(in) },
+		func(ctx context.Context, tx pgx.Tx, req Request) (TopUp, error) { return s.book(ctx, tx, caller, req) },
+		func(req *Request, result string) {
+			method, ok := CanonicalMethod(in.Method)
+			if !ok {
+				method = "unknown" // keeps the label bounded
+			}
+			var amount int64
+			if req != nil && result == "success" {
+				amount = req.Amount
+			}
+			s.metrics.record(ctx, method, result, amount)
+		})
 }
 
 // PrepareFundingAccounts creates the funding account of every method, in
@@ -140,9 +179,9 @@ func (s *Service) fundingAccount(ctx context.Context, tx pgx.Tx, method string) 
 	return a.ID, nil
 }
 
-// Create books the top-up in tx: funding account −amount, wallet +amount;
+// book books the top-up in tx: funding account −amount, wallet +amount;
 // then the record and the paygate.topup.succeeded event.
-func (s *Service) Create(ctx context.Context, tx pgx.Tx, caller authn.Principal, req Request) (TopUp, error) {
+func (s *Service) book(ctx context.Context, tx pgx.Tx, caller authn.Principal, req Request) (TopUp, error) {
 	u, err := s.users.LockActive(ctx, tx, caller.UserID)
 	if err != nil {
 		return TopUp{}, err
@@ -166,11 +205,8 @@ func (s *Service) Create(ctx context.Context, tx pgx.Tx, caller authn.Principal,
 	}
 	t := TopUp{ID: id, UserID: u.ID, Amount: req.Amount, Currency: s.cfg.Currency, Method: req.Method,
 		Reference: req.Reference, Status: StatusSucceeded}
-	if err := tx.QueryRow(ctx, `-- name: InsertTopUp
-INSERT INTO topups (id, user_id, amount, currency, method, reference, ledger_transaction_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
-		t.ID, t.UserID, t.Amount, t.Currency, t.Method, t.Reference, posted.ID).Scan(&t.CreatedAt); err != nil {
-		return TopUp{}, fmt.Errorf("insert top-up: %w", err)
+	if t.CreatedAt, err = s.store.Insert(ctx, tx, t, posted.ID); err != nil {
+		return TopUp{}, err
 	}
 	_, err = outbox.Enqueue(ctx, tx, outbox.Event{
 		Topic: s.topic, Key: u.ID.String(), Type: events.TypeTopUpSucceeded, Subject: "topups/" + id.String(),
@@ -181,71 +217,46 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
 	return t, err
 }
 
-const selectTopUp = `SELECT t.id, t.user_id, t.amount, t.currency, t.method, t.reference, t.created_at, r.created_at
-FROM topups t LEFT JOIN topup_reversals r ON r.topup_id = t.id`
-
-func scanTopUp(row pgx.Row) (TopUp, error) {
-	var t TopUp
-	err := row.Scan(&t.ID, &t.UserID, &t.Amount, &t.Currency, &t.Method, &t.Reference, &t.CreatedAt, &t.ReversedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return TopUp{}, ErrNotFound
-	}
-	t.Status = StatusSucceeded
-	if t.ReversedAt != nil {
-		t.Status = StatusReversed
-	}
-	return t, err
-}
-
 // Get returns a top-up the caller may see: their own, or any for admins.
 // Someone else's answers ErrNotFound.
 func (s *Service) Get(ctx context.Context, caller authn.Principal, id uuid.UUID) (TopUp, error) {
-	t, err := scanTopUp(s.db.Pool.QueryRow(ctx, `-- name: GetTopUp
-`+selectTopUp+` WHERE t.id = $1`, id))
-	if err != nil {
-		return TopUp{}, err
-	}
-	if !caller.CanAccessUser(t.UserID) {
-		return TopUp{}, ErrNotFound
-	}
-	return t, nil
+	return s.store.Get(ctx, s.db.Pool, id, movement.Visible(caller))
 }
 
 // List returns the caller's top-ups newest first; admins see everyone's
 // unless they filter by user.
 func (s *Service) List(ctx context.Context, caller authn.Principal, forUser *uuid.UUID, limit int, cursor string) (pagination.Page[TopUp], error) {
-	return movement.ListQuery(ctx, s.db.Pool, `-- name: ListTopUps
-`+selectTopUp+`
-WHERE ($1::uuid IS NULL OR t.user_id = $1)
-  AND ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3))
-ORDER BY t.created_at DESC, t.id DESC
-LIMIT $4`, movement.Owner(caller, forUser), limit, cursor, scanTopUp, func(t TopUp) pagination.Position {
-		return pagination.Position{CreatedAt: t.CreatedAt, ID: t.ID}
+	owner := movement.Owner(caller, forUser)
+	return pagination.List(cursor, limit, func(after *pagination.Position, n int) ([]TopUp, error) {
+		return s.store.List(ctx, s.db.Pool, owner, after, n)
+	}, TopUp.position)
+}
+
+func (t TopUp) position() pagination.Position {
+	return pagination.Position{CreatedAt: t.CreatedAt, ID: t.ID}
+}
+
+// Reverse books the compensating transaction of a top-up under the claim
+// (the caller is an administrator; the route checked): the wallet gives
+// the amount back to the funding account. A second reversal is
+// ErrAlreadyReversed; a wallet that spent the money since makes it
+// ledger.ErrInsufficientFunds.
+func (s *Service) Reverse(ctx context.Context, c idempotency.Claim, caller authn.Principal, id uuid.UUID, reason string) (idempotency.Response, error) {
+	return s.keys.Run(ctx, c, func(ctx context.Context, tx pgx.Tx) (any, error) {
+		return s.reverse(ctx, tx, caller, id, reason)
 	})
 }
 
-// Reverse books the compensating transaction of a top-up (admins only):
-// the wallet gives the amount back to the funding account. A second
-// reversal is ErrAlreadyReversed; a wallet that spent the money since
-// makes it ledger.ErrInsufficientFunds.
-func (s *Service) Reverse(ctx context.Context, tx pgx.Tx, caller authn.Principal, id uuid.UUID, reason string) (TopUp, error) {
-	if !caller.IsAdmin() {
-		return TopUp{}, apperr.ErrForbidden
-	}
-	var t TopUp
-	var ledgerTx uuid.UUID
-	err := tx.QueryRow(ctx, `-- name: LockTopUpForReversal
-SELECT id, user_id, amount, currency, method, reference, created_at, ledger_transaction_id
-FROM topups WHERE id = $1 FOR SHARE`, id).Scan(&t.ID, &t.UserID, &t.Amount, &t.Currency, &t.Method, &t.Reference, &t.CreatedAt, &ledgerTx)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return TopUp{}, ErrNotFound
-	}
+func (s *Service) reverse(ctx context.Context, tx pgx.Tx, caller authn.Principal, id uuid.UUID, reason string) (TopUp, error) {
+	t, ledgerTx, err := s.store.LockForReversal(ctx, tx, id)
 	if err != nil {
 		return TopUp{}, err
 	}
-	posted, at, err := movement.Reversal(ctx, tx, s.ledger, ledgerTx, "topup-reversal:"+id.String(), `-- name: InsertTopUpReversal
-INSERT INTO topup_reversals (topup_id, reversed_by, reason, ledger_transaction_id) VALUES ($1, $2, $3, $4)
-RETURNING created_at`, id, caller.UserID, reason)
+	posted, err := movement.Reverse(ctx, tx, s.ledger, ledgerTx, "topup-reversal:"+id.String())
+	if err != nil {
+		return TopUp{}, err
+	}
+	at, err := s.store.InsertReversal(ctx, tx, id, caller.UserID, reason, posted.ID)
 	if err != nil {
 		return TopUp{}, err
 	}

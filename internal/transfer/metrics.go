@@ -5,6 +5,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/paygate/paygate/internal/movement"
 )
 
 // Metric names of the transfer domain (Prometheus adds _total).
@@ -13,31 +15,20 @@ const (
 	MetricAmount    = "paygate.transfer.amount"
 )
 
-type metrics struct {
-	count  metric.Int64Counter
-	amount metric.Int64Counter
-}
+type metrics struct{ *movement.Counters }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
-	m := mp.Meter("paygate/transfer")
-	c, err := m.Int64Counter(MetricTransfers, metric.WithDescription("Transfer requests by result (replays not counted)."))
-	if err != nil {
-		return nil, err
-	}
-	a, err := m.Int64Counter(MetricAmount, metric.WithUnit("{minor_unit}"), metric.WithDescription("Sum of successful transfer amounts, in minor units."))
-	if err != nil {
-		return nil, err
-	}
-	return &metrics{count: c, amount: a}, nil
+	c, err := movement.NewCounters(mp.Meter("paygate/transfer"),
+		MetricTransfers, "Transfer requests by result (replays not counted).",
+		MetricAmount, "Sum of successful transfer amounts, in minor units.")
+	return &metrics{c}, err
 }
 
-// record counts one transfer outcome; result is one of movement.Results.
+// record counts one transfer outcome; result is one of movement.Results,
+// amount is counted when not 0 (successes).
 func (m *metrics) record(ctx context.Context, result string, amount int64) {
 	if m == nil {
 		return
 	}
-	m.count.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
-	if result == "success" {
-		m.amount.Add(ctx, amount)
-	}
+	m.Record(ctx, []attribute.KeyValue{attribute.String("result", result)}, amount)
 }

@@ -10,12 +10,12 @@ import (
 )
 
 // ProvideService builds the service.
-func ProvideService(p movement.Deps) (*Service, error) {
+func ProvideService(p movement.Params) (*Service, error) {
 	m, err := newMetrics(p.MeterProvider)
 	if err != nil {
 		return nil, err
 	}
-	return NewService(p.DB, p.Ledger, p.Users, p.Money, p.Kafka.TopicTransfer, m), nil
+	return NewService(p.DB, p.Keys, p.Ledger, p.Users, p.Money, p.Kafka.TopicTransfer, m), nil
 }
 
 // Module is the transfer fx module.

@@ -9,7 +9,6 @@ package transfer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/apperr"
 	"github.com/paygate/paygate/internal/platform/authn"
 	"github.com/paygate/paygate/internal/platform/config"
+	"github.com/paygate/paygate/internal/platform/idempotency"
 	"github.com/paygate/paygate/internal/platform/outbox"
 	"github.com/paygate/paygate/internal/platform/pagination"
 	"github.com/paygate/paygate/internal/platform/postgres"
@@ -57,22 +57,64 @@ type Transfer struct {
 	CreatedAt         time.Time  `json:"created_at"`
 	ReversedAt        *time.Time `json:"reversed_at"`
 
-	fromUserID, toUserID uuid.UUID
+	fromUserID, toUserID, ledgerTx uuid.UUID
+}
+
+// direct sets the direction of t as the caller sees it.
+func (t Transfer) direct(caller authn.Principal) Transfer {
+	switch caller.UserID {
+	case t.fromUserID:
+		t.Direction = "sent"
+	case t.toUserID:
+		t.Direction = "received"
+	}
+	return t
+}
+
+func (t Transfer) position() pagination.Position {
+	return pagination.Position{CreatedAt: t.CreatedAt, ID: t.ID}
+}
+
+// Ledger is what transfers need of the ledger.
+type Ledger interface {
+	movement.LedgerReverser
+	WalletsOf(ctx context.Context, q postgres.Querier, userIDs []uuid.UUID) (map[uuid.UUID]ledger.Account, error)
+	Post(ctx context.Context, tx pgx.Tx, t ledger.Transaction) (ledger.PostedTransaction, error)
+}
+
+// Users is what transfers need of the users domain: finding the recipient,
+// and share-locking both parties against a concurrent deactivation.
+type Users interface {
+	Get(ctx context.Context, q postgres.Querier, id uuid.UUID) (users.User, error)
+	GetByEmail(ctx context.Context, q postgres.Querier, email string) (users.User, error)
+	GetByAccountNumber(ctx context.Context, q postgres.Querier, number string) (users.User, error)
+	LockMany(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]users.User, error)
 }
 
 // Service books and reads transfers.
 type Service struct {
 	db      *postgres.DB
-	ledger  *ledger.Store
-	users   *users.Store
+	keys    *idempotency.Store
+	ledger  Ledger
+	users   Users
+	store   Store
 	cfg     config.Money
+	limit   movement.Limit
 	topic   string
 	metrics *metrics
 }
 
 // NewService returns the service; m may be nil.
-func NewService(db *postgres.DB, l *ledger.Store, u *users.Store, cfg config.Money, topic string, m *metrics) *Service {
-	return &Service{db: db, ledger: l, users: u, cfg: cfg, topic: topic, metrics: m}
+func NewService(db *postgres.DB, keys *idempotency.Store, l Ledger, u Users, cfg config.Money, topic string, m *metrics) *Service {
+	return &Service{db: db, keys: keys, ledger: l, users: u, cfg: cfg, topic: topic, metrics: m,
+		limit: movement.Limit{Noun: "transfer", Min: cfg.TransferMin, Max: cfg.TransferMax, Currency: cfg.Currency}}
+}
+
+// CreateRequest is the body of POST /v1/transfers.
+type CreateRequest struct {
+	To     string `json:"to"`
+	Amount int64  `json:"amount"`
+	Note   string `json:"note"`
 }
 
 // Request is a validated transfer request.
@@ -85,28 +127,41 @@ type Request struct {
 var digits16 = regexp.MustCompile(`^[0-9]{16}$`)
 
 // Validate checks the shape of a request and the configured limits.
-func (s *Service) Validate(to string, amount int64, note string) (Request, error) {
-	to = strings.TrimSpace(to)
-	var fields []apperr.FieldError
+func (s *Service) Validate(in CreateRequest) (Request, error) {
+	to := strings.TrimSpace(in.To)
+	var toField, note *apperr.FieldError
 	switch {
 	case to == "":
-		fields = append(fields, apperr.FieldError{Field: "to", Message: "is required: an account number, an email or a user id"})
+		toField = &apperr.FieldError{Field: "to", Message: "is required: an account number, an email or a user id"}
 	case digits16.MatchString(to) && !users.ValidAccountNumber(to):
-		fields = append(fields, apperr.FieldError{Field: "to", Message: "is not a valid account number (check digit)"})
+		toField = &apperr.FieldError{Field: "to", Message: "is not a valid account number (check digit)"}
 	}
-	if amount <= 0 {
-		fields = append(fields, apperr.FieldError{Field: "amount", Message: "must be a positive integer in minor units"})
+	if utf8.RuneCountInString(in.Note) > 140 {
+		note = &apperr.FieldError{Field: "note", Message: "must be at most 140 characters"}
 	}
-	if utf8.RuneCountInString(note) > 140 {
-		fields = append(fields, apperr.FieldError{Field: "note", Message: "must be at most 140 characters"})
+	if err := movement.Invalid(toField, movement.AmountField(in.Amount), note); err != nil {
+		return Request{}, err
 	}
-	if len(fields) > 0 {
-		return Request{}, apperr.Validation("The request has invalid fields.", fields...)
+	if err := s.limit.Check(in.Amount); err != nil {
+		return Request{}, err
 	}
-	if amount < s.cfg.TransferMin || amount > s.cfg.TransferMax {
-		return Request{}, movement.ErrAmountOutOfRange.With(fmt.Sprintf("A transfer must be between %d and %d %s.", s.cfg.TransferMin, s.cfg.TransferMax, s.cfg.Currency))
-	}
-	return Request{To: to, Amount: amount, Note: strings.TrimSpace(note)}, nil
+	return Request{To: to, Amount: in.Amount, Note: strings.TrimSpace(in.Note)}, nil
+}
+
+// Create validates in and books the transfer under the claim, once.
+func (s *Service) Create(ctx context.Context, c idempotency.Claim, caller authn.Principal, in CreateRequest) (idempotency.Response, error) {
+	return movement.Create(ctx, s.keys, c,
+		func() (Request, error) { return s.Validate(in) },
+		func(ctx context.Context, tx pgx.Tx, req Request) (Transfer, error) {
+			return s.book(ctx, tx, caller, req)
+		},
+		func(req *Request, result string) {
+			var amount int64
+			if req != nil && result == "success" {
+				amount = req.Amount
+			}
+			s.metrics.record(ctx, result, amount)
+		})
 }
 
 // resolve finds the recipient named by an account number, an email or a
@@ -132,14 +187,14 @@ func (s *Service) resolve(ctx context.Context, q postgres.Querier, to string) (u
 	return u, err
 }
 
-// Create books the transfer in tx.
+// book books the transfer in tx.
 //
 // Lock order: the two user rows are share-locked in id order (against a
 // concurrent deactivation; one statement, users.LockMany), then the ledger
-// locks both wallets in id order;
-// every movement follows the same order, so transfers in opposite
-// directions between the same wallets cannot deadlock.
-func (s *Service) Create(ctx context.Context, tx pgx.Tx, caller authn.Principal, req Request) (Transfer, error) {
+// locks both wallets in id order; every movement follows the same order,
+// so transfers in opposite directions between the same wallets cannot
+// deadlock.
+func (s *Service) book(ctx context.Context, tx pgx.Tx, caller authn.Principal, req Request) (Transfer, error) {
 	rcpt, err := s.resolve(ctx, tx, req.To)
 	if err != nil {
 		return Transfer{}, err
@@ -178,11 +233,8 @@ func (s *Service) Create(ctx context.Context, tx pgx.Tx, caller authn.Principal,
 	t := Transfer{ID: id, Amount: req.Amount, Currency: s.cfg.Currency, FromAccountNumber: sender.AccountNumber,
 		ToAccountNumber: rcpt.AccountNumber, Note: req.Note, Status: StatusSucceeded, Direction: "sent",
 		fromUserID: sender.ID, toUserID: rcpt.ID}
-	if err := tx.QueryRow(ctx, `-- name: InsertTransfer
-INSERT INTO transfers (id, from_user_id, to_user_id, from_account_number, to_account_number, amount, currency, note, ledger_transaction_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING created_at`,
-		t.ID, sender.ID, rcpt.ID, t.FromAccountNumber, t.ToAccountNumber, t.Amount, t.Currency, t.Note, posted.ID).Scan(&t.CreatedAt); err != nil {
-		return Transfer{}, fmt.Errorf("insert transfer: %w", err)
+	if t.CreatedAt, err = s.store.Insert(ctx, tx, t, posted.ID); err != nil {
+		return Transfer{}, err
 	}
 	_, err = outbox.Enqueue(ctx, tx, outbox.Event{
 		Topic: s.topic, Key: sender.ID.String(), Type: events.TypeTransferSucceeded, Subject: "transfers/" + id.String(),
@@ -198,79 +250,48 @@ func party(u users.User, balance int64) events.TransferParty {
 		AccountNumber: u.AccountNumber, BalanceAfter: balance}
 }
 
-const selectTransfer = `SELECT t.id, t.from_user_id, t.to_user_id, t.from_account_number, t.to_account_number,
-  t.amount, t.currency, t.note, t.created_at, r.created_at
-FROM transfers t LEFT JOIN transfer_reversals r ON r.transfer_id = t.id`
-
-func scanTransfer(row pgx.Row, caller authn.Principal) (Transfer, error) {
-	var t Transfer
-	err := row.Scan(&t.ID, &t.fromUserID, &t.toUserID, &t.FromAccountNumber, &t.ToAccountNumber,
-		&t.Amount, &t.Currency, &t.Note, &t.CreatedAt, &t.ReversedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Transfer{}, ErrNotFound
-	}
-	t.Status = StatusSucceeded
-	if t.ReversedAt != nil {
-		t.Status = StatusReversed
-	}
-	switch caller.UserID {
-	case t.fromUserID:
-		t.Direction = "sent"
-	case t.toUserID:
-		t.Direction = "received"
-	}
-	return t, err
-}
-
 // Get returns a transfer the caller sent or received (any for admins);
 // another's answers ErrNotFound.
 func (s *Service) Get(ctx context.Context, caller authn.Principal, id uuid.UUID) (Transfer, error) {
-	t, err := scanTransfer(s.db.Pool.QueryRow(ctx, `-- name: GetTransfer
-`+selectTransfer+` WHERE t.id = $1`, id), caller)
-	if err != nil {
-		return Transfer{}, err
-	}
-	if !caller.IsAdmin() && t.Direction == "" {
-		return Transfer{}, ErrNotFound
-	}
-	return t, nil
+	t, err := s.store.Get(ctx, s.db.Pool, id, movement.Visible(caller))
+	return t.direct(caller), err
 }
 
 // List returns the transfers the caller sent and received, newest first;
 // admins see all, or one user's with forUser.
 func (s *Service) List(ctx context.Context, caller authn.Principal, forUser *uuid.UUID, limit int, cursor string) (pagination.Page[Transfer], error) {
-	return movement.ListQuery(ctx, s.db.Pool, `-- name: ListTransfers
-`+selectTransfer+`
-WHERE ($1::uuid IS NULL OR t.from_user_id = $1 OR t.to_user_id = $1)
-  AND ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3))
-ORDER BY t.created_at DESC, t.id DESC
-LIMIT $4`, movement.Owner(caller, forUser), limit, cursor,
-		func(r pgx.Row) (Transfer, error) { return scanTransfer(r, caller) },
-		func(t Transfer) pagination.Position { return pagination.Position{CreatedAt: t.CreatedAt, ID: t.ID} })
+	party := movement.Owner(caller, forUser)
+	return pagination.List(cursor, limit, func(after *pagination.Position, n int) ([]Transfer, error) {
+		ts, err := s.store.List(ctx, s.db.Pool, party, after, n)
+		for i := range ts {
+			ts[i] = ts[i].direct(caller)
+		}
+		return ts, err
+	}, Transfer.position)
 }
 
-// Reverse books the compensating transaction of a transfer (admins only):
-// the recipient's wallet pays the amount back. A second reversal is
-// ErrAlreadyReversed; a recipient who spent the money since makes it
+// Reverse books the compensating transaction of a transfer under the claim
+// (the caller is an administrator; the route checked): the recipient's
+// wallet pays the amount back. A second reversal is ErrAlreadyReversed; a
+// recipient who spent the money since makes it
 // ledger.ErrInsufficientFunds.
-func (s *Service) Reverse(ctx context.Context, tx pgx.Tx, caller authn.Principal, id uuid.UUID, reason string) (Transfer, error) {
-	if !caller.IsAdmin() {
-		return Transfer{}, apperr.ErrForbidden
-	}
-	var ledgerTx uuid.UUID
-	if err := tx.QueryRow(ctx, `-- name: GetTransferLedgerTx
-SELECT ledger_transaction_id FROM transfers WHERE id = $1`, id).Scan(&ledgerTx); errors.Is(err, pgx.ErrNoRows) {
-		return Transfer{}, ErrNotFound
-	} else if err != nil {
-		return Transfer{}, err
-	}
-	t, err := scanTransfer(tx.QueryRow(ctx, selectTransfer+` WHERE t.id = $1`, id), caller)
+func (s *Service) Reverse(ctx context.Context, c idempotency.Claim, caller authn.Principal, id uuid.UUID, reason string) (idempotency.Response, error) {
+	return s.keys.Run(ctx, c, func(ctx context.Context, tx pgx.Tx) (any, error) {
+		return s.reverse(ctx, tx, caller, id, reason)
+	})
+}
+
+func (s *Service) reverse(ctx context.Context, tx pgx.Tx, caller authn.Principal, id uuid.UUID, reason string) (Transfer, error) {
+	t, err := s.store.Get(ctx, tx, id, nil)
 	if err != nil {
 		return Transfer{}, err
 	}
-	_, at, err := movement.Reversal(ctx, tx, s.ledger, ledgerTx, "transfer-reversal:"+id.String(), `-- name: InsertTransferReversal
-INSERT INTO transfer_reversals (transfer_id, reversed_by, reason, ledger_transaction_id) VALUES ($1, $2, $3, $4)
-RETURNING created_at`, id, caller.UserID, reason)
+	t = t.direct(caller)
+	posted, err := movement.Reverse(ctx, tx, s.ledger, t.ledgerTx, "transfer-reversal:"+id.String())
+	if err != nil {
+		return Transfer{}, err
+	}
+	at, err := s.store.InsertReversal(ctx, tx, id, caller.UserID, reason, posted.ID)
 	if err != nil {
 		return Transfer{}, err
 	}

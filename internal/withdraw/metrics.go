@@ -3,6 +3,8 @@ package withdraw
 import (
 	"context"
 
+	"github.com/paygate/paygate/internal/movement"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -19,8 +21,7 @@ var Statuses = []string{StatusSucceeded, StatusFailed}
 
 type metrics struct {
 	requests metric.Int64Counter
-	settles  metric.Int64Counter
-	amount   metric.Int64Counter
+	settles  *movement.Counters
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
@@ -29,15 +30,9 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := m.Int64Counter(MetricSettled, metric.WithDescription("Withdrawals settled, by final status."))
-	if err != nil {
-		return nil, err
-	}
-	a, err := m.Int64Counter(MetricAmount, metric.WithUnit("{minor_unit}"), metric.WithDescription("Sum of settled withdrawal amounts by final status, in minor units."))
-	if err != nil {
-		return nil, err
-	}
-	return &metrics{requests: r, settles: s, amount: a}, nil
+	s, err := movement.NewCounters(m, MetricSettled, "Withdrawals settled, by final status.",
+		MetricAmount, "Sum of settled withdrawal amounts by final status, in minor units.")
+	return &metrics{requests: r, settles: s}, err
 }
 
 func (m *metrics) requested(ctx context.Context, result string) {
@@ -50,7 +45,6 @@ func (m *metrics) settled(ctx context.Context, status string, amount int64) {
 	if m == nil {
 		return
 	}
-	attrs := metric.WithAttributes(attribute.String("status", status))
-	m.settles.Add(ctx, 1, attrs)
-	m.amount.Add(ctx, amount, attrs)
+	attr := attribute.String("status", status)
+	m.settles.Record(ctx, []attribute.KeyValue{attr}, amount, attr)
 }

@@ -11,12 +11,12 @@ import (
 )
 
 // ProvideService builds the service.
-func ProvideService(p movement.Deps) (*Service, error) {
+func ProvideService(p movement.Params) (*Service, error) {
 	m, err := newMetrics(p.MeterProvider)
 	if err != nil {
 		return nil, err
 	}
-	return NewService(p.DB, p.Ledger, p.Users, p.Money, p.Kafka.TopicWithdraw, m), nil
+	return NewService(p.DB, p.Keys, p.Ledger, p.Users, p.Money, p.Kafka.TopicWithdraw, m), nil
 }
 
 // Module is the withdrawal fx module.
@@ -24,7 +24,7 @@ var Module = fx.Module("withdraw",
 	fx.Provide(
 		ProvideService,
 		httpserver.AsRoutes(NewHandler),
-		ledger.AsHoldOwner(func(s *Service) *Service { return s }),
+		ledger.AsHoldOwner(func() Store { return Store{} }),
 		kafka.AsTopic(func(k config.Kafka) kafka.TopicSpec { return kafka.TopicSpec{Name: k.TopicWithdraw} }),
 	),
 )

@@ -8,8 +8,6 @@ package withdraw
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -24,6 +22,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/apperr"
 	"github.com/paygate/paygate/internal/platform/authn"
 	"github.com/paygate/paygate/internal/platform/config"
+	"github.com/paygate/paygate/internal/platform/idempotency"
 	"github.com/paygate/paygate/internal/platform/outbox"
 	"github.com/paygate/paygate/internal/platform/pagination"
 	"github.com/paygate/paygate/internal/platform/postgres"
@@ -64,25 +63,51 @@ type Withdrawal struct {
 
 // Mask returns an account number with all but its last four digits hidden.
 func Mask(n string) string {
-	if len(n) <= 4 {
-		return n
-	}
-	return strings.Repeat("*", len(n)-4) + n[len(n)-4:]
+	return strings.Repeat("*", max(len(n)-4, 0)) + events.Last4(n)
+}
+
+// Ledger is what withdrawals need of the ledger: a hold placed at request
+// time, captured into the clearing account or released at settlement.
+type Ledger interface {
+	WalletOf(ctx context.Context, q postgres.Querier, userID uuid.UUID) (ledger.Account, error)
+	Balance(ctx context.Context, q postgres.Querier, accountID uuid.UUID) (ledger.Balances, error)
+	EnsureSystemAccount(ctx context.Context, tx pgx.Tx, code, currency string) (ledger.Account, error)
+	PlaceHold(ctx context.Context, tx pgx.Tx, accountID uuid.UUID, amount int64, reference string) (ledger.Hold, error)
+	CaptureHold(ctx context.Context, tx pgx.Tx, holdID, toAccountID uuid.UUID, kind, reference string) (ledger.PostedTransaction, error)
+	ReleaseHold(ctx context.Context, tx pgx.Tx, holdID uuid.UUID) (ledger.Hold, error)
+}
+
+// Users is what withdrawals need of the users domain.
+type Users interface {
+	Get(ctx context.Context, q postgres.Querier, id uuid.UUID) (users.User, error)
+	LockActive(ctx context.Context, tx pgx.Tx, id uuid.UUID) (users.User, error)
 }
 
 // Service books, settles and reads withdrawals.
 type Service struct {
 	db      *postgres.DB
-	ledger  *ledger.Store
-	users   *users.Store
+	keys    *idempotency.Store
+	ledger  Ledger
+	users   Users
+	store   Store
 	cfg     config.Money
+	limit   movement.Limit
 	topic   string
 	metrics *metrics
 }
 
 // NewService returns the service; m may be nil.
-func NewService(db *postgres.DB, l *ledger.Store, u *users.Store, cfg config.Money, topic string, m *metrics) *Service {
-	return &Service{db: db, ledger: l, users: u, cfg: cfg, topic: topic, metrics: m}
+func NewService(db *postgres.DB, keys *idempotency.Store, l Ledger, u Users, cfg config.Money, topic string, m *metrics) *Service {
+	return &Service{db: db, keys: keys, ledger: l, users: u, cfg: cfg, topic: topic, metrics: m,
+		limit: movement.Limit{Noun: "withdrawal", Min: cfg.WithdrawMin, Max: cfg.WithdrawMax, Currency: cfg.Currency}}
+}
+
+// CreateRequest is the body of POST /v1/withdrawals.
+type CreateRequest struct {
+	Amount            int64  `json:"amount"`
+	BankCode          string `json:"bank_code"`
+	BankAccountNumber string `json:"bank_account_number"`
+	BankAccountName   string `json:"bank_account_name"`
 }
 
 // Request is a validated withdrawal request.
@@ -99,34 +124,42 @@ var (
 )
 
 // Validate checks the request and the configured limits.
-func (s *Service) Validate(amount int64, bankCode, account, name string) (Request, error) {
-	bankCode = strings.ToUpper(strings.TrimSpace(bankCode))
-	account = strings.TrimSpace(account)
-	name = strings.TrimSpace(name)
-	var fields []apperr.FieldError
-	if amount <= 0 {
-		fields = append(fields, apperr.FieldError{Field: "amount", Message: "must be a positive integer in minor units"})
-	}
+func (s *Service) Validate(in CreateRequest) (Request, error) {
+	bankCode := strings.ToUpper(strings.TrimSpace(in.BankCode))
+	account := strings.TrimSpace(in.BankAccountNumber)
+	name := strings.TrimSpace(in.BankAccountName)
+	var code, number, holder *apperr.FieldError
 	if !bankCodePattern.MatchString(bankCode) {
-		fields = append(fields, apperr.FieldError{Field: "bank_code", Message: "must be 2 to 11 letters or digits"})
+		code = &apperr.FieldError{Field: "bank_code", Message: "must be 2 to 11 letters or digits"}
 	}
 	if !bankAccountPattern.MatchString(account) {
-		fields = append(fields, apperr.FieldError{Field: "bank_account_number", Message: "must be 5 to 20 digits"})
+		number = &apperr.FieldError{Field: "bank_account_number", Message: "must be 5 to 20 digits"}
 	}
 	if n := utf8.RuneCountInString(name); n < 1 || n > 100 {
-		fields = append(fields, apperr.FieldError{Field: "bank_account_name", Message: "must be 1 to 100 characters"})
+		holder = &apperr.FieldError{Field: "bank_account_name", Message: "must be 1 to 100 characters"}
 	}
-	if len(fields) > 0 {
-		return Request{}, apperr.Validation("The request has invalid fields.", fields...)
+	if err := movement.Invalid(movement.AmountField(in.Amount), code, number, holder); err != nil {
+		return Request{}, err
 	}
-	if amount < s.cfg.WithdrawMin || amount > s.cfg.WithdrawMax {
-		return Request{}, movement.ErrAmountOutOfRange.With(fmt.Sprintf("A withdrawal must be between %d and %d %s.", s.cfg.WithdrawMin, s.cfg.WithdrawMax, s.cfg.Currency))
+	if err := s.limit.Check(in.Amount); err != nil {
+		return Request{}, err
 	}
-	return Request{Amount: amount, BankCode: bankCode, BankAccountNumber: account, BankAccountName: name}, nil
+	return Request{Amount: in.Amount, BankCode: bankCode, BankAccountNumber: account, BankAccountName: name}, nil
 }
 
-// Create places the hold and records the pending withdrawal in tx.
-func (s *Service) Create(ctx context.Context, tx pgx.Tx, caller authn.Principal, req Request) (Withdrawal, error) {
+// Create validates in and, under the claim, once, places the hold and
+// records the pending withdrawal.
+func (s *Service) Create(ctx context.Context, c idempotency.Claim, caller authn.Principal, in CreateRequest) (idempotency.Response, error) {
+	return movement.Create(ctx, s.keys, c,
+		func() (Request, error) { return s.Validate(in) },
+		func(ctx context.Context, tx pgx.Tx, req Request) (Withdrawal, error) {
+			return s.book(ctx, tx, caller, req)
+		},
+		func(_ *Request, result string) { s.metrics.requested(ctx, result) })
+}
+
+// book places the hold and records the pending withdrawal in tx.
+func (s *Service) book(ctx context.Context, tx pgx.Tx, caller authn.Principal, req Request) (Withdrawal, error) {
 	u, err := s.users.LockActive(ctx, tx, caller.UserID)
 	if err != nil {
 		return Withdrawal{}, err
@@ -142,11 +175,8 @@ func (s *Service) Create(ctx context.Context, tx pgx.Tx, caller authn.Principal,
 	}
 	w := Withdrawal{ID: id, UserID: u.ID, Amount: req.Amount, Currency: s.cfg.Currency, Status: StatusPending,
 		BankCode: req.BankCode, BankAccountNumber: Mask(req.BankAccountNumber), BankAccountName: req.BankAccountName}
-	if err := tx.QueryRow(ctx, `-- name: InsertWithdrawal
-INSERT INTO withdrawals (id, user_id, amount, currency, bank_code, bank_account_number, bank_account_name, hold_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`,
-		w.ID, w.UserID, w.Amount, w.Currency, w.BankCode, req.BankAccountNumber, w.BankAccountName, hold.ID).Scan(&w.CreatedAt); err != nil {
-		return Withdrawal{}, fmt.Errorf("insert withdrawal: %w", err)
+	if w.CreatedAt, err = s.store.Insert(ctx, tx, w, req.BankAccountNumber, hold.ID); err != nil {
+		return Withdrawal{}, err
 	}
 	bal, err := s.ledger.Balance(ctx, tx, wallet.ID)
 	if err != nil {
@@ -161,66 +191,28 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`,
 
 func (s *Service) event(w Withdrawal, u users.User, available int64, reason string) events.Withdrawal {
 	return events.Withdrawal{WithdrawalID: w.ID, UserID: u.ID, Email: u.Email, Firstname: u.Firstname, Amount: w.Amount,
-		Currency: w.Currency, Status: w.Status, BankCode: w.BankCode, BankAccountLast4: last4(w.BankAccountNumber),
+		Currency: w.Currency, Status: w.Status, BankCode: w.BankCode, BankAccountLast4: events.Last4(w.BankAccountNumber),
 		BankAccountName: w.BankAccountName, AvailableAfter: available, FailureReason: reason, CreatedAt: w.CreatedAt,
 		SettledAt: w.SettledAt}
-}
-
-func last4(masked string) string {
-	if len(masked) <= 4 {
-		return masked
-	}
-	return masked[len(masked)-4:]
-}
-
-const selectWithdrawal = `SELECT w.id, w.user_id, w.amount, w.currency, w.bank_code, w.bank_account_number,
-  w.bank_account_name, w.hold_id, w.created_at, s.status, s.reason, s.settled_at
-FROM withdrawals w LEFT JOIN withdrawal_settlements s ON s.withdrawal_id = w.id`
-
-func scanWithdrawal(row pgx.Row) (Withdrawal, error) {
-	var w Withdrawal
-	var status, reason *string
-	err := row.Scan(&w.ID, &w.UserID, &w.Amount, &w.Currency, &w.BankCode, &w.fullAccount, &w.BankAccountName,
-		&w.holdID, &w.CreatedAt, &status, &reason, &w.SettledAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Withdrawal{}, ErrNotFound
-	}
-	w.BankAccountNumber = Mask(w.fullAccount)
-	w.Status = StatusPending
-	if status != nil {
-		w.Status = *status
-	}
-	if reason != nil {
-		w.FailureReason = *reason
-	}
-	return w, err
 }
 
 // Get returns a withdrawal of the caller (any for admins); another's
 // answers ErrNotFound.
 func (s *Service) Get(ctx context.Context, caller authn.Principal, id uuid.UUID) (Withdrawal, error) {
-	w, err := scanWithdrawal(s.db.Pool.QueryRow(ctx, `-- name: GetWithdrawal
-`+selectWithdrawal+` WHERE w.id = $1`, id))
-	if err != nil {
-		return Withdrawal{}, err
-	}
-	if !caller.CanAccessUser(w.UserID) {
-		return Withdrawal{}, ErrNotFound
-	}
-	return w, nil
+	return s.store.Get(ctx, s.db.Pool, id, movement.Visible(caller))
 }
 
 // List returns the caller's withdrawals newest first; admins see all, or
 // one user's with forUser.
 func (s *Service) List(ctx context.Context, caller authn.Principal, forUser *uuid.UUID, limit int, cursor string) (pagination.Page[Withdrawal], error) {
-	return movement.ListQuery(ctx, s.db.Pool, `-- name: ListWithdrawals
-`+selectWithdrawal+`
-WHERE ($1::uuid IS NULL OR w.user_id = $1)
-  AND ($2::timestamptz IS NULL OR (w.created_at, w.id) < ($2, $3))
-ORDER BY w.created_at DESC, w.id DESC
-LIMIT $4`, movement.Owner(caller, forUser), limit, cursor, scanWithdrawal, func(w Withdrawal) pagination.Position {
-		return pagination.Position{CreatedAt: w.CreatedAt, ID: w.ID}
-	})
+	owner := movement.Owner(caller, forUser)
+	return pagination.List(cursor, limit, func(after *pagination.Position, n int) ([]Withdrawal, error) {
+		return s.store.List(ctx, s.db.Pool, owner, after, n)
+	}, Withdrawal.position)
+}
+
+func (w Withdrawal) position() pagination.Position {
+	return pagination.Position{CreatedAt: w.CreatedAt, ID: w.ID}
 }
 
 // Outcome is the payout provider's answer for a withdrawal.
@@ -241,19 +233,8 @@ type Outcome struct {
 func (s *Service) Settle(ctx context.Context, id uuid.UUID, out Outcome) (Withdrawal, error) {
 	var w Withdrawal
 	err := s.db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		// The lock is its own statement: under READ COMMITTED the next
-		// statement takes a fresh snapshot, so it sees a settlement that a
-		// concurrent settle committed while this one waited for the lock.
-		var locked uuid.UUID
-		if err := tx.QueryRow(ctx, `-- name: LockWithdrawalForSettle
-SELECT id FROM withdrawals WHERE id = $1 FOR UPDATE`, id).Scan(&locked); errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotFound
-		} else if err != nil {
-			return err
-		}
 		var err error
-		w, err = scanWithdrawal(tx.QueryRow(ctx, selectWithdrawal+` WHERE w.id = $1`, id))
-		if err != nil {
+		if w, err = s.store.LockForSettle(ctx, tx, id); err != nil {
 			return err
 		}
 		if w.Status != StatusPending {
@@ -282,14 +263,9 @@ SELECT id FROM withdrawals WHERE id = $1 FOR UPDATE`, id).Scan(&locked); errors.
 			}
 			w.Status, w.FailureReason = StatusFailed, reason
 		}
-		var at time.Time
-		if err := tx.QueryRow(ctx, `-- name: InsertSettlement
-INSERT INTO withdrawal_settlements (withdrawal_id, status, ledger_transaction_id, reason, provider_reference)
-VALUES ($1, $2, $3, $4, $5) RETURNING settled_at`, id, w.Status, ledgerTx, reason, out.ProviderReference).Scan(&at); err != nil {
-			if postgres.IsUniqueViolation(err, "") {
-				return ErrAlreadySettled
-			}
-			return fmt.Errorf("insert settlement: %w", err)
+		at, err := s.store.InsertSettlement(ctx, tx, id, w.Status, ledgerTx, reason, out.ProviderReference)
+		if err != nil {
+			return err
 		}
 		w.SettledAt = &at
 		u, err := s.users.Get(ctx, tx, w.UserID)
@@ -321,25 +297,6 @@ VALUES ($1, $2, $3, $4, $5) RETURNING settled_at`, id, w.Status, ledgerTx, reaso
 	return w, nil
 }
 
-// ExpectedHolds returns the hold of every withdrawal still waiting for
-// its payout; it implements ledger.HoldOwner, so ledger verification
-// checks that holds match pending withdrawals.
-func (s *Service) ExpectedHolds(ctx context.Context, q postgres.Querier) ([]ledger.ExpectedHold, error) {
-	rows, err := q.Query(ctx, `-- name: PendingWithdrawalHolds
-SELECT w.id, w.amount, w.hold_id FROM withdrawals w
-WHERE NOT EXISTS (SELECT 1 FROM withdrawal_settlements s WHERE s.withdrawal_id = w.id)`)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.ExpectedHold, error) {
-		var id uuid.UUID
-		var e ledger.ExpectedHold
-		err := r.Scan(&id, &e.Amount, &e.HoldID)
-		e.Owner = "withdrawal:" + id.String()
-		return e, err
-	})
-}
-
 // PayoutDetails is what a payout provider needs to pay a withdrawal out,
 // including the full bank account number, which events never carry.
 type PayoutDetails struct {
@@ -354,7 +311,7 @@ type PayoutDetails struct {
 
 // Details returns the payout details of a withdrawal.
 func (s *Service) Details(ctx context.Context, id uuid.UUID) (PayoutDetails, error) {
-	w, err := scanWithdrawal(s.db.Pool.QueryRow(ctx, selectWithdrawal+` WHERE w.id = $1`, id))
+	w, err := s.store.Get(ctx, s.db.Pool, id, nil)
 	if err != nil {
 		return PayoutDetails{}, err
 	}

@@ -4,16 +4,19 @@
 // with the same request; the same key with another request is refused; a
 // retry while the first is still running gets 409; keys are forgotten
 // after the retention window (at least 24 hours).
+//
+// This package is the transactional part: claiming a key, running the
+// operation and storing its result, in one database transaction. Reading
+// the key off a request, fingerprinting it and writing the stored response
+// are the HTTP surface's, package idemhttp.
 package idempotency
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,25 +24,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/paygate/paygate/internal/platform/apperr"
-	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/postgres"
 )
 
-// Header is the request header carrying the key.
-const Header = "Idempotency-Key"
-
-// ReplayedHeader is set on responses replayed from a stored key.
-const ReplayedHeader = "Idempotent-Replayed"
-
-// MaxKeyLength is the longest accepted key.
-const MaxKeyLength = 255
-
-// Errors of the idempotency layer.
+// Errors of running under a key.
 var (
-	ErrKeyRequired = apperr.New(apperr.KindValidation, "IDEMPOTENCY_KEY_REQUIRED", "This endpoint requires an Idempotency-Key header (up to 255 characters).")
-	ErrKeyInvalid  = apperr.New(apperr.KindValidation, "IDEMPOTENCY_KEY_INVALID", "The Idempotency-Key header must be 1 to 255 characters.")
-	ErrKeyReused   = apperr.New(apperr.KindBusinessRule, "IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used with a different request.")
-	ErrInProgress  = apperr.New(apperr.KindConflict, "IDEMPOTENCY_IN_PROGRESS", "A request with this Idempotency-Key is still being processed; retry later.")
+	ErrKeyReused  = apperr.New(apperr.KindBusinessRule, "IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used with a different request.")
+	ErrInProgress = apperr.New(apperr.KindConflict, "IDEMPOTENCY_IN_PROGRESS", "A request with this Idempotency-Key is still being processed; retry later.")
 )
 
 // Op is the operation a key protects. It runs inside tx, which also
@@ -68,8 +59,31 @@ type Response struct {
 	Replayed bool
 }
 
+// Claim names one idempotent request, as the HTTP surface read it.
+type Claim struct {
+	Owner uuid.UUID
+	Key   string
+	// Fingerprint identifies the request, so that the key cannot be
+	// reused for another one.
+	Fingerprint []byte
+	// Status is the status stored with a successful result.
+	Status int
+	// Refusal turns a client error into the status and body to store.
+	Refusal func(error) (status int, body []byte)
+}
+
+// Run runs op at most once for the claim and returns the response of the
+// first run: op's result with the claim's status, or its stored refusal.
+// See Do.
+func (s *Store) Run(ctx context.Context, c Claim, op func(ctx context.Context, tx pgx.Tx) (any, error)) (Response, error) {
+	return s.Do(ctx, c.Owner, c.Key, c.Fingerprint, func(ctx context.Context, tx pgx.Tx) (int, any, error) {
+		body, err := op(ctx, tx)
+		return c.Status, body, err
+	}, c.Refusal)
+}
+
 // Do runs op at most once for (owner, key) and returns the response of the
-// first run. fingerprint identifies the request (see Fingerprint); problem
+// first run. fingerprint identifies the request (see idemhttp.Fingerprint); problem
 // turns a client error into the status and body to store.
 //
 // Concurrency: each run takes a transaction-level advisory lock on
@@ -141,69 +155,6 @@ func storable(err error) bool {
 		return false
 	}
 	return ae.Kind != apperr.KindInternal && ae.Kind != apperr.KindUnavailable
-}
-
-// Fingerprint identifies a request: the method, the route template and the
-// canonical form of the JSON body (object members sorted, numbers kept
-// exact), so that a retry re-encoded by another client library still
-// matches.
-func Fingerprint(r *http.Request, body []byte) []byte {
-	h := sha256.New()
-	h.Write([]byte(r.Method + " " + httpserver.RouteTemplate(r.Context()) + "\n"))
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err == nil {
-		if canon, err := json.Marshal(v); err == nil {
-			body = canon
-		}
-	}
-	h.Write(body)
-	return h.Sum(nil)
-}
-
-// Key returns the request's Idempotency-Key: ErrKeyRequired when there is
-// none, ErrKeyInvalid when it is longer than MaxKeyLength.
-func Key(r *http.Request) (string, error) {
-	k := r.Header.Get(Header)
-	switch {
-	case k == "":
-		return "", ErrKeyRequired
-	case len(k) > MaxKeyLength:
-		return "", ErrKeyInvalid
-	}
-	return k, nil
-}
-
-// Serve runs op under the request's key for owner and writes the response,
-// fresh or replayed, which it also returns. body is the raw request body,
-// already validated by the caller: validation failures happen before Serve
-// and store nothing.
-func (s *Store) Serve(w http.ResponseWriter, r *http.Request, owner uuid.UUID, body []byte, op Op) (Response, error) {
-	key, err := Key(r)
-	if err != nil {
-		return Response{}, err
-	}
-	problem := func(err error) (int, []byte) {
-		p := httpserver.ProblemFor(r, err)
-		b, _ := json.Marshal(p)
-		return p.Status, b
-	}
-	res, err := s.Do(r.Context(), owner, key, Fingerprint(r, body), op, problem)
-	if err != nil {
-		return Response{}, err
-	}
-	ct := "application/json"
-	if res.Status >= 400 {
-		ct = httpserver.ProblemContentType
-	}
-	w.Header().Set("Content-Type", ct)
-	if res.Replayed {
-		w.Header().Set(ReplayedHeader, "true")
-	}
-	w.WriteHeader(res.Status)
-	_, _ = w.Write(res.Body)
-	return res, nil
 }
 
 // Cleanup deletes keys older than the retention window, in batches.

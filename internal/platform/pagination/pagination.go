@@ -80,3 +80,19 @@ func After(p *Position) (any, any) {
 	}
 	return p.CreatedAt, p.ID
 }
+
+// List returns the page of a keyset listing after cursor: fetch reads up
+// to n items that come after the position (nil: from the newest), newest
+// first by (created_at, id); pos gives an item's position. A cursor this
+// package did not make is ErrBadCursor.
+func List[T any](cursor string, limit int, fetch func(after *Position, n int) ([]T, error), pos func(T) Position) (Page[T], error) {
+	p, err := Decode(cursor)
+	if err != nil {
+		return Page[T]{}, err
+	}
+	items, err := fetch(p, limit+1)
+	if err != nil {
+		return Page[T]{}, err
+	}
+	return Cut(items, limit, pos), nil
+}
