@@ -13,15 +13,18 @@ import (
 	"os"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"go.uber.org/fx"
 	"go.uber.org/zap"
 
-	"github.com/paygate/paygate/internal/app"
 	"github.com/paygate/paygate/internal/auth"
+	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/platform/config"
+	"github.com/paygate/paygate/internal/platform/postgres"
+	"github.com/paygate/paygate/internal/saldo"
 	"github.com/paygate/paygate/internal/users"
 )
+
+// createAdminVars are the variables `paygate users create-admin` reads.
+var createAdminVars = []string{"PAYGATE_DATABASE_*", "PAYGATE_CURRENCY", "PAYGATE_ARGON2_*", "PAYGATE_PASSWORD_*", "PAYGATE_KAFKA_TOPIC_AUTH"}
 
 // createAdmin implements `paygate users create-admin`. The password never
 // appears on the command line, where other local users could read it.
@@ -44,16 +47,23 @@ func createAdmin(ctx context.Context, cfg config.Config, log *zap.Logger, args [
 		}
 		password = strings.TrimRight(line, "\r\n")
 	}
-	// The service comes from the application's own graph, so the account
-	// gets everything a registered one gets (wallet, event). The graph is
-	// built but not started: nothing listens or consumes.
-	var svc *auth.Service
-	var pool *pgxpool.Pool
-	a := fx.New(app.Options(cfg, log), fx.Populate(&svc, &pool))
-	if err := a.Err(); err != nil {
+	// The account gets everything a registered one gets: its wallet (the
+	// saldo hook) and its event (in the outbox). Only that is built: a
+	// pool, the hasher and the stores; no tokens, producer or consumer.
+	pool, err := postgres.NewPool(ctx, cfg.Database, nil)
+	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	hasher, err := auth.NewHasher(auth.HashParams{MemoryKiB: cfg.Auth.Argon2MemoryKiB, Time: cfg.Auth.Argon2Time, Threads: cfg.Auth.Argon2Threads})
+	if err != nil {
+		return err
+	}
+	svc := auth.NewService(auth.Options{
+		DB: postgres.NewDB(pool, cfg.Database.TxMaxAttempts, log), Users: users.NewStore(), Store: auth.NewStore(),
+		Hasher: hasher, Config: cfg.Auth, Topic: cfg.Kafka.TopicAuth, Log: log,
+		Hooks: []auth.AccountHook{saldo.NewWallets(ledger.New(cfg.Money.Currency), cfg.Money.Currency)},
+	}, nil)
 	created, err := svc.EnsureAdmin(ctx, *email, password, *first, *last)
 	if err != nil {
 		return err

@@ -6,29 +6,31 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"go.uber.org/fx"
 	"go.uber.org/zap"
 
-	"github.com/paygate/paygate/internal/app"
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/platform/config"
+	"github.com/paygate/paygate/internal/platform/postgres"
+	"github.com/paygate/paygate/internal/withdraw"
 )
 
 // errLedgerViolations makes `paygate ledger verify` exit non-zero.
 var errLedgerViolations = errors.New("ledger verification found violations")
 
+// ledgerVerifyVars are the variables `paygate ledger verify` reads.
+var ledgerVerifyVars = []string{"PAYGATE_DATABASE_*", "PAYGATE_CURRENCY"}
+
 // ledgerVerify implements `paygate ledger verify`: it checks every ledger
 // invariant, prints the counts and each violation, and fails when there
-// is any.
-func ledgerVerify(ctx context.Context, cfg config.Config, log *zap.Logger, stdout io.Writer) error {
-	var v *ledger.Verifier
-	var pool *pgxpool.Pool
-	a := fx.New(app.Options(cfg, log), fx.NopLogger, fx.Populate(&v, &pool))
-	if err := a.Err(); err != nil {
+// is any. It builds only what verification reads: a pool, the ledger and
+// the hold owners (withdrawals); no producer, relay or consumer.
+func ledgerVerify(ctx context.Context, cfg config.Config, _ *zap.Logger, stdout io.Writer) error {
+	pool, err := postgres.NewPool(ctx, cfg.Database, nil)
+	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	v := ledger.NewVerifier(ledger.New(cfg.Money.Currency), withdraw.Store{})
 	rep, err := v.Verify(ctx, pool)
 	if err != nil {
 		return err

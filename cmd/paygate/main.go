@@ -60,14 +60,14 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout io
 	}
 	switch cmd {
 	case "serve":
-		cfg, log, err := load()
+		cfg, log, err := load("*")
 		if err != nil {
 			return err
 		}
 		defer func() { _ = log.Sync() }()
 		return serve(ctx, cfg, log)
 	case "migrate":
-		cfg, log, err := load()
+		cfg, log, err := load(migrateVars...)
 		if err != nil {
 			return err
 		}
@@ -87,7 +87,7 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout io
 		if len(args) == 0 || args[0] != "create-admin" {
 			return errUsage
 		}
-		cfg, log, err := load()
+		cfg, log, err := load(createAdminVars...)
 		if err != nil {
 			return err
 		}
@@ -97,7 +97,7 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout io
 		if len(args) == 0 || args[0] != "verify" {
 			return errUsage
 		}
-		cfg, log, err := load()
+		cfg, log, err := load(ledgerVerifyVars...)
 		if err != nil {
 			return err
 		}
@@ -116,8 +116,14 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout io
 	}
 }
 
-func load() (config.Config, *zap.Logger, error) {
-	cfg, err := config.Load()
+// migrateVars are the variables `paygate migrate` reads: the migration Job
+// is given the database and nothing else.
+var migrateVars = []string{"PAYGATE_DATABASE_*"}
+
+// load reads the configuration variables matching patterns (see
+// config.LoadMatching) and builds the logger.
+func load(patterns ...string) (config.Config, *zap.Logger, error) {
+	cfg, err := config.LoadMatching(patterns...)
 	if err != nil {
 		return config.Config{}, nil, err
 	}

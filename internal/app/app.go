@@ -47,7 +47,6 @@ func Options(cfg config.Config, log *zap.Logger, extra ...fx.Option) fx.Option {
 		fx.Supply(log),
 		config.Module(cfg),
 		telemetry.Module,
-		fx.Invoke(func(*telemetry.Telemetry) {}),
 		postgres.Module,
 		kafka.Module,
 		outbox.Module,

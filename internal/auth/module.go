@@ -13,6 +13,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
+	"github.com/paygate/paygate/internal/platform/periodic"
 	"github.com/paygate/paygate/internal/platform/postgres"
 	"github.com/paygate/paygate/internal/users"
 )
@@ -61,37 +62,31 @@ func AsAccountHook(f any) any {
 }
 
 // bootstrap creates the configured administrator at start, after the
-// migrations (the postgres module's start hook runs first), and prunes old
-// login failures periodically.
+// migrations (the postgres module's start hook runs first).
 func bootstrap(lc fx.Lifecycle, svc *Service, cfg config.Auth, log *zap.Logger) {
-	stop := make(chan struct{})
-	lc.Append(fx.Hook{
-		OnStart: func(ctx context.Context) error {
-			if cfg.BootstrapAdminEmail != "" {
-				created, err := svc.EnsureAdmin(ctx, cfg.BootstrapAdminEmail, cfg.BootstrapAdminPassword, "Paygate", "Administrator")
-				if err != nil {
-					return fmt.Errorf("bootstrap admin: %w", err)
-				}
-				if created {
-					log.Info("bootstrap admin created")
-				}
-			}
-			go func() {
-				t := time.NewTicker(time.Hour)
-				defer t.Stop()
-				for {
-					select {
-					case <-stop:
-						return
-					case <-t.C:
-						_ = svc.store.PruneFailures(context.Background(), svc.db.Pool, time.Now().Add(-cfg.LoginFailureWindow))
-					}
-				}
-			}()
-			return nil
-		},
-		OnStop: func(context.Context) error { close(stop); return nil },
-	})
+	if cfg.BootstrapAdminEmail == "" {
+		return
+	}
+	lc.Append(fx.StartHook(func(ctx context.Context) error {
+		created, err := svc.EnsureAdmin(ctx, cfg.BootstrapAdminEmail, cfg.BootstrapAdminPassword, "Paygate", "Administrator")
+		if err != nil {
+			return fmt.Errorf("bootstrap admin: %w", err)
+		}
+		if created {
+			log.Info("bootstrap admin created")
+		}
+		return nil
+	}))
+}
+
+// pruneFailures forgets failed logins older than the throttling window,
+// hourly.
+func pruneFailures(lc fx.Lifecycle, svc *Service, cfg config.Auth, log *zap.Logger) {
+	lc.Append(periodic.Hook(time.Hour, func(ctx context.Context) {
+		if err := svc.store.PruneFailures(ctx, svc.db.Pool, time.Now().Add(-cfg.LoginFailureWindow)); err != nil && ctx.Err() == nil {
+			log.Warn("pruning failed logins failed", zap.Error(err))
+		}
+	}))
 }
 
 // Module is the auth fx module.
@@ -105,5 +100,5 @@ var Module = fx.Module("auth",
 		func(s *Service) users.SessionRevoker { return s },
 		kafka.AsTopic(func(k config.Kafka) kafka.TopicSpec { return kafka.TopicSpec{Name: k.TopicAuth} }),
 	),
-	fx.Invoke(bootstrap),
+	fx.Invoke(bootstrap, pruneFailures),
 )

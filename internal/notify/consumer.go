@@ -60,8 +60,9 @@ type Publisher interface {
 	Send(ctx context.Context, msgs []*sarama.ProducerMessage) error
 }
 
-// Deps are what NewConsumer needs. Telemetry fields may be nil.
-type Deps struct {
+// ConsumerParams are what NewConsumer needs; it is built without fx too.
+// Telemetry fields may be nil.
+type ConsumerParams struct {
 	Config    config.Notify
 	Kafka     config.Kafka
 	Store     *Store
@@ -94,7 +95,7 @@ type Consumer struct {
 }
 
 // NewConsumer returns a consumer; Start runs it.
-func NewConsumer(d Deps) (*Consumer, error) {
+func NewConsumer(d ConsumerParams) (*Consumer, error) {
 	switch {
 	case d.Config.Group == "" || d.Config.RetryTopic == "" || d.Config.DLQTopic == "":
 		return nil, errors.New("notify: PAYGATE_NOTIFY_GROUP, PAYGATE_NOTIFY_RETRY_TOPIC and PAYGATE_NOTIFY_DLQ_TOPIC must be set")

@@ -62,7 +62,7 @@ func newHarness(t *testing.T, lease time.Duration, adjust ...func(*config.Notify
 		t.Fatal(err)
 	}
 	h.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(h.spans))
-	h.consumer, err = notify.NewConsumer(notify.Deps{Config: h.cfg, Kafka: k, Store: notify.NewStore(h.pool, lease),
+	h.consumer, err = notify.NewConsumer(notify.ConsumerParams{Config: h.cfg, Kafka: k, Store: notify.NewStore(h.pool, lease),
 		Sender: sender, Publisher: h.producer, TracerProvider: h.tp,
 		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(h.metrics)),
 		Propagator:    propagation.TraceContext{}, Log: log})

@@ -20,18 +20,15 @@ import (
 type Params struct {
 	fx.In
 
-	Lifecycle      fx.Lifecycle
 	Notify         config.Notify
-	SMTP           config.SMTP
 	Kafka          config.Kafka
-	Pool           *pgxpool.Pool
+	Store          *Store
 	Producer       *kafka.Producer
 	Sender         Sender
 	Log            *zap.Logger
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 	Propagator     propagation.TextMapPropagator
-	Lag            *kafka.LagMonitor
 }
 
 // ClaimLease is how long a delivery claim keeps other consumers off a mail:
@@ -45,44 +42,61 @@ func ProvideSender(cfg config.SMTP) (Sender, error) {
 	return NewSMTPSender(cfg)
 }
 
-// ProvideConsumer builds the consumer and, when enabled, ties it to the
-// lifecycle and to the lag monitor. It is
-// constructed after the producer, so on stop it finishes and commits the
-// record in hand before the producer closes.
+// ProvideStore returns the delivery store.
+func ProvideStore(pool *pgxpool.Pool, cfg config.SMTP) *Store { return NewStore(pool, ClaimLease(cfg)) }
+
+// ProvideConsumer builds the consumer.
 func ProvideConsumer(p Params) (*Consumer, error) {
-	store := NewStore(p.Pool, ClaimLease(p.SMTP))
-	c, err := NewConsumer(Deps{
-		Config: p.Notify, Kafka: p.Kafka, Store: store, Sender: p.Sender,
+	return NewConsumer(ConsumerParams{
+		Config: p.Notify, Kafka: p.Kafka, Store: p.Store, Sender: p.Sender,
 		Publisher: p.Producer, TracerProvider: p.TracerProvider, MeterProvider: p.MeterProvider,
 		Propagator: p.Propagator, Log: p.Log.Named("notify"),
 	})
-	if err != nil {
-		return nil, err
+}
+
+// RunParams are what running the consumer needs.
+type RunParams struct {
+	fx.In
+
+	Lifecycle fx.Lifecycle
+	Consumer  *Consumer
+	Store     *Store
+	Notify    config.Notify
+	Lag       *kafka.LagMonitor
+	Log       *zap.Logger
+}
+
+// run, when the consumer is enabled, runs it with the application, watches
+// its lag and prunes old delivery records hourly. The consumer is
+// constructed after the producer, so on stop it finishes and commits the
+// record in hand before the producer closes.
+func run(p RunParams) {
+	if !p.Notify.Enabled {
+		return
 	}
-	if p.Notify.Enabled {
-		p.Lifecycle.Append(fx.Hook{OnStart: c.Start, OnStop: c.Stop})
-		p.Lag.Watch(p.Notify.Group, c.Topics())
-		p.Lifecycle.Append(periodic.Hook(time.Hour, func(ctx context.Context) {
-			n, err := store.Prune(ctx, time.Now().Add(-p.Notify.DeliveryRetention))
-			if err != nil {
-				p.Log.Warn("pruning delivery records failed", zap.Error(err))
-			} else if n > 0 {
-				p.Log.Info("delivery records pruned", zap.Int64("deleted", n))
-			}
-		}))
-	}
-	return c, nil
+	p.Lifecycle.Append(fx.Hook{OnStart: p.Consumer.Start, OnStop: p.Consumer.Stop})
+	p.Lag.Watch(p.Notify.Group, p.Consumer.Topics())
+	p.Lifecycle.Append(periodic.Hook(time.Hour, func(ctx context.Context) {
+		n, err := p.Store.Prune(ctx, time.Now().Add(-p.Notify.DeliveryRetention))
+		if err != nil {
+			p.Log.Warn("pruning delivery records failed", zap.Error(err))
+		} else if n > 0 {
+			p.Log.Info("delivery records pruned", zap.Int64("deleted", n))
+		}
+	}))
 }
 
 // Module is the email consumer's fx module: the SMTP sender, the consumer
-// (running whenever the module is in the graph) and its retry and
-// dead-letter topics, created with the others when topic creation is on.
+// (running whenever the module is in the graph and it is enabled) and its
+// retry and dead-letter topics, created with the others when topic
+// creation is on.
 var Module = fx.Module("notify",
 	fx.Provide(
 		ProvideSender,
+		ProvideStore,
 		ProvideConsumer,
 		kafka.AsTopic(func(n config.Notify) kafka.TopicSpec { return kafka.TopicSpec{Name: n.RetryTopic} }),
 		kafka.AsTopic(func(n config.Notify) kafka.TopicSpec { return kafka.TopicSpec{Name: n.DLQTopic} }),
 	),
-	fx.Invoke(func(*Consumer) {}),
+	fx.Invoke(run),
 )

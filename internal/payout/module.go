@@ -27,26 +27,22 @@ type Params struct {
 	Lag            *kafka.LagMonitor
 }
 
-// ProvideProcessor builds the processor and, when enabled, runs its
-// consumer group with the application: on stop the payout in hand is
-// finished and committed.
-func ProvideProcessor(p Params) (*Processor, error) {
+// run builds the processor and, when enabled, runs its consumer group with
+// the application: on stop the payout in hand is finished and committed.
+func run(p Params) error {
 	bank := BankSimulator{Latency: p.Config.SimLatency, FailureRate: p.Config.SimFailureRate}
 	log := p.Log.Named("payout")
 	proc, err := NewProcessor(bank, p.Withdrawals, p.TracerProvider, p.Propagator, p.MeterProvider, log)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if p.Config.Enabled {
 		runner := kafka.NewGroupRunner(p.Kafka, p.Config.Group, []string{p.Kafka.TopicWithdraw}, proc.Handle, log)
 		p.Lifecycle.Append(fx.Hook{OnStart: runner.Start, OnStop: runner.Stop})
 		p.Lag.Watch(p.Config.Group, []string{p.Kafka.TopicWithdraw})
 	}
-	return proc, nil
+	return nil
 }
 
 // Module is the payout fx module.
-var Module = fx.Module("payout",
-	fx.Provide(ProvideProcessor),
-	fx.Invoke(func(*Processor) {}),
-)
+var Module = fx.Module("payout", fx.Invoke(run))

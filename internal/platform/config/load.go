@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -55,7 +56,24 @@ type Var struct {
 // Load reads the configuration from the environment. Each variable is parsed
 // by envconfig on its own, so that one bad value does not hide the others;
 // the returned *Error names all of them.
-func Load() (Config, error) {
+func Load() (Config, error) { return LoadMatching("*") }
+
+// LoadMatching is Load for a command that uses only part of the
+// configuration: it reports only the problems of the variables whose name
+// matches one of the path.Match patterns (e.g. "PAYGATE_DATABASE_*"), and
+// of PAYGATE_ENV and PAYGATE_LOG_LEVEL, which every command uses. So
+// `paygate migrate` needs a database URL, not Kafka brokers or a JWT key.
+// The other fields are loaded as far as they parse, and must not be used.
+func LoadMatching(patterns ...string) (Config, error) {
+	patterns = append(patterns, Prefix+"_ENV", Prefix+"_LOG_LEVEL")
+	wanted := func(name string) bool {
+		for _, p := range patterns {
+			if ok, _ := path.Match(p, name); ok {
+				return true
+			}
+		}
+		return false
+	}
 	var cfg Config
 	var problems []VarError
 	walk(reflect.ValueOf(&cfg).Elem(), func(v reflect.Value, f reflect.StructField, name string) {
@@ -74,6 +92,7 @@ func Load() (Config, error) {
 			problems = append(problems, p)
 		}
 	}
+	problems = slices.DeleteFunc(problems, func(p VarError) bool { return !wanted(p.Var) })
 	if len(problems) > 0 {
 		slices.SortStableFunc(problems, func(a, b VarError) int { return strings.Compare(a.Var, b.Var) })
 		return Config{}, &Error{Problems: problems}

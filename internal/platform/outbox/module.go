@@ -25,7 +25,8 @@ type Params struct {
 }
 
 // ProvideRelay builds the relay, ties it to the application lifecycle and
-// exports the backlog gauges.
+// exports the backlog gauges. The module invokes it: the relay runs
+// whenever the module is part of the application.
 func ProvideRelay(p Params) (*Relay, error) {
 	r := NewRelay(p.Pool, p.Producer, p.Config, p.Log.Named("outbox"), p.Tracer)
 	if err := RegisterMetrics(p.Meter, p.Pool); err != nil {
@@ -35,9 +36,6 @@ func ProvideRelay(p Params) (*Relay, error) {
 	return r, nil
 }
 
-// Module is the outbox fx module. The relay runs whenever the module is
-// part of the application.
-var Module = fx.Module("outbox",
-	fx.Provide(ProvideRelay),
-	fx.Invoke(func(*Relay) {}),
-)
+// Module is the outbox fx module: the relay, run for as long as the
+// application.
+var Module = fx.Module("outbox", fx.Invoke(ProvideRelay))

@@ -10,14 +10,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// Params are the dependencies of the telemetry module.
-type Params struct {
-	fx.In
-
-	Lifecycle fx.Lifecycle
-	Log       *zap.Logger
-}
-
 // Result exposes the providers through their API interfaces.
 type Result struct {
 	fx.Out
@@ -28,18 +20,22 @@ type Result struct {
 	Propagator     propagation.TextMapPropagator
 }
 
-// Provide builds the telemetry and flushes it when the application stops.
-// Its stop hook runs after every other module's, because it is constructed
-// before them.
-func Provide(p Params) (Result, error) {
+// Provide builds the telemetry.
+func Provide() (Result, error) {
 	t, err := New(context.Background())
 	if err != nil {
 		return Result{}, err
 	}
-	t.installGlobals(p.Log)
-	p.Lifecycle.Append(fx.StopHook(t.Shutdown))
 	return Result{Telemetry: t, MeterProvider: t.MeterProvider, TracerProvider: t.TracerProvider, Propagator: t.Propagator}, nil
 }
 
+// install makes the providers the process's globals and flushes them when
+// the application stops. The module invokes it first of all, so its stop
+// hook runs after every other module's.
+func install(lc fx.Lifecycle, t *Telemetry, log *zap.Logger) {
+	t.installGlobals(log)
+	lc.Append(fx.StopHook(t.Shutdown))
+}
+
 // Module is the telemetry fx module.
-var Module = fx.Module("telemetry", fx.Provide(Provide))
+var Module = fx.Module("telemetry", fx.Provide(Provide), fx.Invoke(install))
