@@ -118,7 +118,8 @@ func (s *Store) CaptureHold(ctx context.Context, tx pgx.Tx, holdID, toAccountID 
 	if err != nil {
 		return PostedTransaction{}, err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE ledger_holds SET status = 'captured', settled_at = now(), capture_transaction_id = $2 WHERE id = $1`,
+	if _, err := tx.Exec(ctx, `-- name: MarkHoldCaptured
+UPDATE ledger_holds SET status = 'captured', settled_at = now(), capture_transaction_id = $2 WHERE id = $1`,
 		h.ID, pt.ID); err != nil {
 		return PostedTransaction{}, fmt.Errorf("ledger: mark hold captured: %w", err)
 	}

@@ -29,7 +29,8 @@ func pageSize(limit int) int {
 
 // Account returns the account id.
 func (s *Store) Account(ctx context.Context, q postgres.Querier, id uuid.UUID) (Account, error) {
-	a, err := scanAccount(q.QueryRow(ctx, `SELECT `+accountColumns+` FROM ledger_accounts WHERE id = $1`, id))
+	a, err := scanAccount(q.QueryRow(ctx, `-- name: GetAccount
+SELECT `+accountColumns+` FROM ledger_accounts WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Account{}, ErrAccountNotFound.Wrap(fmt.Errorf("account %s", id))
 	}
@@ -42,7 +43,8 @@ func (s *Store) Account(ctx context.Context, q postgres.Querier, id uuid.UUID) (
 // WalletOf returns the wallet of userID, or ErrAccountNotFound when the
 // user has none.
 func (s *Store) WalletOf(ctx context.Context, q postgres.Querier, userID uuid.UUID) (Account, error) {
-	a, err := scanAccount(q.QueryRow(ctx, `SELECT `+accountColumns+` FROM ledger_accounts WHERE owner_user_id = $1`, userID))
+	a, err := scanAccount(q.QueryRow(ctx, `-- name: GetWallet
+SELECT `+accountColumns+` FROM ledger_accounts WHERE owner_user_id = $1`, userID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Account{}, ErrAccountNotFound.Wrap(fmt.Errorf("wallet of user %s", userID))
 	}
@@ -157,7 +159,8 @@ func (s *Store) ListWallets(ctx context.Context, q postgres.Querier, limit int, 
 		return nil, "", err
 	}
 	n := pageSize(limit)
-	rows, err := q.Query(ctx, `SELECT `+accountColumns+` FROM ledger_accounts
+	rows, err := q.Query(ctx, `-- name: ListWallets
+SELECT `+accountColumns+` FROM ledger_accounts
 		WHERE kind = 'wallet' AND id > $1 ORDER BY id LIMIT $2`, after, n+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("ledger: list wallets: %w", err)
@@ -184,7 +187,8 @@ func (s *Store) TotalHeld(ctx context.Context, q postgres.Querier, currency stri
 	var total int64
 	// held is the sum of active holds (Verify checks it), so summing the
 	// accounts' held reads one row per account instead of every hold.
-	if err := q.QueryRow(ctx, `SELECT coalesce(sum(held), 0)::bigint FROM ledger_accounts WHERE currency = $1`, cur).Scan(&total); err != nil {
+	if err := q.QueryRow(ctx, `-- name: TotalHeld
+SELECT coalesce(sum(held), 0)::bigint FROM ledger_accounts WHERE currency = $1`, cur).Scan(&total); err != nil {
 		return 0, fmt.Errorf("ledger: total held: %w", err)
 	}
 	return total, nil
@@ -192,7 +196,8 @@ func (s *Store) TotalHeld(ctx context.Context, q postgres.Querier, currency stri
 
 // Hold returns the hold id.
 func (s *Store) Hold(ctx context.Context, q postgres.Querier, id uuid.UUID) (Hold, error) {
-	h, err := scanHold(q.QueryRow(ctx, `SELECT `+holdColumns+` FROM ledger_holds WHERE id = $1`, id))
+	h, err := scanHold(q.QueryRow(ctx, `-- name: GetHold
+SELECT `+holdColumns+` FROM ledger_holds WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Hold{}, ErrHoldNotFound.Wrap(fmt.Errorf("hold %s", id))
 	}
@@ -206,7 +211,8 @@ func (s *Store) Hold(ctx context.Context, q postgres.Querier, id uuid.UUID) (Hol
 // order, or ErrTransactionNotFound.
 func (s *Store) Transaction(ctx context.Context, q postgres.Querier, id uuid.UUID) (PostedTransaction, error) {
 	var t PostedTransaction
-	err := q.QueryRow(ctx, `SELECT id, kind, reference, reverses, currency, metadata, created_at
+	err := q.QueryRow(ctx, `-- name: GetTransaction
+SELECT id, kind, reference, reverses, currency, metadata, created_at
 		FROM ledger_transactions WHERE id = $1`, id).
 		Scan(&t.ID, &t.Kind, &t.Reference, &t.Reverses, &t.Currency, &t.Metadata, &t.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -215,7 +221,8 @@ func (s *Store) Transaction(ctx context.Context, q postgres.Querier, id uuid.UUI
 	if err != nil {
 		return PostedTransaction{}, fmt.Errorf("ledger: read transaction: %w", err)
 	}
-	rows, err := q.Query(ctx, `SELECT id, transaction_id, account_id, amount, balance_after, created_at
+	rows, err := q.Query(ctx, `-- name: GetTransactionEntries
+SELECT id, transaction_id, account_id, amount, balance_after, created_at
 		FROM ledger_entries WHERE transaction_id = $1 ORDER BY id`, id)
 	if err != nil {
 		return PostedTransaction{}, fmt.Errorf("ledger: read entries: %w", err)

@@ -66,11 +66,13 @@ func (s *Store) OpenWallet(ctx context.Context, tx pgx.Tx, userID uuid.UUID, cur
 		return Account{}, fmt.Errorf("%w: nil user id", ErrInvalidTransaction)
 	}
 	return s.getOrCreate(ctx, tx, currency,
-		`INSERT INTO ledger_accounts (id, kind, owner_user_id, currency, allow_negative)
+		`-- name: InsertWallet
+INSERT INTO ledger_accounts (id, kind, owner_user_id, currency, allow_negative)
 		 VALUES ($1, 'wallet', $2, $3, false)
 		 ON CONFLICT (owner_user_id) DO NOTHING
 		 RETURNING `+accountColumns,
-		`SELECT `+accountColumns+` FROM ledger_accounts WHERE owner_user_id = $1`,
+		`-- name: GetWalletOfOwner
+SELECT `+accountColumns+` FROM ledger_accounts WHERE owner_user_id = $1`,
 		userID)
 }
 
@@ -84,11 +86,13 @@ func (s *Store) EnsureSystemAccount(ctx context.Context, tx pgx.Tx, code, curren
 		return Account{}, fmt.Errorf("%w: empty system account code", ErrInvalidTransaction)
 	}
 	return s.getOrCreate(ctx, tx, currency,
-		`INSERT INTO ledger_accounts (id, kind, code, currency, allow_negative)
+		`-- name: InsertSystemAccount
+INSERT INTO ledger_accounts (id, kind, code, currency, allow_negative)
 		 VALUES ($1, 'system', $2, $3, true)
 		 ON CONFLICT (code) DO NOTHING
 		 RETURNING `+accountColumns,
-		`SELECT `+accountColumns+` FROM ledger_accounts WHERE code = $1`,
+		`-- name: GetSystemAccount
+SELECT `+accountColumns+` FROM ledger_accounts WHERE code = $1`,
 		code)
 }
 
@@ -256,7 +260,8 @@ func (s *Store) post(ctx context.Context, tx pgx.Tx, t Transaction, release map[
 		// The UNIQUE constraint on reverses stays the arbiter of every
 		// other race (it is mapped below).
 		var reversed bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ledger_transactions WHERE reverses = $1)`, *t.Reverses).Scan(&reversed); err != nil {
+		if err := tx.QueryRow(ctx, `-- name: TransactionReversed
+SELECT EXISTS (SELECT 1 FROM ledger_transactions WHERE reverses = $1)`, *t.Reverses).Scan(&reversed); err != nil {
 			return PostedTransaction{}, fmt.Errorf("ledger: look up reversal: %w", err)
 		}
 		if reversed {

@@ -75,7 +75,7 @@ func Enqueue(ctx context.Context, tx pgx.Tx, e Event) (uuid.UUID, error) {
 		carrier.Get("traceparent"), carrier.Get("tracestate")); err != nil {
 		return uuid.Nil, fmt.Errorf("outbox: insert %s: %w", e.Type, err)
 	}
-	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, '')", NotifyChannel); err != nil {
+	if _, err := tx.Exec(ctx, "-- name: NotifyOutbox\nSELECT pg_notify($1, '')", NotifyChannel); err != nil {
 		return uuid.Nil, fmt.Errorf("outbox: notify: %w", err)
 	}
 	return e.ID, nil

@@ -120,7 +120,7 @@ func (r *Relay) listenOnce(ctx context.Context) error {
 	}
 	// The connection ends in LISTEN state; it is not returned to the pool.
 	defer func() { _ = conn.Hijack().Close(context.Background()) }()
-	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+	if _, err := conn.Exec(ctx, "-- name: ListenOutbox\nLISTEN "+NotifyChannel); err != nil {
 		return err
 	}
 	r.Wake() // events may have been enqueued while nobody listened
@@ -237,7 +237,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
 	var locked bool
-	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", relayLockKey).Scan(&locked); err != nil {
+	if err := tx.QueryRow(ctx, "-- name: TryLockRelay\nSELECT pg_try_advisory_xact_lock($1)", relayLockKey).Scan(&locked); err != nil {
 		return 0, fmt.Errorf("outbox: lock: %w", err)
 	}
 	if !locked {

@@ -103,11 +103,11 @@ func (m *Migrator) Up(ctx context.Context) ([]int, error) {
 		return nil, fmt.Errorf("migrate: acquire connection: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLockKey); err != nil {
+	if _, err := conn.Exec(ctx, "-- name: LockMigrations\nSELECT pg_advisory_lock($1)", migrationLockKey); err != nil {
 		return nil, fmt.Errorf("migrate: lock: %w", err)
 	}
 	defer func() {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLockKey)
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "-- name: UnlockMigrations\nSELECT pg_advisory_unlock($1)", migrationLockKey)
 	}()
 	if _, err := conn.Exec(ctx, createVersionTable); err != nil {
 		return nil, fmt.Errorf("migrate: version table: %w", err)
@@ -128,7 +128,7 @@ func (m *Migrator) Up(ctx context.Context) ([]int, error) {
 			if _, err := tx.Exec(ctx, mig.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+			_, err := tx.Exec(ctx, "-- name: RecordMigration\nINSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
 				mig.Version, mig.Name, mig.Checksum)
 			return err
 		})
@@ -180,7 +180,7 @@ func (m *Migrator) SchemaCheck(ctx context.Context) error {
 }
 
 func appliedChecksums(ctx context.Context, conn *pgx.Conn) (map[int]string, error) {
-	rows, err := conn.Query(ctx, "SELECT version, checksum FROM schema_migrations")
+	rows, err := conn.Query(ctx, "-- name: AppliedMigrations\nSELECT version, checksum FROM schema_migrations")
 	if err != nil {
 		return nil, err
 	}
