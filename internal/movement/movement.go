@@ -211,12 +211,12 @@ type Params struct {
 	MeterProvider metric.MeterProvider
 }
 
-// Inserted returns the outcome of inserting a record that may exist only
-// once per movement (a reversal, a settlement: their primary key is the
-// movement's id): a unique violation means it is there already, and
-// answers duplicate.
+// Inserted returns the outcome of inserting a movement's record, which
+// returned its creation time at. A record that may exist only once per
+// movement (a reversal, a settlement: their primary key is the movement's
+// id) passes duplicate, which a unique violation answers; nil maps none.
 func Inserted(at time.Time, err error, duplicate error, what string) (time.Time, error) {
-	if postgres.IsUniqueViolation(err, "") {
+	if duplicate != nil && postgres.IsUniqueViolation(err, "") {
 		return time.Time{}, duplicate
 	}
 	if err != nil {

@@ -3,7 +3,6 @@ package topup
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,13 +36,11 @@ func scanTopUp(row pgx.Row) (TopUp, error) {
 // Insert records a booked top-up and returns its creation time.
 func (Store) Insert(ctx context.Context, tx pgx.Tx, t TopUp, ledgerTx uuid.UUID) (time.Time, error) {
 	var at time.Time
-	if err := tx.QueryRow(ctx, `-- name: InsertTopUp
+	err := tx.QueryRow(ctx, `-- name: InsertTopUp
 INSERT INTO topups (id, user_id, amount, currency, method, reference, ledger_transaction_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
-		t.ID, t.UserID, t.Amount, t.Currency, t.Method, t.Reference, ledgerTx).Scan(&at); err != nil {
-		return time.Time{}, fmt.Errorf("insert top-up: %w", err)
-	}
-	return at, nil
+		t.ID, t.UserID, t.Amount, t.Currency, t.Method, t.Reference, ledgerTx).Scan(&at)
+	return movement.Inserted(at, err, nil, "top-up")
 }
 
 // Get returns the top-up id of owner (nil: of anyone); any other is
@@ -63,10 +60,7 @@ WHERE ($1::uuid IS NULL OR t.user_id = $1)
   AND ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3))
 ORDER BY t.created_at DESC, t.id DESC
 LIMIT $4`, owner, at, aid, n)
-	if err != nil {
-		return nil, fmt.Errorf("list top-ups: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TopUp, error) { return scanTopUp(r) })
+	return postgres.Collect(rows, err, scanTopUp)
 }
 
 // LockForReversal returns the top-up id and its ledger transaction,

@@ -3,7 +3,6 @@ package transfer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,13 +38,11 @@ func scanTransfer(row pgx.Row) (Transfer, error) {
 // Insert records a booked transfer and returns its creation time.
 func (Store) Insert(ctx context.Context, tx pgx.Tx, t Transfer, ledgerTx uuid.UUID) (time.Time, error) {
 	var at time.Time
-	if err := tx.QueryRow(ctx, `-- name: InsertTransfer
+	err := tx.QueryRow(ctx, `-- name: InsertTransfer
 INSERT INTO transfers (id, from_user_id, to_user_id, from_account_number, to_account_number, amount, currency, note, ledger_transaction_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING created_at`,
-		t.ID, t.fromUserID, t.toUserID, t.FromAccountNumber, t.ToAccountNumber, t.Amount, t.Currency, t.Note, ledgerTx).Scan(&at); err != nil {
-		return time.Time{}, fmt.Errorf("insert transfer: %w", err)
-	}
-	return at, nil
+		t.ID, t.fromUserID, t.toUserID, t.FromAccountNumber, t.ToAccountNumber, t.Amount, t.Currency, t.Note, ledgerTx).Scan(&at)
+	return movement.Inserted(at, err, nil, "transfer")
 }
 
 // Get returns the transfer id that party (nil: anyone) sent or received;
@@ -65,10 +62,7 @@ WHERE ($1::uuid IS NULL OR t.from_user_id = $1 OR t.to_user_id = $1)
   AND ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3))
 ORDER BY t.created_at DESC, t.id DESC
 LIMIT $4`, party, at, aid, n)
-	if err != nil {
-		return nil, fmt.Errorf("list transfers: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transfer, error) { return scanTransfer(r) })
+	return postgres.Collect(rows, err, scanTransfer)
 }
 
 // InsertReversal records the reversal of transfer id and returns its

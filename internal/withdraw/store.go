@@ -3,7 +3,6 @@ package withdraw
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -47,13 +46,11 @@ func scanWithdrawal(row pgx.Row) (Withdrawal, error) {
 // and its hold, and returns its creation time.
 func (Store) Insert(ctx context.Context, tx pgx.Tx, w Withdrawal, account string, hold uuid.UUID) (time.Time, error) {
 	var at time.Time
-	if err := tx.QueryRow(ctx, `-- name: InsertWithdrawal
+	err := tx.QueryRow(ctx, `-- name: InsertWithdrawal
 INSERT INTO withdrawals (id, user_id, amount, currency, bank_code, bank_account_number, bank_account_name, hold_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`,
-		w.ID, w.UserID, w.Amount, w.Currency, w.BankCode, account, w.BankAccountName, hold).Scan(&at); err != nil {
-		return time.Time{}, fmt.Errorf("insert withdrawal: %w", err)
-	}
-	return at, nil
+		w.ID, w.UserID, w.Amount, w.Currency, w.BankCode, account, w.BankAccountName, hold).Scan(&at)
+	return movement.Inserted(at, err, nil, "withdrawal")
 }
 
 // Get returns the withdrawal id of owner (nil: of anyone); any other is
@@ -73,10 +70,7 @@ WHERE ($1::uuid IS NULL OR w.user_id = $1)
   AND ($2::timestamptz IS NULL OR (w.created_at, w.id) < ($2, $3))
 ORDER BY w.created_at DESC, w.id DESC
 LIMIT $4`, owner, at, aid, n)
-	if err != nil {
-		return nil, fmt.Errorf("list withdrawals: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Withdrawal, error) { return scanWithdrawal(r) })
+	return postgres.Collect(rows, err, scanWithdrawal)
 }
 
 // LockForSettle locks the withdrawal row FOR UPDATE, which serialises

@@ -28,6 +28,16 @@ type Querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
+// Collect reads every row of a query with scan; err is the query's own
+// error, returned as it is, so a store's list reads
+// Collect(q.Query(...)) in one line.
+func Collect[T any](rows pgx.Rows, err error, scan func(pgx.Row) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+}
+
 // NewPool builds a pgx pool from the configuration. It does not wait for a
 // connection: an unreachable database shows in /readyz rather than stopping
 // the process.
