@@ -11,6 +11,10 @@
 //	                         from PAYGATE_ADMIN_PASSWORD or standard input
 //	paygate ledger verify    check every ledger invariant; exit 1 on a violation
 //	paygate jwt-keygen       print a new Ed25519 signing key and its public key
+//	paygate sandbox [-listen A -auto-pay ...]  run the local payment provider
+//	paygate sandbox pay|expire <payment-id-or-reference> [-amount N]
+//	                         tell a running sandbox that a customer paid, or
+//	                         that a payment expired
 //	paygate version          print the version
 package main
 
@@ -45,7 +49,7 @@ func main() {
 }
 
 // errUsage is returned for a command line paygate does not understand.
-var errUsage = errors.New("usage: paygate [serve|migrate|config [-markdown]|users create-admin -email E|ledger verify|jwt-keygen|version]")
+var errUsage = errors.New("usage: paygate [serve|migrate|config [-markdown]|users create-admin -email E|ledger verify|jwt-keygen|sandbox [pay|expire]|version]")
 
 // run executes the command named by args and returns its error.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -105,6 +109,8 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout io
 		return ledgerVerify(ctx, cfg, log, stdout)
 	case "jwt-keygen":
 		return jwtKeygen(stdout)
+	case "sandbox":
+		return sandboxCmd(ctx, args, stdout)
 	case "version":
 		_, err := fmt.Fprintln(stdout, buildinfo.Version)
 		return err
