@@ -23,8 +23,8 @@ const businessID = "5andb0x0000000000000000"
 // routes registers the API and the admin API.
 func (s *Server) routes() {
 	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.auth(h)) }
-	api("POST "+xendit.PathPaymentRequests, s.createPaymentRequest)
-	api("GET "+xendit.PathPaymentRequests+"/{id}", s.getPayment)
+	api("POST "+xendit.PathPaymentRequests, versioned(s.createPaymentRequest))
+	api("GET "+xendit.PathPaymentRequests+"/{id}", versioned(s.getPayment))
 	api("POST "+xendit.PathSessions, s.createSession)
 	api("GET "+xendit.PathSessions+"/{id}", s.getPayment)
 	api("POST "+xendit.PathPayouts, s.createPayout)
@@ -43,6 +43,17 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// versioned refuses a Payments API v3 request without its api-version.
+func versioned(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if v := r.Header.Get(xendit.HeaderAPIVersion); v != xendit.PaymentsAPIVersion {
+			writeError(w, http.StatusBadRequest, "API_VALIDATION_ERROR", "api-version "+xendit.PaymentsAPIVersion+" is required")
+			return
+		}
+		next(w, r)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -143,8 +143,9 @@ func (s *Server) Deliveries() []Delivery {
 	return out
 }
 
-// Release sends the held callbacks, in reverse order when reverse is set,
-// and stops holding; it returns how many it released.
+// Release sends the held callbacks one after the other (each once
+// delivered), in reverse order when reverse is set, and stops holding; it
+// returns how many it released.
 func (s *Server) Release(reverse bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -158,10 +159,17 @@ func (s *Server) Release(reverse bool) int {
 			held[i], held[j] = held[j], held[i]
 		}
 	}
-	for i, d := range held {
+	for _, d := range held {
 		d.Status = DeliveryPending
-		s.sendLater(d, time.Duration(i)*time.Millisecond) // keeps the release order
 	}
+	// One after the other, each until delivered, so the order holds.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for _, d := range held {
+			s.deliver(d, 0)
+		}
+	}()
 	return len(held)
 }
 
@@ -205,38 +213,44 @@ func (s *Server) emitLocked(path, event, reference, objectID string, data any) {
 	}
 }
 
-// sendLater delivers d after wait, retrying with backoff until a 2xx.
+// sendLater delivers d after wait, in the background.
 func (s *Server) sendLater(d *delivery, wait time.Duration) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		backoff := s.opts.RetryBase
-		for attempt := 1; ; attempt++ {
-			if !sleepCtx(s.ctx, wait) {
-				return
-			}
-			code, err := s.post(d)
-			s.mu.Lock()
-			d.Attempts, d.LastStatus = attempt, code
-			d.LastError = ""
-			if err != nil {
-				d.LastError = err.Error()
-			}
-			done := err == nil && code >= 200 && code < 300
-			if done {
-				d.Status = DeliveryDelivered
-			} else if s.opts.MaxAttempts > 0 && attempt >= s.opts.MaxAttempts {
-				d.Status = DeliveryFailed
-				done = true
-			}
-			s.mu.Unlock()
-			if done {
-				return
-			}
-			wait = backoff
-			backoff = min(backoff*2, s.opts.RetryMax)
-		}
+		s.deliver(d, wait)
 	}()
+}
+
+// deliver sends d after wait, retrying with backoff until a 2xx, until
+// MaxAttempts are used or until the server closes.
+func (s *Server) deliver(d *delivery, wait time.Duration) {
+	backoff := s.opts.RetryBase
+	for attempt := 1; ; attempt++ {
+		if !sleepCtx(s.ctx, wait) {
+			return
+		}
+		code, err := s.post(d)
+		s.mu.Lock()
+		d.Attempts, d.LastStatus = attempt, code
+		d.LastError = ""
+		if err != nil {
+			d.LastError = err.Error()
+		}
+		done := err == nil && code >= 200 && code < 300
+		if done {
+			d.Status = DeliveryDelivered
+		} else if s.opts.MaxAttempts > 0 && attempt >= s.opts.MaxAttempts {
+			d.Status = DeliveryFailed
+			done = true
+		}
+		s.mu.Unlock()
+		if done {
+			return
+		}
+		wait = backoff
+		backoff = min(backoff*2, s.opts.RetryMax)
+	}
 }
 
 // post sends one attempt of d.

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"strings"
 
 	"github.com/paygate/paygate/internal/provider"
 )
@@ -30,7 +30,12 @@ var ErrUnknownEvent = errors.New("xendit: unknown webhook event")
 // Verify checks the x-callback-token in constant time, then parses the
 // body. It never returns or logs the token.
 func (v *Verifier) Verify(header map[string][]string, body []byte) (provider.Event, error) {
-	got := http.Header(header).Values(HeaderCallbackToken)
+	var got []string
+	for name, values := range header {
+		if strings.EqualFold(name, HeaderCallbackToken) {
+			got = append(got, values...)
+		}
+	}
 	if len(v.token) == 0 || len(got) != 1 ||
 		subtle.ConstantTimeCompare([]byte(got[0]), v.token) != 1 {
 		return provider.Event{}, provider.ErrBadSignature

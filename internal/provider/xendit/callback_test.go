@@ -118,6 +118,15 @@ func TestVerifyParsesEveryWebhook(t *testing.T) {
 	}
 }
 
+func TestVerifyTakesTheHeaderInAnyCase(t *testing.T) {
+	v := xendit.NewVerifier(testToken)
+	for _, name := range []string{"x-callback-token", "X-CALLBACK-TOKEN", "X-Callback-Token"} {
+		if _, err := v.Verify(map[string][]string{name: {testToken}}, fixture(t, "webhook_payout_failed.json")); err != nil {
+			t.Errorf("header %q: %v", name, err)
+		}
+	}
+}
+
 func TestVerifyUnknownEventAndBadBody(t *testing.T) {
 	v := xendit.NewVerifier(testToken)
 	if _, err := v.Verify(header(testToken), []byte(`{"event":"payment_token.activation","data":{}}`)); !errors.Is(err, xendit.ErrUnknownEvent) {

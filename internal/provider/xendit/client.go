@@ -47,9 +47,9 @@ type Options struct {
 	// send the customer back after a redirect flow; optional (HTTPS).
 	SuccessReturnURL string
 	FailureReturnURL string
-	// HTTPClient sends the requests (e.g. with an otelhttp transport);
-	// http.DefaultClient's transport when nil. Its Timeout is not used:
-	// Timeout applies per attempt.
+	// HTTPClient sends the requests (e.g. with an otelhttp transport); a
+	// plain client when nil. Leave its Timeout zero: Timeout applies per
+	// attempt.
 	HTTPClient *http.Client
 	// Name is the provider's name; provider.Xendit when empty.
 	Name provider.Name

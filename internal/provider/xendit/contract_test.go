@@ -263,7 +263,7 @@ func TestListSettledFollowsPages(t *testing.T) {
 	to := from.Add(24 * time.Hour)
 	q := func(after string) map[string][]string {
 		m := map[string][]string{"types": {"PAYMENT", "DISBURSEMENT"}, "statuses": {"SUCCESS"},
-			"created[gte]": {"2026-12-01T00:00:00.000Z"}, "created[lt]": {"2026-12-02T00:00:00.000Z"}, "limit": {"50"}}
+			"created[gte]": {"2026-12-01T00:00:00.000Z"}, "created[lte]": {"2026-12-02T00:00:00.000Z"}, "limit": {"50"}}
 		if after != "" {
 			m["after_id"] = []string{after}
 		}

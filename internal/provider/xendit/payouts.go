@@ -69,7 +69,7 @@ func (c *Client) ListSettled(ctx context.Context, from, to time.Time) ([]provide
 		q.Add("types", TransactionTypeDisbursement)
 		q.Set("statuses", TransactionStatusSuccess)
 		q.Set("created[gte]", FormatTime(from))
-		q.Set("created[lt]", FormatTime(to))
+		q.Set("created[lte]", FormatTime(to))
 		q.Set("limit", fmt.Sprint(listPageSize))
 		if after != "" {
 			q.Set("after_id", after)
@@ -79,8 +79,8 @@ func (c *Client) ListSettled(ctx context.Context, from, to time.Time) ([]provide
 			return nil, err
 		}
 		for _, t := range page.Data {
-			if t.Status != TransactionStatusSuccess {
-				continue
+			if t.Status != TransactionStatusSuccess || !parseTime(t.Created).Before(to) {
+				continue // the list's end is inclusive, the period's not
 			}
 			kind := provider.TransactionPayment
 			if t.Type != TransactionTypePayment {
