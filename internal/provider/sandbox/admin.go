@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,7 +83,7 @@ func (s *Server) payLocked(p *payment, amount int64, currency string) (PaymentVi
 		p.PaymentID, p.PaidAmount, p.PaidCurrency = ps.PaymentID, ps.Amount, ps.Currency
 		s.settledPaymentLocked(p, ps.PaymentSessionID, "HOSTED_CHECKOUT", ts)
 		s.saveLocked()
-		s.emitLocked(s.opts.PaymentsCallbackPath, xendit.EventPaymentSessionCompleted, ps.ReferenceID, ps.PaymentSessionID, *ps)
+		s.emitLocked(s.opts.PaymentsCallbackPath, xendit.EventPaymentSessionCompleted, p.target(), ps.PaymentSessionID, *ps)
 		return p.view(), nil
 	}
 	pr := p.Request
@@ -101,7 +102,7 @@ func (s *Server) payLocked(p *payment, amount int64, currency string) (PaymentVi
 		Country: pr.Country, ChannelCode: pr.ChannelCode, Type: pr.Type,
 		Captures: []xendit.Capture{{CaptureID: p.PaymentID, CaptureAmount: amount, CaptureTimestamp: ts}},
 		Created:  ts, Updated: ts}
-	s.emitLocked(s.opts.PaymentsCallbackPath, xendit.EventPaymentCapture, pr.ReferenceID, pr.PaymentRequestID, data)
+	s.emitLocked(s.opts.PaymentsCallbackPath, xendit.EventPaymentCapture, p.target(), pr.PaymentRequestID, data)
 	return p.view(), nil
 }
 
@@ -168,7 +169,7 @@ func (s *Server) emitExpiryLocked(p *payment, data any) {
 	if p.Session != nil {
 		event = xendit.EventPaymentSessionExpired
 	}
-	s.emitLocked(s.opts.PaymentsCallbackPath, event, p.reference(), p.id(), data)
+	s.emitLocked(s.opts.PaymentsCallbackPath, event, p.target(), p.id(), data)
 }
 
 // Payment returns the payment with id or reference idOrRef.
@@ -260,6 +261,27 @@ func (s *Server) adminRoutes() {
 	m.HandleFunc("DELETE /_sandbox/faults/{reference}", func(w http.ResponseWriter, r *http.Request) {
 		s.SetReferenceFaults(r.PathValue("reference"), Faults{})
 		w.WriteHeader(http.StatusNoContent)
+	})
+	m.HandleFunc("PUT /_sandbox/faults/amount/{amount}", func(w http.ResponseWriter, r *http.Request) {
+		amount, err := strconv.ParseInt(r.PathValue("amount"), 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "API_VALIDATION_ERROR", "amount must be an integer")
+			return
+		}
+		var f Faults
+		if readOptional(w, r, &f) {
+			s.SetAmountFaults(amount, f)
+			writeJSON(w, 200, f)
+		}
+	})
+	m.HandleFunc("PUT /_sandbox/callback-url", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			URL string `json:"url"`
+		}
+		if readOptional(w, r, &in) {
+			s.SetCallbackBaseURL(in.URL)
+			w.WriteHeader(http.StatusNoContent)
+		}
 	})
 	m.HandleFunc("GET /_sandbox/callbacks", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, s.Deliveries()) })
 	m.HandleFunc("POST /_sandbox/callbacks/release", func(w http.ResponseWriter, r *http.Request) {
@@ -353,6 +375,11 @@ func (a AdminClient) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
 	err := a.do(ctx, http.MethodGet, "/_sandbox/stats", nil, &st)
 	return st, err
+}
+
+// SetAmountFaults sets the faults of every request of amount.
+func (a AdminClient) SetAmountFaults(ctx context.Context, amount int64, f Faults) error {
+	return a.do(ctx, http.MethodPut, "/_sandbox/faults/amount/"+strconv.FormatInt(amount, 10), f, nil)
 }
 
 // SetFaults sets the global faults, or a reference's when reference is

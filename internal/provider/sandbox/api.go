@@ -72,7 +72,7 @@ var errConflict = errors.New("sandbox: idempotency key reused with another reque
 // create runs the common part of every create: count, faults, the
 // idempotency key, then build (under the lock) unless the key already
 // created an object. It answers the request.
-func (s *Server) create(w http.ResponseWriter, r *http.Request, scope string, keyRequired bool, reference func([]byte) (string, error),
+func (s *Server) create(w http.ResponseWriter, r *http.Request, scope string, keyRequired bool, reference func([]byte) (target, error),
 	build func(body []byte) (id string, status int, err error), view func(id string) any) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
@@ -84,7 +84,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, scope string, ke
 		writeError(w, http.StatusBadRequest, "API_VALIDATION_ERROR", "Idempotency-key header of 1 to 100 characters is required")
 		return
 	}
-	ref, err := reference(body)
+	t, err := reference(body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "API_VALIDATION_ERROR", err.Error())
 		return
@@ -93,7 +93,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, scope string, ke
 	if key != "" {
 		s.stats.creates[key]++
 	}
-	f := s.faultsLocked(ref)
+	f := s.faultsLocked(t)
 	delay := time.Duration(f.CreateDelay)
 	failStatus := 0
 	if f.FailCreates > 0 {
@@ -173,18 +173,20 @@ func fingerprint(body []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// referenceOf reads reference_id from a create body.
-func referenceOf(body []byte) (string, error) {
+// referenceOf reads reference_id and the amount from a create body.
+func referenceOf(body []byte) (target, error) {
 	var v struct {
-		ReferenceID string `json:"reference_id"`
+		ReferenceID   string `json:"reference_id"`
+		RequestAmount int64  `json:"request_amount"`
+		Amount        int64  `json:"amount"`
 	}
 	if err := json.Unmarshal(body, &v); err != nil {
-		return "", errors.New("body is not JSON")
+		return target{}, errors.New("body is not JSON")
 	}
 	if v.ReferenceID == "" {
-		return "", errors.New("reference_id is required")
+		return target{}, errors.New("reference_id is required")
 	}
-	return v.ReferenceID, nil
+	return target{Reference: v.ReferenceID, Amount: max(v.RequestAmount, v.Amount)}, nil
 }
 
 func (s *Server) createPaymentRequest(w http.ResponseWriter, r *http.Request) {
@@ -328,7 +330,8 @@ func (s *Server) schedulePayout(id string) {
 		now := time.Now()
 		o.Updated = xendit.FormatTime(now)
 		event := xendit.EventPayoutSucceeded
-		if code := s.faultsLocked(o.ReferenceID).PayoutFailureCode; code != "" {
+		t := target{Reference: o.ReferenceID, Amount: o.Amount}
+		if code := s.faultsLocked(t).PayoutFailureCode; code != "" {
 			o.Status, o.FailureCode, event = xendit.PayoutStatusFailed, code, xendit.EventPayoutFailed
 		} else {
 			o.Status = xendit.PayoutStatusSucceeded
@@ -339,7 +342,7 @@ func (s *Server) schedulePayout(id string) {
 		}
 		s.saveLocked()
 		s.log.Info("sandbox: payout settled", zap.String("id", id), zap.String("status", o.Status))
-		s.emitLocked(s.opts.PayoutsCallbackPath, event, o.ReferenceID, o.ID, *o)
+		s.emitLocked(s.opts.PayoutsCallbackPath, event, t, o.ID, *o)
 	})
 }
 

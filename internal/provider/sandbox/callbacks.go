@@ -38,9 +38,10 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Faults tell the sandbox to misbehave, for every request (SetFaults) or
-// for the requests and callbacks of one reference (SetReferenceFaults),
-// which then apply instead of the global ones.
+// Faults tell the sandbox to misbehave: for the requests and callbacks of
+// one reference (SetReferenceFaults), else for those of one amount
+// (SetAmountFaults, like a provider's magic test amounts: a test does not
+// know the reference paygate will make up), else for all (SetFaults).
 type Faults struct {
 	// FailCreates answers the next n creates with FailStatus.
 	FailCreates int `json:"fail_creates,omitempty"`
@@ -91,9 +92,30 @@ func (s *Server) SetReferenceFaults(reference string, f Faults) {
 	s.perRef[reference] = &f
 }
 
-// faultsLocked are the faults that apply to reference.
-func (s *Server) faultsLocked(reference string) *Faults {
-	if f, ok := s.perRef[reference]; ok {
+// SetAmountFaults sets the faults of every request of one amount; a zero
+// Faults removes them.
+func (s *Server) SetAmountFaults(amount int64, f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f == (Faults{}) {
+		delete(s.perAmount, amount)
+		return
+	}
+	s.perAmount[amount] = &f
+}
+
+// target is what faults are chosen by.
+type target struct {
+	Reference string
+	Amount    int64
+}
+
+// faultsLocked are the faults that apply to t.
+func (s *Server) faultsLocked(t target) *Faults {
+	if f, ok := s.perRef[t.Reference]; ok {
+		return f
+	}
+	if f, ok := s.perAmount[t.Amount]; ok {
 		return f
 	}
 	return &s.faults
@@ -129,6 +151,7 @@ type Delivery struct {
 
 type delivery struct {
 	Delivery
+	url   string
 	delay time.Duration
 }
 
@@ -151,7 +174,11 @@ func (s *Server) Release(reverse bool) int {
 	defer s.mu.Unlock()
 	held := s.held
 	s.held = nil
-	for _, f := range append([]*Faults{&s.faults}, mapValues(s.perRef)...) {
+	s.faults.Callbacks.Hold = false
+	for _, f := range s.perRef {
+		f.Callbacks.Hold = false
+	}
+	for _, f := range s.perAmount {
 		f.Callbacks.Hold = false
 	}
 	if reverse {
@@ -173,16 +200,8 @@ func (s *Server) Release(reverse bool) int {
 	return len(held)
 }
 
-func mapValues(m map[string]*Faults) []*Faults {
-	out := make([]*Faults, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
-}
-
-// emitLocked queues a webhook for reference, applying its faults.
-func (s *Server) emitLocked(path, event, reference, objectID string, data any) {
+// emitLocked queues a webhook about t, applying its faults.
+func (s *Server) emitLocked(path, event string, t target, objectID string, data any) {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		s.log.Error("sandbox: encode webhook", zap.Error(err))
@@ -190,11 +209,12 @@ func (s *Server) emitLocked(path, event, reference, objectID string, data any) {
 	}
 	body, _ := json.Marshal(xendit.Webhook{Event: event, BusinessID: businessID,
 		Created: xendit.FormatTime(time.Now()), Data: raw})
-	f := s.faultsLocked(reference)
+	f := s.faultsLocked(t)
+	reference := t.Reference
 	copies := 1 + max(f.Callbacks.Duplicate, 0)
 	for range copies {
 		d := &delivery{Delivery: Delivery{Seq: len(s.dels) + 1, Event: event, Reference: reference, ObjectID: objectID,
-			Path: path, Status: DeliveryPending, Body: body}, delay: time.Duration(f.Callbacks.Delay)}
+			Path: path, Status: DeliveryPending, Body: body}, url: s.opts.CallbackBaseURL + path, delay: time.Duration(f.Callbacks.Delay)}
 		s.dels = append(s.dels, d)
 		switch {
 		case f.Callbacks.Drop > 0:
@@ -257,7 +277,7 @@ func (s *Server) deliver(d *delivery, wait time.Duration) {
 func (s *Server) post(d *delivery) (int, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CallbackTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.opts.CallbackBaseURL+d.Path, bytes.NewReader(d.Body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(d.Body))
 	if err != nil {
 		return 0, err
 	}

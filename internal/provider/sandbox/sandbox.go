@@ -89,13 +89,14 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	st     state
-	faults Faults
-	perRef map[string]*Faults
-	held   []*delivery
-	dels   []*delivery
-	stats  counters
+	mu        sync.Mutex
+	st        state
+	faults    Faults
+	perRef    map[string]*Faults
+	perAmount map[int64]*Faults
+	held      []*delivery
+	dels      []*delivery
+	stats     counters
 
 	srv *http.Server
 	url string
@@ -133,6 +134,14 @@ func (p *payment) reference() string {
 		return p.Session.ReferenceID
 	}
 	return p.Request.ReferenceID
+}
+
+// target is what the payment's faults are chosen by.
+func (p *payment) target() target {
+	if p.Session != nil {
+		return target{Reference: p.Session.ReferenceID, Amount: p.Session.Amount}
+	}
+	return target{Reference: p.Request.ReferenceID, Amount: p.Request.RequestAmount}
 }
 
 func (p *payment) pending() bool {
@@ -196,7 +205,7 @@ func New(opts Options) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{opts: opts, log: log, http: hc, ctx: ctx, cancel: cancel,
 		st:     state{Payments: map[string]*payment{}, Payouts: map[string]*payout{}, Idempotency: map[string]idemRecord{}},
-		perRef: map[string]*Faults{}, stats: counters{creates: map[string]int{}}}
+		perRef: map[string]*Faults{}, perAmount: map[int64]*Faults{}, stats: counters{creates: map[string]int{}}}
 	if err := s.load(); err != nil {
 		cancel()
 		return nil, err
@@ -420,4 +429,12 @@ func (s *Server) sortedTransactionsLocked() []xendit.Transaction {
 	out := append([]xendit.Transaction(nil), s.st.Transactions...)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Created < out[j].Created })
 	return out
+}
+
+// SetCallbackBaseURL changes where callbacks go (paygate's root URL), for
+// a test that starts paygate after the sandbox; "" sends none.
+func (s *Server) SetCallbackBaseURL(u string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.CallbackBaseURL = strings.TrimRight(u, "/")
 }

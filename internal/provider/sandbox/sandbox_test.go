@@ -518,3 +518,36 @@ func TestStateSurvivesARestart(t *testing.T) {
 		t.Errorf("the idempotency key was forgotten: %+v, %v", same, err)
 	}
 }
+
+func TestAmountFaultsAndALateCallbackURL(t *testing.T) {
+	e := start(t, func(o *sandbox.Options) { o.CallbackBaseURL = "" })
+	ctx := context.Background()
+	admin := sandbox.AdminClient{BaseURL: e.url}
+	if err := admin.SetAmountFaults(ctx, 13013, sandbox.Faults{PayoutFailureCode: "INSUFFICIENT_BALANCE"}); err != nil {
+		t.Fatal(err)
+	}
+	e.sb.SetAmountFaults(7007, sandbox.Faults{FailCreates: 10, FailStatus: 500})
+	e.sb.SetCallbackBaseURL(e.rc.srv.URL + "/")
+
+	w := withdrawal("wd-magic")
+	w.Amount = 13013
+	if _, err := e.cl.CreatePayout(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the payout callback", func() bool { return len(e.rc.eventsFor("wd-magic")) == 1 })
+	if p := e.rc.eventsFor("wd-magic")[0].Payout; p.Status != provider.PayoutFailed || p.FailureCode != "INSUFFICIENT_BALANCE" {
+		t.Errorf("payout %+v", p)
+	}
+	r := topUp("tu-magic", "bca")
+	r.Amount = 7007
+	if _, err := e.cl.CreatePayment(ctx, r); !errors.Is(err, provider.ErrUnavailable) {
+		t.Errorf("err %v, want ErrUnavailable", err)
+	}
+	if _, err := e.cl.CreatePayout(ctx, withdrawal("wd-plain")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the other payout", func() bool { return len(e.rc.eventsFor("wd-plain")) == 1 })
+	if p := e.rc.eventsFor("wd-plain")[0].Payout; p.Status != provider.PayoutSucceeded {
+		t.Errorf("another amount's payout %+v", p)
+	}
+}
