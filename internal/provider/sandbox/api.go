@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -39,6 +40,13 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		user, _, ok := r.BasicAuth()
 		if !ok || subtle.ConstantTimeCompare([]byte(user), []byte(s.opts.SecretKey)) != 1 {
 			writeError(w, http.StatusUnauthorized, "INVALID_API_KEY", "API key is invalid")
+			return
+		}
+		s.mu.Lock()
+		down := s.faults.Down
+		s.mu.Unlock()
+		if down {
+			writeError(w, http.StatusServiceUnavailable, "SERVER_ERROR", "sandbox: down as told")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -105,7 +113,11 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, scope string, ke
 	}
 	failAfter := f.FailAfterCreate
 	s.mu.Unlock()
-	if !sleepCtx(r.Context(), delay) {
+	switch s.wait(r.Context(), delay) {
+	case waitClosing:
+		writeError(w, http.StatusServiceUnavailable, "SERVER_ERROR", "sandbox: shutting down")
+		return
+	case waitClientGone:
 		// The client gave up; the create still happens, as at a slow
 		// provider, so that a retry finds it.
 		if failStatus == 0 || failAfter {
@@ -159,6 +171,30 @@ func (s *Server) makeOnceLocked(scope, key string, body []byte, build func([]byt
 	}
 	s.saveLocked()
 	return id, status, nil
+}
+
+// The outcomes of wait.
+const (
+	waitDone = iota
+	waitClientGone
+	waitClosing
+)
+
+// wait waits d, or until the client gives up or the server closes.
+func (s *Server) wait(ctx context.Context, d time.Duration) int {
+	if d <= 0 {
+		return waitDone
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return waitDone
+	case <-ctx.Done():
+		return waitClientGone
+	case <-s.ctx.Done():
+		return waitClosing
+	}
 }
 
 // fingerprint identifies a JSON body regardless of formatting.

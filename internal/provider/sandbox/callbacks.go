@@ -56,6 +56,9 @@ type Faults struct {
 	// PayoutFailureCode makes payouts fail with this code, e.g.
 	// INVALID_DESTINATION, INSUFFICIENT_BALANCE.
 	PayoutFailureCode string `json:"payout_failure_code,omitempty"`
+	// Down answers every API request with 503 and does nothing (global
+	// faults only): the provider is down.
+	Down bool `json:"down,omitempty"`
 	// Callbacks misbehave as told.
 	Callbacks CallbackFaults `json:"callbacks"`
 }

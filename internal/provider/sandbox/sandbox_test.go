@@ -271,6 +271,14 @@ func TestFailedCreateIsRetriedUnderTheSameKey(t *testing.T) {
 	if n := e.sb.Stats().PaymentsByReference["tu-down"]; n != 0 {
 		t.Errorf("%d payments created by failed creates", n)
 	}
+	e.sb.SetFaults(sandbox.Faults{Down: true})
+	if _, err := e.cl.GetPayout(ctx, p.ID); !errors.Is(err, provider.ErrUnavailable) {
+		t.Errorf("a read from a provider that is down: %v, want ErrUnavailable", err)
+	}
+	e.sb.SetFaults(sandbox.Faults{})
+	if got, err := e.cl.GetPayout(ctx, p.ID); err != nil || got.ID != p.ID {
+		t.Errorf("a read once up again: %+v, %v", got, err)
+	}
 }
 
 func TestSlowCreateTimesOutAndTheRetryFindsIt(t *testing.T) {
