@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/internal/provider"
+	"github.com/paygate/paygate/internal/provider/providertest"
 	"github.com/paygate/paygate/internal/provider/sandbox"
 	"github.com/paygate/paygate/internal/provider/xendit"
 )
@@ -80,13 +81,7 @@ func (rc *receiver) eventsFor(reference string) []provider.Event {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	providertest.WaitFor(t, what, cond)
 }
 
 type env struct {
@@ -99,25 +94,10 @@ type env struct {
 func start(t *testing.T, mod ...func(*sandbox.Options)) env {
 	t.Helper()
 	rc := newReceiver(t)
-	o := sandbox.Options{SecretKey: secret, CallbackToken: token, CallbackBaseURL: rc.srv.URL,
-		PayoutDelay: 20 * time.Millisecond, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}
-	for _, m := range mod {
-		m(&o)
-	}
-	sb, err := sandbox.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	url, err := sb.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sb.Close() })
-	cl, err := xendit.New(xendit.Options{BaseURL: url, SecretKey: secret, Timeout: 2 * time.Second, Backoff: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env{sb: sb, cl: cl, rc: rc, url: url}
+	pe := providertest.Start(t, append([]func(*sandbox.Options){func(o *sandbox.Options) {
+		o.SecretKey, o.CallbackToken, o.CallbackBaseURL = secret, token, rc.srv.URL
+	}}, mod...)...)
+	return env{sb: pe.Sandbox, cl: pe.Client, rc: rc, url: pe.URL}
 }
 
 // expiresAt is fixed: a retried create must send the same body.
