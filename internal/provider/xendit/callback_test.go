@@ -191,3 +191,20 @@ func TestChannelsCoverEveryMethod(t *testing.T) {
 		}
 	}
 }
+
+func TestChannelTable(t *testing.T) {
+	var b strings.Builder
+	if err := xendit.WriteChannelTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2+len(topup.Methods) {
+		t.Fatalf("%d lines:\n%s", len(lines), b.String())
+	}
+	for _, want := range []string{"| bca | virtual_account | `BCA_VIRTUAL_ACCOUNT` | `POST /v3/payment_requests` |",
+		"| paypal | checkout | any (hosted checkout) | `POST /sessions (hosted checkout)` |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no row %q in\n%s", want, b.String())
+		}
+	}
+}

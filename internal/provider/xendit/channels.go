@@ -1,6 +1,12 @@
 package xendit
 
-import "github.com/paygate/paygate/internal/provider"
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/paygate/paygate/internal/provider"
+)
 
 // Channel maps one of paygate's top-up methods to the way Xendit collects
 // it.
@@ -38,10 +44,8 @@ var Channels = []Channel{
 	{Method: "lawson", Family: provider.FamilyRetail, Code: "ALFAMART",
 		Note: "Lawson Indonesia stores take Alfamart payment codes; Xendit has no Lawson channel of its own"},
 	{Method: "dana", Family: provider.FamilyEWallet, Code: "DANA"},
-	{Method: "ovo", Family: provider.FamilyEWallet, Code: "OVO", Hosted: true,
-		Note: "OVO's direct flow needs the customer's mobile number, which paygate does not hold: the hosted page asks for it"},
-	{Method: "gopay", Family: provider.FamilyEWallet, Code: "QRIS", Hosted: true,
-		Note: "Xendit has no GoPay channel; GoPay pays QRIS codes, shown on the hosted page"},
+	{Method: "ovo", Family: provider.FamilyEWallet, Code: "OVO"},
+	{Method: "gopay", Family: provider.FamilyEWallet, Code: "GOPAY"},
 	{Method: "linkaja", Family: provider.FamilyEWallet, Code: "LINKAJA"},
 	{Method: "jenius", Family: provider.FamilyEWallet, Code: "JENIUSPAY"},
 	{Method: "fastpay", Family: provider.FamilyCheckout, Hosted: true,
@@ -61,9 +65,9 @@ var Channels = []Channel{
 	{Method: "mastercard", Family: provider.FamilyCard, Code: "CARDS", Hosted: true,
 		Note: "cards only through hosted checkout: no card number reaches paygate"},
 	{Method: "discover", Family: provider.FamilyCheckout, Hosted: true,
-		Note: "Xendit's Indonesian card acquiring takes Visa, Mastercard and JCB: hosted checkout"},
+		Note: "no channel of its own at Xendit: hosted checkout, which offers what the account accepts"},
 	{Method: "american express", Family: provider.FamilyCheckout, Hosted: true,
-		Note: "not acquired in IDR by Xendit: hosted checkout"},
+		Note: "no channel of its own at Xendit: hosted checkout, which offers what the account accepts"},
 	{Method: "paypal", Family: provider.FamilyCheckout, Hosted: true,
 		Note: "no Xendit channel: hosted checkout"},
 }
@@ -86,3 +90,19 @@ func ChannelFor(method string) (Channel, bool) {
 // PayoutChannelCode is Xendit's payout channel code for paygate's bank
 // code (ID_ and the bank's code, e.g. ID_BCA).
 func PayoutChannelCode(bankCode string) string { return "ID_" + bankCode }
+
+// WriteChannelTable writes Channels as a Markdown table (method, family,
+// Xendit channel, API, note), for the docs.
+func WriteChannelTable(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("| Method | Family | Xendit channel | API | Note |\n| --- | --- | --- | --- | --- |\n")
+	for _, c := range Channels {
+		code := "`" + c.Code + "`"
+		if c.Code == "" {
+			code = "any (hosted checkout)"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | `%s` | %s |\n", c.Method, c.Family, code, c.Via(), c.Note)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
