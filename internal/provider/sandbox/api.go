@@ -64,12 +64,14 @@ func versioned(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// writeJSON answers status with v as JSON.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// writeError answers status with Xendit's error body.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, xendit.ErrorBody{ErrorCode: code, Message: msg})
 }
