@@ -110,9 +110,8 @@ func TestRegisterValidation(t *testing.T) {
 		})
 	}
 	var n int
-	_ = e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM users WHERE email LIKE 'v%@example.com'").Scan(&n)
-	if n != 0 {
-		t.Fatalf("%d users written by invalid registrations", n)
+	if err := e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM users WHERE email LIKE 'v%@example.com'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d users written by invalid registrations (%v)", n, err)
 	}
 }
 
@@ -136,6 +135,29 @@ func TestConcurrentDoubleRegisterExactlyOneWins(t *testing.T) {
 	}
 	if created != 1 || conflicts != n-1 {
 		t.Fatalf("codes %v: want one 201 and %d 409", codes, n-1)
+	}
+	// The losers left nothing behind: one user, one wallet, one event.
+	var users, wallets, events int
+	if err := e.Pool.QueryRow(context.Background(), `
+SELECT (SELECT count(*) FROM users WHERE email = 'race@example.com'),
+       (SELECT count(*) FROM ledger_accounts a JOIN users u ON u.id = a.owner_user_id
+         WHERE a.kind = 'wallet' AND u.email = 'race@example.com'),
+       (SELECT count(*) FROM outbox o JOIN users u ON o.event_key = u.id::text
+         WHERE o.event_type = 'paygate.user.registered' AND u.email = 'race@example.com')`).Scan(&users, &wallets, &events); err != nil {
+		t.Fatal(err)
+	}
+	if users != 1 || wallets != 1 || events != 1 {
+		t.Fatalf("after %d racing registrations: %d users, %d wallets, %d registration events; want 1 each", n, users, wallets, events)
+	}
+	// And nothing with another owner: the only wallets are the bootstrap
+	// administrator's and the winner's, the only events theirs.
+	if err := e.Pool.QueryRow(context.Background(), `
+SELECT (SELECT count(*) FROM ledger_accounts WHERE kind = 'wallet'),
+       (SELECT count(*) FROM outbox WHERE event_type = 'paygate.user.registered')`).Scan(&wallets, &events); err != nil {
+		t.Fatal(err)
+	}
+	if wallets != 2 || events != 2 {
+		t.Fatalf("%d wallets and %d registration events in all, want 2 each (the administrator's and the winner's)", wallets, events)
 	}
 }
 
@@ -459,9 +481,8 @@ func TestPasswordChange(t *testing.T) {
 	}
 	e.Login(t, u.Email, "new-password-1")
 	var n int
-	_ = e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE event_type = 'paygate.user.password_changed' AND event_key = $1", u.ID).Scan(&n)
-	if n != 1 {
-		t.Fatalf("password_changed events = %d, want 1", n)
+	if err := e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE event_type = 'paygate.user.password_changed' AND event_key = $1", u.ID).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("password_changed events = %d (%v), want 1", n, err)
 	}
 }
 

@@ -100,7 +100,10 @@ func TestFaultIsNotStored(t *testing.T) {
 	boom := errors.New("boom")
 	fail := true
 	op := func(ctx context.Context, tx pgx.Tx) (int, any, error) {
-		_, _ = tx.Exec(ctx, "INSERT INTO effects (note) VALUES ('x')")
+		// The write must happen for its absence afterwards to mean anything.
+		if _, err := tx.Exec(ctx, "INSERT INTO effects (note) VALUES ('x')"); err != nil {
+			return 0, nil, err
+		}
 		if fail {
 			return 0, nil, boom
 		}

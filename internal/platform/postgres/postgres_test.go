@@ -45,14 +45,20 @@ func TestConcurrentMigrationsApplyEachVersionOnce(t *testing.T) {
 			seen[v]++
 		}
 	}
-	ms, _ := postgres.LoadMigrations(migrations.FS)
+	ms, err := postgres.LoadMigrations(migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range ms {
 		if seen[m.Version] != 1 {
 			t.Errorf("migration %d applied %d times, want 1", m.Version, seen[m.Version])
 		}
 	}
 	pool := pgtest.NewPool(t, url)
-	m, _ := postgres.NewMigrator(pool, migrations.FS, nil)
+	m, err := postgres.NewMigrator(pool, migrations.FS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := m.SchemaCheck(ctx); err != nil {
 		t.Fatalf("schema check after migrate: %v", err)
 	}
@@ -84,14 +90,16 @@ func TestChangedMigrationIsRefused(t *testing.T) {
 		"0001_a_table.sql": {Data: []byte("CREATE TABLE a (id bigint);")},
 		"0002_b_table.sql": {Data: []byte("CREATE TABLE b (id int);")},
 	}
-	m2, _ := postgres.NewMigrator(pool, edited, nil)
+	m2, err := postgres.NewMigrator(pool, edited, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := m2.Up(ctx); err == nil {
 		t.Fatal("an edited migration was accepted")
 	}
 	var exists bool
-	_ = pool.QueryRow(ctx, "SELECT to_regclass('b') IS NOT NULL").Scan(&exists)
-	if exists {
-		t.Fatal("migrations after the edited one ran")
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('b') IS NOT NULL").Scan(&exists); err != nil || exists {
+		t.Fatalf("migrations after the edited one ran (%v)", err)
 	}
 }
 
@@ -99,14 +107,16 @@ func TestFailedMigrationLeavesNoTrace(t *testing.T) {
 	pool := pgtest.NewPool(t, pgtest.NewEmptyDatabase(t))
 	ctx := context.Background()
 	bad := fstest.MapFS{"0001_half.sql": {Data: []byte("CREATE TABLE half (id int); SELECT no_such_function();")}}
-	m, _ := postgres.NewMigrator(pool, bad, nil)
+	m, err := postgres.NewMigrator(pool, bad, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := m.Up(ctx); err == nil {
 		t.Fatal("failing migration reported success")
 	}
 	var exists bool
-	_ = pool.QueryRow(ctx, "SELECT to_regclass('half') IS NOT NULL").Scan(&exists)
-	if exists {
-		t.Fatal("a failed migration left its table behind")
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('half') IS NOT NULL").Scan(&exists); err != nil || exists {
+		t.Fatalf("a failed migration left its table behind (%v)", err)
 	}
 }
 
@@ -193,8 +203,7 @@ func TestInTxSurvivesRealDeadlock(t *testing.T) {
 		t.Fatalf("attempts = %d: no transaction was retried, so no deadlock happened", attempts.Load())
 	}
 	var sum int
-	_ = pool.QueryRow(ctx, "SELECT sum(n) FROM acc").Scan(&sum)
-	if sum != 4 {
-		t.Fatalf("sum = %d, want 4", sum)
+	if err := pool.QueryRow(ctx, "SELECT sum(n) FROM acc").Scan(&sum); err != nil || sum != 4 {
+		t.Fatalf("sum = %d (%v), want 4", sum, err)
 	}
 }
