@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestBadConfigurationExitsNonZeroNamingEveryVariable(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command(os.Args[0], "serve")
 	cmd.Env = []string{"PAYGATE_TEST_RUN_MAIN=1", "PAYGATE_KAFKA_BROKERS=nohost", "PAYGATE_HTTP_MAX_BODY_BYTES=lots", "PATH=" + os.Getenv("PATH")}
 	var stderr bytes.Buffer
@@ -56,6 +57,7 @@ func TestBadConfigurationExitsNonZeroNamingEveryVariable(t *testing.T) {
 }
 
 func TestConfigCommandPrintsEveryVariable(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"config"}, &out); err != nil {
 		t.Fatal(err)

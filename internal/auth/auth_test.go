@@ -31,6 +31,7 @@ func regBody(email string) map[string]any {
 }
 
 func TestRegister(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	resp := register(t, e, regBody("  Ada.Lovelace@Example.COM "))
 	if resp.Status != http.StatusCreated {
@@ -72,6 +73,7 @@ func TestRegister(t *testing.T) {
 }
 
 func TestRegisterValidation(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	cases := []struct {
 		name  string
@@ -116,6 +118,7 @@ func TestRegisterValidation(t *testing.T) {
 }
 
 func TestConcurrentDoubleRegisterExactlyOneWins(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	const n = 8
 	codes := make([]int, n)
@@ -162,6 +165,7 @@ SELECT (SELECT count(*) FROM ledger_accounts WHERE kind = 'wallet'),
 }
 
 func TestLoginAnswersAndTokens(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	resp := e.Post(t, "/v1/auth/login", "", map[string]string{"email": u.Email, "password": u.Password})
@@ -271,6 +275,7 @@ func (s signer) ed(t *testing.T, c jwt.MapClaims, kid string) string {
 }
 
 func TestTokenRejections(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	s := newSigner(t, e)
@@ -352,6 +357,7 @@ func TestTokenRejections(t *testing.T) {
 }
 
 func TestKeyRotationKeepsOldTokensValid(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	// A second application on the same database signs with a new key and
@@ -381,6 +387,7 @@ func refresh(t *testing.T, e *apptest.Env, token string) *apptest.Response {
 }
 
 func TestRefreshRotatesAndReuseRevokesTheFamily(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	first := refresh(t, e, u.Refresh)
@@ -412,6 +419,7 @@ func TestRefreshRotatesAndReuseRevokesTheFamily(t *testing.T) {
 }
 
 func TestConcurrentRefreshOfOneTokenRotatesOnce(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	const n = 6
@@ -433,6 +441,7 @@ func TestConcurrentRefreshOfOneTokenRotatesOnce(t *testing.T) {
 }
 
 func TestLogoutRevokesTheFamily(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	other := e.NewUser(t)
@@ -454,6 +463,7 @@ func TestLogoutRevokesTheFamily(t *testing.T) {
 }
 
 func TestPasswordChange(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	otherAccess, otherRefresh := e.Login(t, u.Email, u.Password)
@@ -487,6 +497,7 @@ func TestPasswordChange(t *testing.T) {
 }
 
 func TestFailedLoginsAreThrottledPerEmailAndPerIP(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t, apptest.WithConfig(func(c *config.Config) {
 		c.Auth.LoginMaxFailuresPerEmail, c.Auth.LoginMaxFailuresPerIP = 3, 5
 		c.Auth.TrustProxyHeaders = true
@@ -522,6 +533,7 @@ func TestFailedLoginsAreThrottledPerEmailAndPerIP(t *testing.T) {
 }
 
 func TestBootstrapAdmin(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	admin := e.Admin(t)
 	if admin.Role != "admin" {

@@ -98,6 +98,7 @@ func registered(email string) auth.UserRegistered {
 }
 
 func TestRejectedMailIsDeadLetteredAtOnce(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, time.Minute)
 	h.smtp.RefuseRecipients(func(addr string) int {
 		if strings.HasPrefix(addr, "gone") {
@@ -138,6 +139,7 @@ func TestRejectedMailIsDeadLetteredAtOnce(t *testing.T) {
 // paygate.domain=email and the event id, and no span shows an email
 // address or an account number.
 func TestSpansContinueTheProducerTrace(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, time.Minute)
 	producerTP := sdktrace.NewTracerProvider()
 	ctx, parent := producerTP.Tracer("test").Start(context.Background(), "request")
@@ -193,6 +195,7 @@ func TestSpansContinueTheProducerTrace(t *testing.T) {
 // claim still held makes the record wait in the retry topic, without
 // spending an attempt, and the mail goes out once the claim expires.
 func TestPendingRowLeftByACrashIsResent(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, time.Minute, func(c *config.Notify) { c.MaxAttempts = 1 })
 	ctx := context.Background()
 	expired, held := uuid.New(), uuid.New()
@@ -230,6 +233,7 @@ VALUES ($1, 'crash@example.com', 'welcome', 1, now() - interval '1 second'),
 // TestStopDoesNotWaitForARetryRecord: a retry record not due yet does not
 // hold up shutdown, and it stays uncommitted to be read after a restart.
 func TestStopDoesNotWaitForARetryRecord(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, time.Minute)
 	pm := cloudEvent(t, h.cfg.RetryTopic, "u1", auth.EventUserRegistered, uuid.NewString(), registered("later@example.com"), map[string]string{
 		notify.HeaderAttempt: "1", notify.HeaderNotBefore: time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)})
@@ -272,6 +276,7 @@ func TestStopDoesNotWaitForARetryRecord(t *testing.T) {
 }
 
 func TestIgnoredEventsAreConsumedWithoutMail(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, time.Minute)
 	h.publish(t,
 		cloudEvent(t, h.kafka.TopicTopup, "u1", topup.EventReversed, uuid.NewString(), topup.Reversed{TopUpID: uuid.New(), Amount: 1, Currency: "IDR"}, nil),

@@ -219,6 +219,7 @@ func mustNotContain(t *testing.T, m smtptest.Message, parts ...string) {
 // recipient, template and amounts; the transfer's two mails each show only
 // their reader's balance; reversals mail nothing and are not dead-lettered.
 func TestEveryEventMailsTheRightPeople(t *testing.T) {
+	t.Parallel()
 	e := startMailApp(t)
 	ctx := context.Background()
 	alice, bob := e.NewUser(t), e.NewUser(t)
@@ -317,6 +318,7 @@ func lastname(t *testing.T, e *mailApp, u apptest.User) string {
 // offsets, so the consumer reads every event again from the oldest
 // record: nothing is mailed again, and the duplicates are counted.
 func TestRedeliveredEventsSendNothingNew(t *testing.T) {
+	t.Parallel()
 	e := startMailApp(t)
 	ctx := context.Background()
 	alice, bob := e.NewUser(t), e.NewUser(t)
@@ -365,6 +367,7 @@ func TestRedeliveredEventsSendNothingNew(t *testing.T) {
 // the HTTP API while the broker is down; once it is back, each of their
 // 400 mails arrives exactly once.
 func TestBrokerOutageLosesAndDuplicatesNoMail(t *testing.T) {
+	t.Parallel()
 	e := startMailApp(t)
 	const senders, transfers = 4, 200
 	var from, to []apptest.User
@@ -437,6 +440,7 @@ func TestBrokerOutageLosesAndDuplicatesNoMail(t *testing.T) {
 // 451 the mails go through the retry topic; after it recovers each
 // arrives exactly once.
 func TestSMTPOutageDelaysButDeliversEachMailOnce(t *testing.T) {
+	t.Parallel()
 	e := startMailApp(t, func(c *config.Config) { c.Notify.MaxAttempts = 20 })
 	e.smtp.Refuse(451)
 	alice, bob := e.NewUser(t), e.NewUser(t)
@@ -473,6 +477,7 @@ func TestSMTPOutageDelaysButDeliversEachMailOnce(t *testing.T) {
 // records to the auth topic: each lands in the dead-letter topic with its
 // error, and the next good event is mailed.
 func TestPoisonRecordsAreDeadLetteredAndTheNextIsMailed(t *testing.T) {
+	t.Parallel()
 	e := startMailApp(t)
 	topic := e.Config.Kafka.TopicAuth
 	ce := func(typ, data string) *sarama.ProducerMessage {
@@ -522,6 +527,7 @@ func TestPoisonRecordsAreDeadLetteredAndTheNextIsMailed(t *testing.T) {
 // record goes to the dead-letter topic with the error, and the metric
 // counts it; other mails are not held up.
 func TestExhaustedAttemptsAreDeadLettered(t *testing.T) {
+	t.Parallel()
 	e := startMailApp(t, func(c *config.Config) { c.Notify.MaxAttempts = 3 })
 	e.smtp.RefuseRecipients(func(addr string) int {
 		if strings.HasPrefix(addr, "doomed") {

@@ -23,6 +23,7 @@ const dashboardsDir = "../../" + observability.DashboardsDir
 // TestDashboardsAreGeneratedAndCommitted keeps grafana-dashboards/ equal
 // to what the generator makes from the catalog.
 func TestDashboardsAreGeneratedAndCommitted(t *testing.T) {
+	t.Parallel()
 	want, err := observability.Dashboards()
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +49,7 @@ func TestDashboardsAreGeneratedAndCommitted(t *testing.T) {
 // the Grafana Foundation SDK's strict decoder and validator (unknown fields
 // are errors), and checks what every dashboard must have.
 func TestDashboardsAreStrictlyValid(t *testing.T) {
+	t.Parallel()
 	plugins.RegisterDefaultPlugins()
 	files, _ := filepath.Glob(filepath.Join(dashboardsDir, "*.json"))
 	if len(files) == 0 {

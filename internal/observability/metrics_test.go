@@ -90,6 +90,7 @@ var (
 // value is one the catalog allows, and every catalog metric of the
 // business domains is exported.
 func TestMetricsHaveOnlyBoundedLabels(t *testing.T) {
+	t.Parallel()
 	var srv *httpserver.Server
 	mail := smtptest.Start(t)
 	// One recipient's server keeps answering 451: their mails are retried,

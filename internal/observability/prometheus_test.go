@@ -185,6 +185,7 @@ var metricRef = regexp.MustCompile(`\b(paygate_[a-z_]+|http_server_[a-z_]+|pgxpo
 // Prometheus's HTTP API: every expression parses and evaluates, every
 // panel query returns data, and every metric any query names is exported.
 func TestDashboardsAndAlertsAgainstRealPrometheus(t *testing.T) {
+	t.Parallel()
 	mail := smtptest.Start(t)
 	mail.RefuseRecipients(func(addr string) int {
 		if strings.HasPrefix(addr, "refused") {

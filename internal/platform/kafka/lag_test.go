@@ -17,6 +17,7 @@ import (
 // TestLagFollowsTheGroup publishes records nobody consumed (lag = all of
 // them), then lets a consumer group work through them (lag falls to 0).
 func TestLagFollowsTheGroup(t *testing.T) {
+	t.Parallel()
 	const topic = "lag.test"
 	b := kafkatest.NewBroker(t, topic)
 	cfg := b.Config()

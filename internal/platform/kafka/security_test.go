@@ -44,6 +44,7 @@ func values(t *testing.T, b *kafkatest.Broker, topic string, want int) []string 
 }
 
 func TestProducerOverMutualTLS(t *testing.T) {
+	t.Parallel()
 	const topic = "sec.mtls"
 	b := kafkatest.NewSecureBroker(t, kafkatest.Security{TLS: true, ClientCert: true}, topic)
 	cfg := b.Config()
@@ -76,6 +77,7 @@ func TestProducerOverMutualTLS(t *testing.T) {
 }
 
 func TestProducerOverSASL(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		mechanism string
 		tls       bool
@@ -112,6 +114,7 @@ func TestProducerOverSASL(t *testing.T) {
 // TestACLsAreEnforced makes sure the broker the ACL tests run against does
 // refuse what the ACLs do not allow, so a passing ACL test means something.
 func TestACLsAreEnforced(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.NewSecureBroker(t, kafkatest.Security{SASL: config.SASLSCRAMSHA512, User: "paygate", Password: "pw-acl-test",
 		ACLs: []kfake.ACL{
 			{Resource: kmsg.ACLResourceTypeTopic, Name: "allowed", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationWrite, Allow: true},
@@ -132,6 +135,7 @@ func TestACLsAreEnforced(t *testing.T) {
 }
 
 func TestBadTLSFilesFailAtBuild(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.NewSecureBroker(t, kafkatest.Security{TLS: true, ClientCert: true})
 	good := b.Config()
 	dir := t.TempDir()

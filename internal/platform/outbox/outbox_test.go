@@ -111,6 +111,7 @@ func (c *collector) waitFor(t *testing.T, n int, timeout time.Duration) []kafkat
 }
 
 func TestCommittedEventReachesConsumerGroupAndRolledBackNever(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	c := newCollector()
 	runner := kafka.NewGroupRunner(f.broker.Config(), "outbox-test", []string{topic}, c.handle, zaptest.NewLogger(t))
@@ -188,6 +189,7 @@ func TestCommittedEventReachesConsumerGroupAndRolledBackNever(t *testing.T) {
 }
 
 func TestEventsWaitWhileBrokerIsDownAndAreDeliveredOnceInOrder(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	// Let the producer connect once, then take the broker away.
 	first := f.enqueue(t, context.Background(), true, outbox.Event{Topic: topic, Key: "k", Type: "paygate.test.n", Data: 0})
@@ -250,6 +252,7 @@ func waitSent(t *testing.T, pool *pgxpool.Pool, n int) {
 }
 
 func TestEnqueueRejectsEventWithoutTopicOrType(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
 	err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
 		_, err := outbox.Enqueue(context.Background(), tx, outbox.Event{Type: "x"})

@@ -18,6 +18,7 @@ import (
 )
 
 func TestConcurrentMigrationsApplyEachVersionOnce(t *testing.T) {
+	t.Parallel()
 	url := pgtest.NewEmptyDatabase(t)
 	ctx := context.Background()
 	const instances = 4
@@ -65,6 +66,7 @@ func TestConcurrentMigrationsApplyEachVersionOnce(t *testing.T) {
 }
 
 func TestSchemaCheckReportsPendingMigrations(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewEmptyDatabase(t))
 	m, err := postgres.NewMigrator(pool, migrations.FS, nil)
 	if err != nil {
@@ -76,6 +78,7 @@ func TestSchemaCheckReportsPendingMigrations(t *testing.T) {
 }
 
 func TestChangedMigrationIsRefused(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewEmptyDatabase(t))
 	ctx := context.Background()
 	v1 := fstest.MapFS{"0001_a_table.sql": {Data: []byte("CREATE TABLE a (id int);")}}
@@ -104,6 +107,7 @@ func TestChangedMigrationIsRefused(t *testing.T) {
 }
 
 func TestFailedMigrationLeavesNoTrace(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewEmptyDatabase(t))
 	ctx := context.Background()
 	bad := fstest.MapFS{"0001_half.sql": {Data: []byte("CREATE TABLE half (id int); SELECT no_such_function();")}}
@@ -121,6 +125,7 @@ func TestFailedMigrationLeavesNoTrace(t *testing.T) {
 }
 
 func TestLoadMigrationsRejectsGaps(t *testing.T) {
+	t.Parallel()
 	_, err := postgres.LoadMigrations(fstest.MapFS{
 		"0001_a.sql": {Data: []byte("SELECT 1")},
 		"0003_c.sql": {Data: []byte("SELECT 1")},
@@ -131,6 +136,7 @@ func TestLoadMigrationsRejectsGaps(t *testing.T) {
 }
 
 func TestInTxRetriesSerializationFailures(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
 	db := postgres.NewDB(pool, 4, zaptest.NewLogger(t))
 	ctx := context.Background()
@@ -170,6 +176,7 @@ func TestInTxRetriesSerializationFailures(t *testing.T) {
 // opposite orders. PostgreSQL aborts one with 40P01; InTx runs it again and
 // both updates land.
 func TestInTxSurvivesRealDeadlock(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
 	ctx := context.Background()
 	if _, err := pool.Exec(ctx, "CREATE TABLE acc (id int PRIMARY KEY, n int NOT NULL); INSERT INTO acc VALUES (1, 0), (2, 0);"); err != nil {
