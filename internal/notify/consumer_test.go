@@ -178,8 +178,8 @@ func TestSpansContinueTheProducerTrace(t *testing.T) {
 		}
 		attrs := map[attribute.Key]string{}
 		for _, a := range s.Attributes() {
-			attrs[a.Key] = a.Value.Emit()
-			v := a.Value.Emit()
+			v := a.Value.String()
+			attrs[a.Key] = v
 			if strings.Contains(v, "@") || strings.Contains(v, "1111222233334444") || strings.Contains(v, "5555666677778888") {
 				t.Errorf("span %s attribute %s = %q shows personal data", s.Name(), a.Key, v)
 			}

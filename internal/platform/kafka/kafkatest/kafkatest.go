@@ -96,10 +96,7 @@ func (b *Broker) Start() {
 				// The first start listens on a port the kernel picks, so
 				// that brokers of tests running in parallel never race
 				// for one; restarts reuse it.
-				_, p, err := net.SplitHostPort(b.cluster.ListenAddrs()[0])
-				if b.port, err = strconv.Atoi(p); err != nil || b.port == 0 {
-					b.t.Fatalf("kfake broker address %v: %v", b.cluster.ListenAddrs(), err)
-				}
+				b.port = listenPort(b.t, b.cluster.ListenAddrs())
 			}
 			return
 		}
@@ -107,6 +104,23 @@ func (b *Broker) Start() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	b.t.Fatalf("start kfake broker: %v", err)
+}
+
+// listenPort returns the port of the first of addrs (host:port).
+func listenPort(t testing.TB, addrs []string) int {
+	t.Helper()
+	if len(addrs) == 0 {
+		t.Fatal("kfake broker listens nowhere")
+	}
+	_, p, err := net.SplitHostPort(addrs[0])
+	if err != nil {
+		t.Fatalf("kfake broker address %q: %v", addrs[0], err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port == 0 {
+		t.Fatalf("kfake broker address %q: no port", addrs[0])
+	}
+	return port
 }
 
 func (b *Broker) opts() []kfake.Opt {
