@@ -7,6 +7,7 @@ package kafkatest
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -188,6 +189,39 @@ func (b *Broker) ReadAll(t testing.TB, topic string, n int, timeout time.Duratio
 			}
 			out = append(out, Record{Topic: m.Topic, Key: string(m.Key), Value: m.Value, Headers: h, Offset: m.Offset})
 		}
+	}
+	return out
+}
+
+// ReadToEnd reads every record of the topic's partition 0 that the broker
+// holds when it is called, up to its high-water mark: what a test checks
+// for records that must not be there, exactly and without waiting for
+// them to show. A topic that does not exist holds none.
+func (b *Broker) ReadToEnd(t testing.TB, topic string) []Record {
+	t.Helper()
+	client, err := sarama.NewClient([]string{b.Addr()}, b.ClientConfig())
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	defer client.Close()
+	end, err := client.GetOffset(topic, 0, sarama.OffsetNewest)
+	if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("high-water mark of %s: %v", topic, err)
+	}
+	if end == 0 {
+		return nil
+	}
+	var out []Record
+	for _, r := range b.ReadAll(t, topic, int(end), 30*time.Second) {
+		if r.Offset < end {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 || out[len(out)-1].Offset != end-1 {
+		t.Fatalf("read %d records of %s, not up to its high-water mark %d", len(out), topic, end)
 	}
 	return out
 }
