@@ -129,7 +129,7 @@ func TestRejectedMailIsDeadLetteredAtOnce(t *testing.T) {
 	if got := counter(t, h.metrics, notify.MetricRetries); got != 0 {
 		t.Fatalf("retries = %d, want 0: a 5xx is not retried", got)
 	}
-	if n := len(readTopic(t, h.addr(), h.cfg.RetryTopic, 1, time.Second)); n != 0 {
+	if n := len(h.broker.ReadToEnd(t, h.cfg.RetryTopic)); n != 0 {
 		t.Fatalf("%d records in the retry topic, want 0", n)
 	}
 }
@@ -225,7 +225,7 @@ VALUES ($1, 'crash@example.com', 'welcome', 1, now() - interval '1 second'),
 		t.Fatalf("held row: %s after %d attempts, want sent after 2", status, attempts)
 	}
 	// MaxAttempts is 1: waiting for another consumer's claim spent none.
-	if n := len(h.dlq(t, 1, 500*time.Millisecond)); n != 0 {
+	if n := len(h.broker.ReadToEnd(t, h.cfg.DLQTopic)); n != 0 {
 		t.Fatalf("%d dead letters, want 0", n)
 	}
 }
@@ -282,7 +282,7 @@ func TestIgnoredEventsAreConsumedWithoutMail(t *testing.T) {
 		cloudEvent(t, h.kafka.TopicTopup, "u1", topup.EventReversed, uuid.NewString(), topup.Reversed{TopUpID: uuid.New(), Amount: 1, Currency: "IDR"}, nil),
 		cloudEvent(t, h.kafka.TopicTransfer, "u1", transfer.EventReversed, uuid.NewString(), transfer.Reversed{TransferID: uuid.New(), Amount: 1, Currency: "IDR"}, nil))
 	waitCaughtUp(t, h.broker, h.cfg.Group, []string{h.kafka.TopicTopup, h.kafka.TopicTransfer}, 30*time.Second)
-	if n := len(h.dlq(t, 1, 500*time.Millisecond)); n != 0 {
+	if n := len(h.broker.ReadToEnd(t, h.cfg.DLQTopic)); n != 0 {
 		t.Fatalf("%d dead letters, want 0", n)
 	}
 	if n := len(h.smtp.Messages()); n != 0 {

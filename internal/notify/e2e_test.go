@@ -296,7 +296,7 @@ func TestEveryEventMailsTheRightPeople(t *testing.T) {
 	// Every record consumed, reversals included; none dead-lettered, and
 	// nothing more mailed.
 	e.settle(t, 60*time.Second)
-	if recs := readTopic(t, e.Broker.Addr(), e.Config.Notify.DLQTopic, 1, time.Second); len(recs) != 0 {
+	if recs := e.Broker.ReadToEnd(t, e.Config.Notify.DLQTopic); len(recs) != 0 {
 		t.Fatalf("dead letters: %v", recs[0].Headers)
 	}
 	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1,
@@ -472,7 +472,7 @@ func TestSMTPOutageDelaysButDeliversEachMailOnce(t *testing.T) {
 	// Nothing more arrives once every record, retries included, is done.
 	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1}, time.Second)
 	e.waitMails(t, bob.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTransferReceived: 1}, time.Second)
-	if recs := readTopic(t, e.Broker.Addr(), e.Config.Notify.DLQTopic, 1, time.Second); len(recs) != 0 {
+	if recs := e.Broker.ReadToEnd(t, e.Config.Notify.DLQTopic); len(recs) != 0 {
 		t.Fatalf("dead letters: %v", recs[0].Headers)
 	}
 	retries := readTopic(t, e.Broker.Addr(), e.Config.Notify.RetryTopic, 1, 5*time.Second)
