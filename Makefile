@@ -15,7 +15,7 @@ help: ## List the targets.
 run: ## Run the gateway with local Postgres, Kafka (devkafka) and mailpit; Ctrl-C stops all.
 	@bash scripts/run.sh
 
-test: ## Run go vet, gofmt check, builds and go test -race against a throwaway Postgres.
+test: ## Run go vet, gofmt, goimports and staticcheck checks, builds and go test -race against a throwaway Postgres.
 	@bash scripts/test.sh
 
 build: docs ## Build the gateway into .local/bin/paygate.

@@ -13,6 +13,8 @@
 #                     bin/mailpit-<version>        (version from tools/go.mod)
 #                     bin/devkafka-<hash>          (hash of tools/go.mod, go.sum,
 #                                                   tools/cmd sources, go version)
+#                     bin/staticcheck-<version>-<go version>  (pinned below)
+#                     bin/goimports-<version>-<go version>
 
 set -euo pipefail
 
@@ -432,6 +434,49 @@ build_mailpit() {
 		}
 		install_atomically "$tmp" "$MAILPIT_BIN"
 	fi
+}
+
+# Go analysis tools that make test runs, pinned here: a new version is a
+# one-line change, and the cache keeps one build per version and Go
+# release.
+STATICCHECK_VERSION="v0.8.2" # staticcheck 2026.2.2
+GOIMPORTS_VERSION="v0.52.0"  # golang.org/x/tools
+STATICCHECK_BIN=""
+GOIMPORTS_BIN=""
+
+# go_install_cached NAME PACKAGE VERSION: builds PACKAGE@VERSION with
+# `go install` into $PAYGATE_CACHE/bin/NAME-VERSION-GOVERSION unless that
+# build exists (an analyser must be built with the Go release whose code
+# it reads), drops NAME's other builds, and prints the path. Returns
+# non-zero (without exiting) when the build fails.
+go_install_cached() {
+	local name="$1" pkg="$2" version="$3" bin tmp
+	bin="$PAYGATE_CACHE/bin/$name-$version-$(go env GOVERSION)"
+	if [[ ! -x "$bin" ]]; then
+		log "building $name $version -> $bin"
+		mkdir -p "$PAYGATE_CACHE/bin"
+		tmp="$(mktemp -d "$PAYGATE_CACHE/bin/.$name.XXXXXX")"
+		# Outside the module: the tool's own go.mod decides its dependencies.
+		if ! (cd "$tmp" && GOBIN="$tmp" GOFLAGS= go install "$pkg@$version" >&2); then
+			rm -rf "$tmp"
+			warn "building $name $version failed"
+			return 1
+		fi
+		install_atomically "$tmp/${pkg##*/}" "$bin"
+		rm -rf "$tmp"
+		find "$PAYGATE_CACHE/bin" -maxdepth 1 -name "$name-*" ! -name "$name-$version-*" -delete 2>/dev/null || true
+	fi
+	echo "$bin"
+}
+
+# build_staticcheck: sets STATICCHECK_BIN, building it unless cached.
+build_staticcheck() {
+	STATICCHECK_BIN="$(go_install_cached staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION")"
+}
+
+# build_goimports: sets GOIMPORTS_BIN, building it unless cached.
+build_goimports() {
+	GOIMPORTS_BIN="$(go_install_cached goimports golang.org/x/tools/cmd/goimports "$GOIMPORTS_VERSION")"
 }
 
 # build_tools: builds every dev tool into the cache.

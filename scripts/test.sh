@@ -5,8 +5,10 @@
 #      port and exports PAYGATE_TEST_DATABASE_URL (stopped and removed on
 #      any exit);
 #   2. the API docs bundle (make docs: npm ci in web/docs, Redoc copied into
-#      api/redoc/ for go:embed), go vet, a gofmt check, go build (root and
-#      tools/ modules);
+#      api/redoc/ for go:embed), go vet, a gofmt check, staticcheck, a
+#      goimports check (imports grouped std, others, then this module's),
+#      go build (root and tools/ modules); staticcheck and goimports are
+#      pinned in scripts/lib.sh and built once into the cache;
 #   3. go test -race -count=1 ./... (root and tools/), plus $GOTESTFLAGS;
 #   4. the Kubernetes delivery checks (scripts/k8s-test.sh: Dockerfile, Helm
 #      chart, k8s/, skaffold.yaml, against a real kube-apiserver).
@@ -147,18 +149,41 @@ go_files() {
 	fi
 }
 
-gofmt_check() {
-	local files unformatted
+# unformatted_check NAME CMD...: fails when CMD, given the repo's Go
+# files, lists any (gofmt -l, goimports -l); NAME names the fix.
+unformatted_check() {
+	local name="$1" files unformatted arg fix=()
+	shift
 	files="$(go_files)"
 	[[ -n "$files" ]] || return 0
-	unformatted="$(cd "$PAYGATE_ROOT" && tr '\n' '\0' <<<"$files" | xargs -0 gofmt -l)"
+	unformatted="$(cd "$PAYGATE_ROOT" && tr '\n' '\0' <<<"$files" | xargs -0 "$@")"
 	if [[ -n "$unformatted" ]]; then
-		echo "gofmt needed on:" >&2
+		echo "$name needed on:" >&2
 		# shellcheck disable=SC2001
 		sed 's/^/  /' <<<"$unformatted" >&2
-		echo "run: gofmt -w <files>" >&2
+		for arg in "$@"; do
+			[[ "$arg" == -l ]] && arg=-w
+			fix+=("$arg")
+		done
+		echo "run: ${fix[*]} <files>" >&2
 		return 1
 	fi
+}
+
+gofmt_check() { unformatted_check gofmt gofmt -l; }
+
+# goimports_check fails when goimports would change a file: imports in
+# three groups, the standard library, other modules, then this module's.
+goimports_check() {
+	build_goimports || return 1
+	unformatted_check goimports "$GOIMPORTS_BIN" -l -local github.com/paygate/paygate
+}
+
+# staticcheck_check runs staticcheck's default checks on a module.
+staticcheck_check() {
+	local dir="$1"
+	build_staticcheck || return 1
+	in_dir "$dir" "$STATICCHECK_BIN" ./...
 }
 
 go_test() {
@@ -178,6 +203,9 @@ main() {
 	step "go vet ./..." in_dir "$PAYGATE_ROOT" go vet ./...
 	step "go vet ./... (tools)" in_dir "$PAYGATE_TOOLS" go vet ./...
 	step "gofmt" gofmt_check
+	step "goimports" goimports_check
+	step "staticcheck ./..." staticcheck_check "$PAYGATE_ROOT"
+	step "staticcheck ./... (tools)" staticcheck_check "$PAYGATE_TOOLS"
 	step "go build ./..." in_dir "$PAYGATE_ROOT" go build -o /dev/null ./...
 	step "go build ./... (tools)" in_dir "$PAYGATE_TOOLS" go build -o /dev/null ./...
 	step "go test ./..." go_test "$PAYGATE_ROOT"

@@ -24,6 +24,7 @@ func requireBundle(t *testing.T) {
 }
 
 func TestServesSpecAndDocs(t *testing.T) {
+	t.Parallel()
 	requireBundle(t)
 	e := startDocs(t)
 
@@ -67,6 +68,7 @@ func TestServesSpecAndDocs(t *testing.T) {
 }
 
 func TestDocsWithoutBundleAnswer503(t *testing.T) {
+	t.Parallel()
 	e := startDocs(t, apptest.WithFx(fx.Decorate(func(log *zap.Logger) *apidocs.Handler {
 		return apidocs.NewHandlerFor(log, api.OpenAPI, nil)
 	})))
@@ -86,6 +88,7 @@ func TestDocsWithoutBundleAnswer503(t *testing.T) {
 // JSON, oversize bodies, missing or reused idempotency keys, bad pages):
 // the Env's client validates each refusal against api/openapi.yaml.
 func TestRefusalsMatchTheSpec(t *testing.T) {
+	t.Parallel()
 	e := startDocs(t)
 	u := e.NewUser(t)
 	fund := func(key string, amount int) *apptest.Response {

@@ -32,6 +32,7 @@ func chromium(t *testing.T) string {
 // Chromium, under the page's real Content-Security-Policy, and checks that
 // Redoc rendered the operations from the served spec.
 func TestDocsRenderInChromium(t *testing.T) {
+	t.Parallel()
 	requireBundle(t)
 	bin := chromium(t)
 	e := startDocs(t)

@@ -38,6 +38,7 @@ func loadSpec(t *testing.T) *openapi3.T {
 // TestSpecCoversEveryRoute compares the routes of the running gateway's
 // router with the operations of api/openapi.yaml, both ways.
 func TestSpecCoversEveryRoute(t *testing.T) {
+	t.Parallel()
 	doc := loadSpec(t)
 	var srv *httpserver.Server
 	startDocs(t, apptest.WithFx(fx.Populate(&srv)))
@@ -102,6 +103,7 @@ var publicOps = []string{"register", "login", "refreshTokens", "liveness", "live
 // api-conventions.md and the handlers promise, so that a new operation
 // cannot forget one.
 func TestSpecConventions(t *testing.T) {
+	t.Parallel()
 	doc := loadSpec(t)
 	if doc.Components.SecuritySchemes["bearerAuth"] == nil || doc.Components.SecuritySchemes["bearerAuth"].Value.Scheme != "bearer" {
 		t.Fatal("no bearerAuth security scheme")
@@ -233,6 +235,7 @@ func checkList(t *testing.T, name string, op *openapi3.Operation) {
 // TestSpecTopUpMethods keeps the spec's enum of top-up methods equal to
 // the server's, and its case-insensitive request pattern exact.
 func TestSpecTopUpMethods(t *testing.T) {
+	t.Parallel()
 	doc := loadSpec(t)
 	var enum []string
 	for _, v := range doc.Components.Schemas["TopUpMethod"].Value.Enum {
@@ -263,6 +266,7 @@ func TestSpecTopUpMethods(t *testing.T) {
 // TestSpecErrorCodes checks that every code the spec lists is upper snake
 // case and that the codes conventions promise are there.
 func TestSpecErrorCodes(t *testing.T) {
+	t.Parallel()
 	codes := map[string]bool{}
 	re := regexp.MustCompile(`code: \{enum: \[([^\]]*)\]\}`)
 	for _, m := range re.FindAllSubmatch(api.OpenAPI, -1) {

@@ -70,6 +70,7 @@ func mailpitAPI(t *testing.T, srv *smtptest.Server) string {
 // server, through a proxy that validates every exchange against
 // api/openapi.yaml. The mail step is not skipped.
 func TestTourScript(t *testing.T) {
+	t.Parallel()
 	for _, tool := range []string{"bash", "curl", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed (make test installs it): %v", tool, err)

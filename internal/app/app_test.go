@@ -31,6 +31,7 @@ func testConfig(dbURL string, k config.Kafka) config.Config {
 }
 
 func TestValidateApp(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig("postgres://x@127.0.0.1:1/x", config.Kafka{Brokers: []string{"127.0.0.1:1"}, Version: "3.6.0"})
 	if err := fx.ValidateApp(app.Options(cfg, zap.NewNop())); err != nil {
 		t.Fatal(err)
@@ -63,7 +64,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // PostgreSQL cluster of its own and a Kafka-protocol broker, then stops and
 // restarts the database under it.
 func TestProbesFollowTheDatabase(t *testing.T) {
-	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	t.Parallel()
 	cluster := pgtest.StartCluster(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, cluster.URL("postgres"))

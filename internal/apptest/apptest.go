@@ -35,6 +35,20 @@ import (
 	"github.com/paygate/paygate/internal/platform/pgtest"
 )
 
+// init turns trace export off for the test binary unless the environment
+// chose an exporter: the SDK's default, OTLP to localhost, would only fail.
+// It is set once, before any test runs, so that Start changes no
+// environment and tests that call it can run in parallel; a test that
+// exports traces sets OTEL_TRACES_EXPORTER itself (with t.Setenv, so it
+// does not run in parallel).
+func init() {
+	if _, ok := os.LookupEnv("OTEL_TRACES_EXPORTER"); !ok {
+		if err := os.Setenv("OTEL_TRACES_EXPORTER", "none"); err != nil {
+			panic(err)
+		}
+	}
+}
+
 // AdminEmail and AdminPassword are the bootstrap administrator of every
 // test application.
 const (
@@ -70,41 +84,47 @@ func WithFx(opts ...fx.Option) Option {
 	return func(s *settings) { s.extra = append(s.extra, opts...) }
 }
 
-// Config returns a configuration for a test application on dbURL and the
-// broker: cheap password hashing, short timeouts, a fresh signing key.
+// Config returns the configuration of a test application on dbURL and the
+// broker k: the code's defaults (config.Defaults) with only what a test
+// needs changed. Those changes are a loopback port, a fresh signing key
+// and the bootstrap administrator; cheap password hashing; no drain delay
+// on stop; short polling and retry pauses, so events and retries are seen
+// within a test's patience; and the email consumer and payout processor
+// off, since most tests settle withdrawals and run SMTP themselves.
 func Config(dbURL string, k config.Kafka) config.Config {
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	return config.Config{
-		Env: "dev", LogLevel: "info",
-		HTTP: config.HTTP{Addr: "127.0.0.1:0", ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
-			WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxBodyBytes: 1 << 20,
-			DrainDelay: 0, ShutdownTimeout: 10 * time.Second},
-		Database: config.Database{URL: dbURL, MaxConns: 16, MinConns: 0, ConnectTimeout: 5 * time.Second, TxMaxAttempts: 8},
-		Kafka:    k,
-		Outbox:   config.Outbox{BatchSize: 100, PollInterval: 200 * time.Millisecond, RetryBackoff: 100 * time.Millisecond, Retention: time.Hour, Source: "/paygate"},
-		Auth: config.Auth{
-			JWTPrivateKey: base64.StdEncoding.EncodeToString(priv.Seed()), JWTKeyID: "test-k1",
-			JWTIssuer: "paygate", JWTAudience: "paygate-api", AccessTTL: 15 * time.Minute, RefreshTTL: 720 * time.Hour,
-			PasswordMinLength: 8, PasswordMaxLength: 128,
-			// Cheap hashing keeps tests fast; production defaults are in config.
-			Argon2MemoryKiB: 1024, Argon2Time: 1, Argon2Threads: 1,
-			LoginMaxFailuresPerEmail: 5, LoginMaxFailuresPerIP: 20, LoginFailureWindow: 15 * time.Minute,
-			BootstrapAdminEmail: AdminEmail, BootstrapAdminPassword: AdminPassword,
-		},
-		Money: config.Money{Currency: "IDR", TopupMin: 10000, TopupMax: 50000000, TransferMin: 10000, TransferMax: 50000000,
-			WithdrawMin: 50000, WithdrawMax: 50000000, IdempotencyRetention: 24 * time.Hour, VerifyInterval: time.Minute},
-		SMTP: config.SMTP{Host: "127.0.0.1", Port: 1025, TLS: "none", Timeout: 2 * time.Second, From: "paygate <no-reply@paygate.test>"},
-		// The email consumer is off unless a test turns it on (with an SMTP
-		// server of its own).
-		Notify: config.Notify{Enabled: false, Group: "paygate-email", RetryTopic: "paygate.notify.retry.v1", DLQTopic: "paygate.notify.dlq.v1", MaxAttempts: 5, RetryBackoff: 100 * time.Millisecond, DeliveryRetention: 336 * time.Hour},
-		// Payouts are off unless a test turns them on: most tests settle
-		// withdrawals themselves.
-		Payout: config.Payout{Enabled: false, Group: "paygate-payouts", Provider: "simulator", SimLatency: 20 * time.Millisecond, SimFailureRate: 0.2},
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
 	}
+	cfg := config.Defaults()
+	cfg.Env = "dev"
+	cfg.HTTP.Addr, cfg.HTTP.DrainDelay = "127.0.0.1:0", 0
+	cfg.Database.URL = dbURL
+	// The concurrency tests drive hot accounts into serialization
+	// failures; a few more attempts keep their answers 2xx.
+	cfg.Database.TxMaxAttempts = 8
+	cfg.Kafka = k
+	cfg.Outbox.PollInterval, cfg.Outbox.RetryBackoff = 200*time.Millisecond, 100*time.Millisecond
+	cfg.Auth.JWTPrivateKey = base64.StdEncoding.EncodeToString(priv.Seed())
+	// The smallest cost config accepts: hashing is what most tests spend
+	// their CPU on otherwise. TestUnknownEmailCostsAPasswordHash raises it.
+	cfg.Auth.Argon2MemoryKiB, cfg.Auth.Argon2Time, cfg.Auth.Argon2Threads = 1024, 1, 1
+	cfg.Auth.BootstrapAdminEmail, cfg.Auth.BootstrapAdminPassword = AdminEmail, AdminPassword
+	cfg.SMTP.Timeout, cfg.SMTP.From = 2*time.Second, "paygate <no-reply@paygate.test>"
+	cfg.Notify.Enabled, cfg.Notify.RetryBackoff = false, 100*time.Millisecond
+	// With the processor on, a test sees payouts within milliseconds and
+	// refusals often enough to count on some among a few dozen.
+	cfg.Payout.Enabled, cfg.Payout.SimLatency, cfg.Payout.SimFailureRate = false, 20*time.Millisecond, 0.2
+	return cfg
 }
 
 // Start runs the application for the rest of the test, with a broker of
-// its own.
+// its own. It is safe in parallel tests (t.Parallel): every Env has its
+// own database, broker, port and signing key, and Start sets no
+// environment variable. (The application installs its OpenTelemetry
+// providers as the otel globals, so with several running the globals are
+// the last one's; paygate's code passes its providers explicitly and never
+// reads them.)
 func Start(t testing.TB, opts ...Option) *Env {
 	t.Helper()
 	return StartWithBroker(t, kafkatest.NewBroker(t), opts...)
@@ -114,10 +134,6 @@ func Start(t testing.TB, opts ...Option) *Env {
 // broker, configured as broker.Config says (its TLS and SASL settings too).
 func StartWithBroker(t testing.TB, broker *kafkatest.Broker, opts ...Option) *Env {
 	t.Helper()
-	// No trace export unless the test configured an exporter itself.
-	if _, ok := os.LookupEnv("OTEL_TRACES_EXPORTER"); !ok {
-		t.Setenv("OTEL_TRACES_EXPORTER", "none")
-	}
 	dbURL := pgtest.NewDatabase(t)
 	s := &settings{cfg: Config(dbURL, broker.Config())}
 	for _, o := range opts {

@@ -13,6 +13,7 @@ import (
 // api/openapi.yaml in each way it must notice, and a few it must accept,
 // so that the validator cannot quietly get looser.
 func TestContractCatchesDrift(t *testing.T) {
+	t.Parallel()
 	c, err := loadContract()
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ func regBody(email string) map[string]any {
 }
 
 func TestRegister(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	resp := register(t, e, regBody("  Ada.Lovelace@Example.COM "))
 	if resp.Status != http.StatusCreated {
@@ -72,6 +73,7 @@ func TestRegister(t *testing.T) {
 }
 
 func TestRegisterValidation(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	cases := []struct {
 		name  string
@@ -110,13 +112,13 @@ func TestRegisterValidation(t *testing.T) {
 		})
 	}
 	var n int
-	_ = e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM users WHERE email LIKE 'v%@example.com'").Scan(&n)
-	if n != 0 {
-		t.Fatalf("%d users written by invalid registrations", n)
+	if err := e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM users WHERE email LIKE 'v%@example.com'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d users written by invalid registrations (%v)", n, err)
 	}
 }
 
 func TestConcurrentDoubleRegisterExactlyOneWins(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	const n = 8
 	codes := make([]int, n)
@@ -137,9 +139,33 @@ func TestConcurrentDoubleRegisterExactlyOneWins(t *testing.T) {
 	if created != 1 || conflicts != n-1 {
 		t.Fatalf("codes %v: want one 201 and %d 409", codes, n-1)
 	}
+	// The losers left nothing behind: one user, one wallet, one event.
+	var users, wallets, events int
+	if err := e.Pool.QueryRow(context.Background(), `
+SELECT (SELECT count(*) FROM users WHERE email = 'race@example.com'),
+       (SELECT count(*) FROM ledger_accounts a JOIN users u ON u.id = a.owner_user_id
+         WHERE a.kind = 'wallet' AND u.email = 'race@example.com'),
+       (SELECT count(*) FROM outbox o JOIN users u ON o.event_key = u.id::text
+         WHERE o.event_type = 'paygate.user.registered' AND u.email = 'race@example.com')`).Scan(&users, &wallets, &events); err != nil {
+		t.Fatal(err)
+	}
+	if users != 1 || wallets != 1 || events != 1 {
+		t.Fatalf("after %d racing registrations: %d users, %d wallets, %d registration events; want 1 each", n, users, wallets, events)
+	}
+	// And nothing with another owner: the only wallets are the bootstrap
+	// administrator's and the winner's, the only events theirs.
+	if err := e.Pool.QueryRow(context.Background(), `
+SELECT (SELECT count(*) FROM ledger_accounts WHERE kind = 'wallet'),
+       (SELECT count(*) FROM outbox WHERE event_type = 'paygate.user.registered')`).Scan(&wallets, &events); err != nil {
+		t.Fatal(err)
+	}
+	if wallets != 2 || events != 2 {
+		t.Fatalf("%d wallets and %d registration events in all, want 2 each (the administrator's and the winner's)", wallets, events)
+	}
 }
 
 func TestLoginAnswersAndTokens(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	resp := e.Post(t, "/v1/auth/login", "", map[string]string{"email": u.Email, "password": u.Password})
@@ -249,6 +275,7 @@ func (s signer) ed(t *testing.T, c jwt.MapClaims, kid string) string {
 }
 
 func TestTokenRejections(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	s := newSigner(t, e)
@@ -330,6 +357,7 @@ func TestTokenRejections(t *testing.T) {
 }
 
 func TestKeyRotationKeepsOldTokensValid(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	// A second application on the same database signs with a new key and
@@ -359,6 +387,7 @@ func refresh(t *testing.T, e *apptest.Env, token string) *apptest.Response {
 }
 
 func TestRefreshRotatesAndReuseRevokesTheFamily(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	first := refresh(t, e, u.Refresh)
@@ -390,6 +419,7 @@ func TestRefreshRotatesAndReuseRevokesTheFamily(t *testing.T) {
 }
 
 func TestConcurrentRefreshOfOneTokenRotatesOnce(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	const n = 6
@@ -411,6 +441,7 @@ func TestConcurrentRefreshOfOneTokenRotatesOnce(t *testing.T) {
 }
 
 func TestLogoutRevokesTheFamily(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	other := e.NewUser(t)
@@ -432,6 +463,7 @@ func TestLogoutRevokesTheFamily(t *testing.T) {
 }
 
 func TestPasswordChange(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	otherAccess, otherRefresh := e.Login(t, u.Email, u.Password)
@@ -459,13 +491,13 @@ func TestPasswordChange(t *testing.T) {
 	}
 	e.Login(t, u.Email, "new-password-1")
 	var n int
-	_ = e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE event_type = 'paygate.user.password_changed' AND event_key = $1", u.ID).Scan(&n)
-	if n != 1 {
-		t.Fatalf("password_changed events = %d, want 1", n)
+	if err := e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE event_type = 'paygate.user.password_changed' AND event_key = $1", u.ID).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("password_changed events = %d (%v), want 1", n, err)
 	}
 }
 
 func TestFailedLoginsAreThrottledPerEmailAndPerIP(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t, apptest.WithConfig(func(c *config.Config) {
 		c.Auth.LoginMaxFailuresPerEmail, c.Auth.LoginMaxFailuresPerIP = 3, 5
 		c.Auth.TrustProxyHeaders = true
@@ -501,6 +533,7 @@ func TestFailedLoginsAreThrottledPerEmailAndPerIP(t *testing.T) {
 }
 
 func TestBootstrapAdmin(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	admin := e.Admin(t)
 	if admin.Role != "admin" {

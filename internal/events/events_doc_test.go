@@ -121,6 +121,7 @@ func docSections(t *testing.T) map[string]docSection {
 // it is emitted) and a payload type here; the doc documents no type the
 // code does not emit.
 func TestEveryEventTypeIsDocumented(t *testing.T) {
+	t.Parallel()
 	consts := eventConstants(t)
 	if len(consts) < 9 {
 		t.Fatalf("found only %d event type constants: %v", len(consts), consts)
@@ -157,6 +158,7 @@ func TestEveryEventTypeIsDocumented(t *testing.T) {
 // decodes strictly into its Go payload type and shows every field of it;
 // a field with omitempty must show in at least one example of its type.
 func TestDocumentedExamplesMatchThePayloadTypes(t *testing.T) {
+	t.Parallel()
 	docs := docSections(t)
 	optionalSeen := map[reflect.Type]map[string]bool{}
 	optionalAll := map[reflect.Type][]string{}

@@ -67,6 +67,7 @@ func (r rendered) lacks(t *testing.T, parts ...string) {
 var at = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 
 func TestEveryMailedTypeRendersItsMail(t *testing.T) {
+	t.Parallel()
 	settled := at.Add(time.Hour)
 	w := events.Withdrawal{WithdrawalID: uuid.New(), UserID: uuid.New(), Email: "Wendy@Example.com", Firstname: "Wendy",
 		Amount: 75000, Currency: "IDR", Status: "pending", BankCode: "BCA", BankAccountLast4: "7890",
@@ -117,6 +118,7 @@ func TestEveryMailedTypeRendersItsMail(t *testing.T) {
 // TestTransferMailsShowOnlyTheirOwnBalance is the unit-level guard of the
 // old system's leak; the end-to-end test checks the mails on the wire.
 func TestTransferMailsShowOnlyTheirOwnBalance(t *testing.T) {
+	t.Parallel()
 	p := events.TransferSucceeded{TransferID: uuid.New(), Amount: 111111, Currency: "IDR", Note: "rent", CreatedAt: at,
 		Sender: events.TransferParty{UserID: uuid.New(), Email: "alice@example.com", Firstname: "Alice", Lastname: "Smith",
 			AccountNumber: "1111222233334444", BalanceAfter: 876543},
@@ -143,6 +145,7 @@ func TestTransferMailsShowOnlyTheirOwnBalance(t *testing.T) {
 }
 
 func TestHTMLEscapesWhatUsersTyped(t *testing.T) {
+	t.Parallel()
 	got := composeAndRender(t, events.TypeUserRegistered, events.UserRegistered{Email: "x@example.com",
 		Firstname: `<script>alert(1)</script>`, AccountNumber: "1"})
 	if strings.Contains(got[0].html, "<script>") || !strings.Contains(got[0].html, "&lt;script&gt;") {
@@ -157,6 +160,7 @@ func TestHTMLEscapesWhatUsersTyped(t *testing.T) {
 }
 
 func TestIgnoredTypesCauseNoMailAndNoError(t *testing.T) {
+	t.Parallel()
 	for _, typ := range IgnoredTypes {
 		outs, err := compose(uuid.NewString(), typ, "application/json", []byte(`{"amount":1}`))
 		if err != nil || len(outs) != 0 {
@@ -166,6 +170,7 @@ func TestIgnoredTypesCauseNoMailAndNoError(t *testing.T) {
 }
 
 func TestPoisonPayloads(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, typ, ct, data string
 	}{
@@ -190,6 +195,7 @@ func TestPoisonPayloads(t *testing.T) {
 }
 
 func TestRendererFailsOnUnknownTemplate(t *testing.T) {
+	t.Parallel()
 	r, err := NewRenderer()
 	if err != nil {
 		t.Fatal(err)
@@ -203,6 +209,7 @@ func TestRendererFailsOnUnknownTemplate(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	s := redact("send failed: 451 4.3.0 <bob@example.com>: later, affected recipient(s): bob@example.com, x")
 	if strings.Contains(s, "@") || !strings.Contains(s, "451 4.3.0") {
 		t.Fatalf("redact = %q", s)

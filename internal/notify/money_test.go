@@ -6,6 +6,7 @@ import (
 )
 
 func TestFormatAmount(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		minor    int64
 		currency string
@@ -32,6 +33,7 @@ func TestFormatAmount(t *testing.T) {
 }
 
 func TestMaskAccount(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{"1234567890123456": "****3456", "1234": "****1234", "  98765 ": "****8765"} {
 		if got := maskAccount(in); got != want {
 			t.Errorf("maskAccount(%q) = %q, want %q", in, got, want)

@@ -31,6 +31,7 @@ var testMessage = notify.Message{ID: "e1.welcome@paygate", To: "ann@example.com"
 	Text: "Hi Ann,\nYour balance: IDR 150.000\n", HTML: "<p>Hi Ann, your balance: <strong>IDR 150.000</strong></p>", Template: "welcome"}
 
 func TestSMTPSenderDeliversTextAndHTML(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.Start(t)
 	if err := newSender(t, smtpConfig(srv.Host, srv.Port)).Send(context.Background(), testMessage); err != nil {
 		t.Fatal(err)
@@ -54,6 +55,7 @@ func TestSMTPSenderDeliversTextAndHTML(t *testing.T) {
 }
 
 func TestSMTPSenderClassifiesFailures(t *testing.T) {
+	t.Parallel()
 	srv := smtptest.Start(t)
 	s := newSender(t, smtpConfig(srv.Host, srv.Port))
 	ctx := context.Background()
@@ -124,6 +126,7 @@ func TestSMTPSenderClassifiesFailures(t *testing.T) {
 }
 
 func TestSMTPSenderRefusesBadSettings(t *testing.T) {
+	t.Parallel()
 	cfg := smtpConfig("127.0.0.1", 25)
 	cfg.TLS = "sometimes"
 	if _, err := notify.NewSMTPSender(cfg); err == nil {
@@ -179,6 +182,7 @@ var tlsModes = []struct {
 }{{"starttls", smtptest.StartTLS}, {"tls", smtptest.ImplicitTLS}}
 
 func TestSMTPSenderDeliversOverTLS(t *testing.T) {
+	t.Parallel()
 	for _, c := range tlsModes {
 		t.Run(c.mode, func(t *testing.T) {
 			srv := smtptest.StartWith(t, smtptest.Security{TLS: c.tls})
@@ -194,6 +198,7 @@ func TestSMTPSenderDeliversOverTLS(t *testing.T) {
 }
 
 func TestSMTPSenderAuthenticates(t *testing.T) {
+	t.Parallel()
 	const user, password = "paygate-mailer", "pw-Zq81-smtp"
 	srv := smtptest.StartWith(t, smtptest.Security{TLS: smtptest.StartTLS, User: user, Password: password})
 	cfg := tlsConfig(srv, "starttls")
@@ -221,6 +226,7 @@ func TestSMTPSenderAuthenticates(t *testing.T) {
 }
 
 func TestSMTPSenderNeverSendsInClear(t *testing.T) {
+	t.Parallel()
 	// A relay that offers AUTH without TLS and no STARTTLS.
 	srv := smtptest.StartWith(t, smtptest.Security{User: "paygate-mailer", Password: "pw-Zq81-smtp"})
 	cfg := smtpConfig(srv.Host, srv.Port)
@@ -234,6 +240,7 @@ func TestSMTPSenderNeverSendsInClear(t *testing.T) {
 }
 
 func TestSMTPSenderRefusesUntrustedCertificates(t *testing.T) {
+	t.Parallel()
 	other := smtptest.StartWith(t, smtptest.Security{TLS: smtptest.StartTLS})
 	for _, c := range tlsModes {
 		srv := smtptest.StartWith(t, smtptest.Security{TLS: c.tls})

@@ -16,6 +16,7 @@ import (
 )
 
 func TestPruneDeletesOldSentRecordsOnly(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
 	s := notify.NewStore(pool, time.Minute)
@@ -65,6 +66,7 @@ VALUES ($1, 'stuck@example.com', 'welcome', 3, $2, $2)`, pending, now.Add(-20*24
 // email consumer prunes records older than PAYGATE_NOTIFY_DELIVERY_RETENTION
 // when it starts (and hourly after), and keeps younger ones.
 func TestTheConsumerPrunesAtStart(t *testing.T) {
+	t.Parallel()
 	old, young := uuid.New(), uuid.New()
 	seed := fx.Invoke(func(pool *pgxpool.Pool) error {
 		// Invoked while the graph is built, before the start hooks run.

@@ -117,6 +117,7 @@ func strimziTopics(t *testing.T) []string {
 // dead-letter topic, the payout group reads withdrawals. A missing ACL or
 // topic fails the test; a superfluous one is caught by review.
 func TestStrimziUserAndTopicsAreWhatPaygateNeeds(t *testing.T) {
+	t.Parallel()
 	topics := strimziTopics(t)
 	broker := kafkatest.NewSecureBroker(t, kafkatest.Security{SASL: config.SASLSCRAMSHA512, User: "paygate",
 		Password: uuid.NewString(), ACLs: strimziACLs(t)}, topics...)

@@ -22,6 +22,7 @@ func promtool(t *testing.T) string {
 // TestAlertRules checks the rules and runs their unit tests with the real
 // promtool.
 func TestAlertRules(t *testing.T) {
+	t.Parallel()
 	tool := promtool(t)
 	for _, args := range [][]string{
 		{"check", "rules", "paygate-rules.yaml"},
@@ -39,6 +40,7 @@ func TestAlertRules(t *testing.T) {
 // TestChartShipsTheTestedRules keeps the Helm chart's PrometheusRule
 // content byte-identical to the rules tested here.
 func TestChartShipsTheTestedRules(t *testing.T) {
+	t.Parallel()
 	want, err := os.ReadFile(filepath.Join("alerts", "paygate-rules.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -48,8 +48,11 @@ func smokeLoad(t *testing.T, e *apptest.Env) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var pending, open int
-		_ = e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE sent_at IS NULL").Scan(&pending)
-		_ = e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM withdrawals w WHERE NOT EXISTS (SELECT 1 FROM withdrawal_settlements s WHERE s.withdrawal_id = w.id)").Scan(&open)
+		if err := e.Pool.QueryRow(context.Background(), `
+SELECT (SELECT count(*) FROM outbox WHERE sent_at IS NULL),
+       (SELECT count(*) FROM withdrawals w WHERE NOT EXISTS (SELECT 1 FROM withdrawal_settlements s WHERE s.withdrawal_id = w.id))`).Scan(&pending, &open); err != nil {
+			t.Fatal(err)
+		}
 		if pending == 0 && open == 0 {
 			return
 		}
@@ -87,6 +90,7 @@ var (
 // value is one the catalog allows, and every catalog metric of the
 // business domains is exported.
 func TestMetricsHaveOnlyBoundedLabels(t *testing.T) {
+	t.Parallel()
 	var srv *httpserver.Server
 	mail := smtptest.Start(t)
 	// One recipient's server keeps answering 451: their mails are retried,

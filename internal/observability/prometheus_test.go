@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +185,7 @@ var metricRef = regexp.MustCompile(`\b(paygate_[a-z_]+|http_server_[a-z_]+|pgxpo
 // Prometheus's HTTP API: every expression parses and evaluates, every
 // panel query returns data, and every metric any query names is exported.
 func TestDashboardsAndAlertsAgainstRealPrometheus(t *testing.T) {
+	t.Parallel()
 	mail := smtptest.Start(t)
 	mail.RefuseRecipients(func(addr string) int {
 		if strings.HasPrefix(addr, "refused") {
@@ -222,39 +224,60 @@ func TestDashboardsAndAlertsAgainstRealPrometheus(t *testing.T) {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	time.Sleep(16 * time.Second)
-
-	names := prom.metricNames(t)
-	check := func(kind, name, expr string, wantData bool) {
-		for _, m := range metricRef.FindAllString(expr, -1) {
-			if m == observability.LabelDomain || m == observability.LabelPoolName {
-				continue
-			}
-			if !names[m] {
-				t.Errorf("%s %q uses %s, which Prometheus never scraped", kind, name, m)
-			}
-		}
-		r := prom.query(t, strings.ReplaceAll(expr, "$__rate_interval", "15s"))
-		if r.Status != "success" {
-			t.Errorf("%s %q: %s: %s\n%s", kind, name, r.ErrorType, r.Error, expr)
-			return
-		}
-		if wantData && len(r.Data.Result) == 0 {
-			t.Errorf("%s %q returned no data\n%s", kind, name, expr)
-		}
-	}
 	panels := panelQueries(t)
 	if len(panels) < 30 {
 		t.Fatalf("only %d panel queries found", len(panels))
-	}
-	for name, expr := range panels {
-		check("panel", name, expr, true)
 	}
 	alerts := alertExprs(t)
 	if len(alerts) < 8 {
 		t.Fatalf("only %d alerts found", len(alerts))
 	}
-	for name, expr := range alerts {
-		check("alert", name, expr, false)
+	// problems runs every query once and says what is wrong. Rates over
+	// 15s windows need a few 1s scrapes before they have data, so the
+	// queries are polled until they all pass rather than after a fixed
+	// pause; what is still wrong at the deadline fails the test.
+	problems := func() []string {
+		var out []string
+		names := prom.metricNames(t)
+		check := func(kind, name, expr string, wantData bool) {
+			for _, m := range metricRef.FindAllString(expr, -1) {
+				if m == observability.LabelDomain || m == observability.LabelPoolName {
+					continue
+				}
+				if !names[m] {
+					out = append(out, fmt.Sprintf("%s %q uses %s, which Prometheus never scraped", kind, name, m))
+				}
+			}
+			r := prom.query(t, strings.ReplaceAll(expr, "$__rate_interval", "15s"))
+			if r.Status != "success" {
+				out = append(out, fmt.Sprintf("%s %q: %s: %s\n%s", kind, name, r.ErrorType, r.Error, expr))
+				return
+			}
+			if wantData && len(r.Data.Result) == 0 {
+				out = append(out, fmt.Sprintf("%s %q returned no data\n%s", kind, name, expr))
+			}
+		}
+		for name, expr := range panels {
+			check("panel", name, expr, true)
+		}
+		for name, expr := range alerts {
+			check("alert", name, expr, false)
+		}
+		slices.Sort(out)
+		return out
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		left := problems()
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range left {
+				t.Error(p)
+			}
+			return
+		}
+		time.Sleep(time.Second)
 	}
 }

@@ -3,6 +3,7 @@ package users
 import "testing"
 
 func TestGeneratedAccountNumbersAreLuhnValidAndVaried(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	firstDigits := map[byte]bool{}
 	for range 5000 {
@@ -25,6 +26,7 @@ func TestGeneratedAccountNumbersAreLuhnValidAndVaried(t *testing.T) {
 }
 
 func TestValidAccountNumber(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		n    string
 		want bool

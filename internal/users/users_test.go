@@ -11,6 +11,7 @@ import (
 // TestNoUserReachesAnotherUser tries every users route with another
 // user's id: each answers 404, exactly as for an id that does not exist.
 func TestNoUserReachesAnotherUser(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	alice, bob := e.NewUser(t), e.NewUser(t)
 	missing := "00000000-0000-4000-8000-000000000000"
@@ -48,6 +49,7 @@ func TestNoUserReachesAnotherUser(t *testing.T) {
 }
 
 func TestSelfServiceProfileAndMassAssignment(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	patch := func(body any) *apptest.Response {
@@ -72,6 +74,7 @@ func TestSelfServiceProfileAndMassAssignment(t *testing.T) {
 }
 
 func TestAdminManagesUsers(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	admin := e.Admin(t)
 	r := e.Post(t, "/v1/users", admin.Token, map[string]string{"firstname": "Op", "lastname": "Erator", "email": "Op@Example.com", "password": "password-123", "role": "admin"})
@@ -166,6 +169,7 @@ func TestAdminManagesUsers(t *testing.T) {
 }
 
 func TestDeactivation(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	admin := e.Admin(t)
 	u := e.NewUser(t)

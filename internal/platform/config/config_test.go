@@ -70,6 +70,7 @@ func TestSecretsAreNotEchoed(t *testing.T) {
 }
 
 func TestEveryVariableHasDefaultOrIsRequiredAndDescribed(t *testing.T) {
+	t.Parallel()
 	vars := config.Vars()
 	if len(vars) < 20 {
 		t.Fatalf("only %d variables found", len(vars))
@@ -93,6 +94,7 @@ func TestEveryVariableHasDefaultOrIsRequiredAndDescribed(t *testing.T) {
 // TestREADMECarriesTheTable keeps the README's configuration table equal
 // to what `paygate config -markdown` prints.
 func TestREADMECarriesTheTable(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../../../README.md")
 	if err != nil {
 		t.Fatal(err)

@@ -105,6 +105,7 @@ func problemOf(t *testing.T, resp *http.Response, body []byte) httpserver.Proble
 }
 
 func TestErrorResponses(t *testing.T) {
+	t.Parallel()
 	ts, _ := newServer(t)
 	big := `{"name":"` + strings.Repeat("x", 100) + `"}`
 	cases := []struct {
@@ -142,6 +143,7 @@ func TestErrorResponses(t *testing.T) {
 }
 
 func TestUnknownFieldNamesTheField(t *testing.T) {
+	t.Parallel()
 	ts, _ := newServer(t)
 	resp, body := do(t, "POST", ts.URL+"/v1/echo/1", "application/json", `{"name":"a","role":"admin"}`)
 	p := problemOf(t, resp, body)
@@ -151,6 +153,7 @@ func TestUnknownFieldNamesTheField(t *testing.T) {
 }
 
 func TestSuccessAndRetryAfter(t *testing.T) {
+	t.Parallel()
 	ts, _ := newServer(t)
 	resp, body := do(t, "POST", ts.URL+"/v1/echo/1", "application/json; charset=utf-8", `{"name":"ok"}`)
 	if resp.StatusCode != 201 || strings.TrimSpace(string(body)) != `{"name":"ok"}` {
@@ -164,6 +167,7 @@ func TestSuccessAndRetryAfter(t *testing.T) {
 }
 
 func TestRequestIDAndAccessLog(t *testing.T) {
+	t.Parallel()
 	ts, logs := newServer(t)
 	resp, _ := do(t, "POST", ts.URL+"/v1/echo/42", "application/json", `{"name":"secret-password"}`, "X-Request-Id", "abc-123")
 	if got := resp.Header.Get("X-Request-Id"); got != "abc-123" {
@@ -194,6 +198,7 @@ func TestRequestIDAndAccessLog(t *testing.T) {
 }
 
 func TestReadinessReportsFailingCheck(t *testing.T) {
+	t.Parallel()
 	var failing atomic.Bool
 	failing.Store(true)
 	ts, _ := newServer(t,

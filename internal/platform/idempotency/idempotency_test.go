@@ -43,6 +43,7 @@ func effects(t *testing.T, db *postgres.DB) int {
 }
 
 func TestFirstResponseIsReplayedAndOperationRunsOnce(t *testing.T) {
+	t.Parallel()
 	s, db := setup(t)
 	owner := uuid.New()
 	var runs atomic.Int32
@@ -74,6 +75,7 @@ func TestFirstResponseIsReplayedAndOperationRunsOnce(t *testing.T) {
 }
 
 func TestRefusalIsStoredAndItsWritesRolledBack(t *testing.T) {
+	t.Parallel()
 	s, db := setup(t)
 	refused := apperr.New(apperr.KindBusinessRule, "INSUFFICIENT_FUNDS", "no")
 	runs := 0
@@ -96,11 +98,15 @@ func TestRefusalIsStoredAndItsWritesRolledBack(t *testing.T) {
 }
 
 func TestFaultIsNotStored(t *testing.T) {
+	t.Parallel()
 	s, db := setup(t)
 	boom := errors.New("boom")
 	fail := true
 	op := func(ctx context.Context, tx pgx.Tx) (int, any, error) {
-		_, _ = tx.Exec(ctx, "INSERT INTO effects (note) VALUES ('x')")
+		// The write must happen for its absence afterwards to mean anything.
+		if _, err := tx.Exec(ctx, "INSERT INTO effects (note) VALUES ('x')"); err != nil {
+			return 0, nil, err
+		}
 		if fail {
 			return 0, nil, boom
 		}
@@ -117,6 +123,7 @@ func TestFaultIsNotStored(t *testing.T) {
 }
 
 func TestRetryWhileRunningIsAConflict(t *testing.T) {
+	t.Parallel()
 	s, _ := setup(t)
 	started, release := make(chan struct{}), make(chan struct{})
 	slow := func(ctx context.Context, tx pgx.Tx) (int, any, error) {
@@ -148,6 +155,7 @@ func TestRetryWhileRunningIsAConflict(t *testing.T) {
 }
 
 func TestCleanupForgetsOldKeys(t *testing.T) {
+	t.Parallel()
 	s, db := setup(t)
 	op := func(ctx context.Context, tx pgx.Tx) (int, any, error) { return 200, 1, nil }
 	for _, k := range []string{"old", "new"} {

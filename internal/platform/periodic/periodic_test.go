@@ -10,6 +10,7 @@ import (
 )
 
 func TestHookRunsUntilStopAndStopCancelsARun(t *testing.T) {
+	t.Parallel()
 	var runs atomic.Int32
 	started := make(chan struct{}, 16)
 	cancelled := make(chan struct{})
@@ -47,6 +48,7 @@ func TestHookRunsUntilStopAndStopCancelsARun(t *testing.T) {
 }
 
 func TestHookRunsAtStart(t *testing.T) {
+	t.Parallel()
 	ran := make(chan struct{}, 1)
 	h := periodic.Hook(time.Hour, func(context.Context) {
 		select {

@@ -18,6 +18,7 @@ import (
 )
 
 func TestConcurrentMigrationsApplyEachVersionOnce(t *testing.T) {
+	t.Parallel()
 	url := pgtest.NewEmptyDatabase(t)
 	ctx := context.Background()
 	const instances = 4
@@ -45,20 +46,27 @@ func TestConcurrentMigrationsApplyEachVersionOnce(t *testing.T) {
 			seen[v]++
 		}
 	}
-	ms, _ := postgres.LoadMigrations(migrations.FS)
+	ms, err := postgres.LoadMigrations(migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range ms {
 		if seen[m.Version] != 1 {
 			t.Errorf("migration %d applied %d times, want 1", m.Version, seen[m.Version])
 		}
 	}
 	pool := pgtest.NewPool(t, url)
-	m, _ := postgres.NewMigrator(pool, migrations.FS, nil)
+	m, err := postgres.NewMigrator(pool, migrations.FS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := m.SchemaCheck(ctx); err != nil {
 		t.Fatalf("schema check after migrate: %v", err)
 	}
 }
 
 func TestSchemaCheckReportsPendingMigrations(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewEmptyDatabase(t))
 	m, err := postgres.NewMigrator(pool, migrations.FS, nil)
 	if err != nil {
@@ -70,6 +78,7 @@ func TestSchemaCheckReportsPendingMigrations(t *testing.T) {
 }
 
 func TestChangedMigrationIsRefused(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewEmptyDatabase(t))
 	ctx := context.Background()
 	v1 := fstest.MapFS{"0001_a_table.sql": {Data: []byte("CREATE TABLE a (id int);")}}
@@ -84,33 +93,39 @@ func TestChangedMigrationIsRefused(t *testing.T) {
 		"0001_a_table.sql": {Data: []byte("CREATE TABLE a (id bigint);")},
 		"0002_b_table.sql": {Data: []byte("CREATE TABLE b (id int);")},
 	}
-	m2, _ := postgres.NewMigrator(pool, edited, nil)
+	m2, err := postgres.NewMigrator(pool, edited, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := m2.Up(ctx); err == nil {
 		t.Fatal("an edited migration was accepted")
 	}
 	var exists bool
-	_ = pool.QueryRow(ctx, "SELECT to_regclass('b') IS NOT NULL").Scan(&exists)
-	if exists {
-		t.Fatal("migrations after the edited one ran")
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('b') IS NOT NULL").Scan(&exists); err != nil || exists {
+		t.Fatalf("migrations after the edited one ran (%v)", err)
 	}
 }
 
 func TestFailedMigrationLeavesNoTrace(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewEmptyDatabase(t))
 	ctx := context.Background()
 	bad := fstest.MapFS{"0001_half.sql": {Data: []byte("CREATE TABLE half (id int); SELECT no_such_function();")}}
-	m, _ := postgres.NewMigrator(pool, bad, nil)
+	m, err := postgres.NewMigrator(pool, bad, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := m.Up(ctx); err == nil {
 		t.Fatal("failing migration reported success")
 	}
 	var exists bool
-	_ = pool.QueryRow(ctx, "SELECT to_regclass('half') IS NOT NULL").Scan(&exists)
-	if exists {
-		t.Fatal("a failed migration left its table behind")
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('half') IS NOT NULL").Scan(&exists); err != nil || exists {
+		t.Fatalf("a failed migration left its table behind (%v)", err)
 	}
 }
 
 func TestLoadMigrationsRejectsGaps(t *testing.T) {
+	t.Parallel()
 	_, err := postgres.LoadMigrations(fstest.MapFS{
 		"0001_a.sql": {Data: []byte("SELECT 1")},
 		"0003_c.sql": {Data: []byte("SELECT 1")},
@@ -121,6 +136,7 @@ func TestLoadMigrationsRejectsGaps(t *testing.T) {
 }
 
 func TestInTxRetriesSerializationFailures(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
 	db := postgres.NewDB(pool, 4, zaptest.NewLogger(t))
 	ctx := context.Background()
@@ -160,6 +176,7 @@ func TestInTxRetriesSerializationFailures(t *testing.T) {
 // opposite orders. PostgreSQL aborts one with 40P01; InTx runs it again and
 // both updates land.
 func TestInTxSurvivesRealDeadlock(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
 	ctx := context.Background()
 	if _, err := pool.Exec(ctx, "CREATE TABLE acc (id int PRIMARY KEY, n int NOT NULL); INSERT INTO acc VALUES (1, 0), (2, 0);"); err != nil {
@@ -193,8 +210,7 @@ func TestInTxSurvivesRealDeadlock(t *testing.T) {
 		t.Fatalf("attempts = %d: no transaction was retried, so no deadlock happened", attempts.Load())
 	}
 	var sum int
-	_ = pool.QueryRow(ctx, "SELECT sum(n) FROM acc").Scan(&sum)
-	if sum != 4 {
-		t.Fatalf("sum = %d, want 4", sum)
+	if err := pool.QueryRow(ctx, "SELECT sum(n) FROM acc").Scan(&sum); err != nil || sum != 4 {
+		t.Fatalf("sum = %d (%v), want 4", sum, err)
 	}
 }

@@ -7,8 +7,10 @@ package kafkatest
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -46,13 +48,7 @@ func NewBroker(t testing.TB, topics ...string) *Broker {
 // clients as sec says; Config returns client settings that pass.
 func NewSecureBroker(t testing.TB, sec Security, topics ...string) *Broker {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	b := &Broker{t: t, port: port, dir: t.TempDir(), topics: topics, sec: sec}
+	b := &Broker{t: t, dir: t.TempDir(), topics: topics, sec: sec}
 	if sec.TLS || sec.ClientCert {
 		ca := pkitest.NewCA(t, "kafkatest CA")
 		b.files.CA, b.srvTLS = ca.File, ca.ServerConfig()
@@ -69,32 +65,20 @@ func NewSecureBroker(t testing.TB, sec Security, topics ...string) *Broker {
 // Addr returns the broker's host:port.
 func (b *Broker) Addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
 
-// Config returns a Kafka configuration pointing at this broker, with
-// timeouts short enough for tests.
+// Config returns a Kafka configuration pointing at this broker: the code's
+// defaults (config.Defaults) with topics created on demand, one partition
+// each (so tests can reason about order), timeouts short enough for tests,
+// and the broker's TLS and SASL settings.
 func (b *Broker) Config() config.Kafka {
-	return config.Kafka{
-		Brokers:           []string{b.Addr()},
-		ClientID:          "paygate-test",
-		Version:           "3.6.0",
-		CreateTopics:      true,
-		TopicPartitions:   1,
-		TopicReplication:  -1,
-		DialTimeout:       time.Second,
-		ReconnectBackoff:  200 * time.Millisecond,
-		ConsumerMaxWait:   100 * time.Millisecond,
-		ConsumerRebalance: 6 * time.Second,
-		TopicAuth:         "paygate.auth.v1",
-		TopicTopup:        "paygate.topup.v1",
-		TopicTransfer:     "paygate.transfer.v1",
-		TopicWithdraw:     "paygate.withdraw.v1",
-		TLSEnabled:        b.srvTLS != nil,
-		TLSCAFile:         b.files.CA,
-		TLSCertFile:       b.files.ClientCert,
-		TLSKeyFile:        b.files.ClientKey,
-		SASLMechanism:     b.sec.SASL,
-		SASLUsername:      b.sec.User,
-		SASLPassword:      b.sec.Password,
-	}
+	k := config.Defaults().Kafka
+	k.Brokers, k.ClientID = []string{b.Addr()}, "paygate-test"
+	k.CreateTopics, k.TopicPartitions = true, 1
+	k.DialTimeout, k.ReconnectBackoff, k.ConsumerMaxWait = time.Second, 200*time.Millisecond, 100*time.Millisecond
+	// The smallest session timeout kfake's group coordinator accepts.
+	k.ConsumerRebalance = 6 * time.Second
+	k.TLSEnabled, k.TLSCAFile, k.TLSCertFile, k.TLSKeyFile = b.srvTLS != nil, b.files.CA, b.files.ClientCert, b.files.ClientKey
+	k.SASLMechanism, k.SASLUsername, k.SASLPassword = b.sec.SASL, b.sec.User, b.sec.Password
+	return k
 }
 
 // Start starts (or restarts) the broker on its port with its data.
@@ -105,6 +89,42 @@ func (b *Broker) Start() {
 	if b.cluster != nil {
 		return
 	}
+	var err error
+	for range 50 {
+		b.cluster, err = kfake.NewCluster(b.opts()...)
+		if err == nil {
+			if b.port == 0 {
+				// The first start listens on a port the kernel picks, so
+				// that brokers of tests running in parallel never race
+				// for one; restarts reuse it.
+				b.port = listenPort(b.t, b.cluster.ListenAddrs())
+			}
+			return
+		}
+		// The port of a just-closed broker may take a moment to free.
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.t.Fatalf("start kfake broker: %v", err)
+}
+
+// listenPort returns the port of the first of addrs (host:port).
+func listenPort(t testing.TB, addrs []string) int {
+	t.Helper()
+	if len(addrs) == 0 {
+		t.Fatal("kfake broker listens nowhere")
+	}
+	_, p, err := net.SplitHostPort(addrs[0])
+	if err != nil {
+		t.Fatalf("kfake broker address %q: %v", addrs[0], err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port == 0 {
+		t.Fatalf("kfake broker address %q: no port", addrs[0])
+	}
+	return port
+}
+
+func (b *Broker) opts() []kfake.Opt {
 	opts := []kfake.Opt{
 		kfake.Ports(b.port),
 		kfake.NumBrokers(1),
@@ -117,17 +137,7 @@ func (b *Broker) Start() {
 	if len(b.topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(1, b.topics...))
 	}
-	opts = append(opts, b.securityOpts()...)
-	var err error
-	// The port of a just-closed broker may take a moment to free.
-	for range 50 {
-		b.cluster, err = kfake.NewCluster(opts...)
-		if err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	b.t.Fatalf("start kfake broker: %v", err)
+	return append(opts, b.securityOpts()...)
 }
 
 // Stop stops the broker; its data stays for a later Start.
@@ -179,6 +189,39 @@ func (b *Broker) ReadAll(t testing.TB, topic string, n int, timeout time.Duratio
 			}
 			out = append(out, Record{Topic: m.Topic, Key: string(m.Key), Value: m.Value, Headers: h, Offset: m.Offset})
 		}
+	}
+	return out
+}
+
+// ReadToEnd reads every record of the topic's partition 0 that the broker
+// holds when it is called, up to its high-water mark: what a test checks
+// for records that must not be there, exactly and without waiting for
+// them to show. A topic that does not exist holds none.
+func (b *Broker) ReadToEnd(t testing.TB, topic string) []Record {
+	t.Helper()
+	client, err := sarama.NewClient([]string{b.Addr()}, b.ClientConfig())
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	defer client.Close()
+	end, err := client.GetOffset(topic, 0, sarama.OffsetNewest)
+	if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("high-water mark of %s: %v", topic, err)
+	}
+	if end == 0 {
+		return nil
+	}
+	var out []Record
+	for _, r := range b.ReadAll(t, topic, int(end), 30*time.Second) {
+		if r.Offset < end {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 || out[len(out)-1].Offset != end-1 {
+		t.Fatalf("read %d records of %s, not up to its high-water mark %d", len(out), topic, end)
 	}
 	return out
 }
