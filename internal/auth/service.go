@@ -257,10 +257,6 @@ func (s *Service) issue(ctx context.Context, tx pgx.Tx, u users.User, sessionID 
 		RefreshToken: refresh, RefreshExpiresIn: int64(s.cfg.RefreshTTL.Seconds())}, nil
 }
 
-// errReuse marks a rotated refresh token presented again; the transaction
-// that found it commits the revocation before the error is returned.
-var errReuse = errors.New("refresh token reuse")
-
 // Refresh rotates a refresh token: the presented token stops working and a
 // new pair is issued in the same session. A token that was already rotated
 // being presented again means two parties hold it, so the whole session

@@ -7,6 +7,7 @@ import (
 )
 
 func TestCheckedArithmeticAgreesWithBigInts(t *testing.T) {
+	t.Parallel()
 	vals := []int64{math.MinInt64, math.MinInt64 + 1, -1 << 62, -2, -1, 0, 1, 2, 1 << 62, math.MaxInt64 - 1, math.MaxInt64}
 	fits := func(z *big.Int) bool { return z.IsInt64() }
 	for _, a := range vals {

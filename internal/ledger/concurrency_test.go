@@ -28,6 +28,7 @@ import (
 // successful transfers, and each successful transfer must be booked once
 // and each refused one not at all.
 func TestConcurrentTransfersConserveMoney(t *testing.T) {
+	t.Parallel()
 	const (
 		wallets   = 8
 		workers   = 16
@@ -41,10 +42,6 @@ func TestConcurrentTransfersConserveMoney(t *testing.T) {
 		ids[i] = f.wallet(opening).ID
 	}
 
-	type booked struct {
-		ref      string
-		postings []ledger.Posting
-	}
 	var (
 		next      atomic.Int64
 		retryable atomic.Int64

@@ -39,6 +39,7 @@ func (f *fixture) release(holdID uuid.UUID) (ledger.Hold, error) {
 }
 
 func TestHoldsReserveCaptureOnceAndRelease(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	clearing := f.systemAccount(ledger.CodeClearingWithdrawals)
 	a := f.wallet(1000)
@@ -121,6 +122,7 @@ func TestHoldsReserveCaptureOnceAndRelease(t *testing.T) {
 }
 
 func TestHoldStatusTransitionsAreGuarded(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	clearing := f.systemAccount(ledger.CodeClearingWithdrawals)
 	a := f.wallet(1000)
@@ -159,6 +161,7 @@ func TestHoldStatusTransitionsAreGuarded(t *testing.T) {
 // TestConcurrentSettlementsOfOneHold races captures and releases of one
 // hold: exactly one must win, and the money must move at most once.
 func TestConcurrentSettlementsOfOneHold(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	clearing := f.systemAccount(ledger.CodeClearingWithdrawals)
 	a := f.wallet(1000)

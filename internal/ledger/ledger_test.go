@@ -14,6 +14,7 @@ import (
 )
 
 func TestOpenWalletIsIdempotentAndRaceSafe(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	user := uuid.New()
 	const n = 8
@@ -58,6 +59,7 @@ func TestOpenWalletIsIdempotentAndRaceSafe(t *testing.T) {
 }
 
 func TestEnsureSystemAccountIsRaceSafe(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	const n = 8
 	ids := make([]uuid.UUID, n)
@@ -88,6 +90,7 @@ func TestEnsureSystemAccountIsRaceSafe(t *testing.T) {
 }
 
 func TestPostTransferMovesMoneyAndRecordsEntries(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(1000)
 	b := f.wallet(0)
@@ -120,6 +123,7 @@ func TestPostTransferMovesMoneyAndRecordsEntries(t *testing.T) {
 }
 
 func TestPostRejectsInvalidTransactions(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(1000)
 	b := f.wallet(0)
@@ -161,6 +165,7 @@ func TestPostRejectsInvalidTransactions(t *testing.T) {
 }
 
 func TestDeferredTriggerRejectsUnbalancedCommit(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(1000)
 	b := f.wallet(0)
@@ -211,6 +216,7 @@ func TestDeferredTriggerRejectsUnbalancedCommit(t *testing.T) {
 }
 
 func TestEntriesAndTransactionsAreImmutable(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(1000)
 	pt := f.topUp(a.ID, 50)
@@ -241,6 +247,7 @@ func TestEntriesAndTransactionsAreImmutable(t *testing.T) {
 }
 
 func TestAmountOverflowIsRefused(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(math.MaxInt64 - 10)
 	b := f.wallet(0)
@@ -278,6 +285,7 @@ func TestAmountOverflowIsRefused(t *testing.T) {
 }
 
 func TestWalletCannotGoNegative(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(100)
 	b := f.wallet(0)
@@ -307,6 +315,7 @@ func TestWalletCannotGoNegative(t *testing.T) {
 // with a trigger, so that the app-level check passes but the CHECK
 // constraint fires, and expects Post to report INSUFFICIENT_FUNDS.
 func TestCheckViolationMapsToInsufficientFunds(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(100)
 	b := f.wallet(0)
@@ -323,6 +332,7 @@ func TestCheckViolationMapsToInsufficientFunds(t *testing.T) {
 // account changed after the transaction's snapshot: PostgreSQL answers
 // 40001, which must reach InTx so that it retries (and then succeeds).
 func TestSerializationFailureIsNotSwallowed(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(100)
 	b := f.wallet(0)

@@ -21,6 +21,7 @@ func (f *fixture) reverse(id uuid.UUID) (ledger.PostedTransaction, error) {
 }
 
 func TestReverseOnce(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(1000)
 	b := f.wallet(0)
@@ -62,6 +63,7 @@ func TestReverseOnce(t *testing.T) {
 }
 
 func TestReversalThatWouldOverdrawIsRefused(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(0)
 	b := f.wallet(0)
@@ -84,6 +86,7 @@ func TestReversalThatWouldOverdrawIsRefused(t *testing.T) {
 // commits, must answer ALREADY_REVERSED (not INSUFFICIENT_FUNDS, though b
 // no longer has the money).
 func TestConcurrentReversalsBookOne(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(1000)
 	b := f.wallet(0)
@@ -137,6 +140,7 @@ func (f *fixture) waitForLockWait(t *testing.T) {
 // UNIQUE index instead and, once the first commits, must fail with
 // ALREADY_REVERSED mapped from the unique violation.
 func TestUniqueReversesDecidesRaces(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(1000)
 	b := f.wallet(0)

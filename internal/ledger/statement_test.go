@@ -10,6 +10,7 @@ import (
 )
 
 func TestStatementPaginatesNewestFirstWithoutGapsOrDuplicates(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(0)
 	b := f.wallet(0)
@@ -98,6 +99,7 @@ func TestStatementPaginatesNewestFirstWithoutGapsOrDuplicates(t *testing.T) {
 }
 
 func TestListWalletsPaginates(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.systemAccount(ledger.CodeClearingWithdrawals)
 	want := map[uuid.UUID]bool{}
@@ -135,6 +137,7 @@ func TestListWalletsPaginates(t *testing.T) {
 }
 
 func TestEntryPublicIDIsStableAndDistinctPerEntry(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a := f.wallet(100)
 	b := f.wallet(0)
@@ -172,6 +175,7 @@ func TestEntryPublicIDIsStableAndDistinctPerEntry(t *testing.T) {
 }
 
 func TestWalletsOfReadsEveryWalletOrFails(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a, b := f.wallet(0), f.wallet(0)
 	got, err := f.store.WalletsOf(f.ctx, f.pool, []uuid.UUID{*a.OwnerUserID, *b.OwnerUserID})

@@ -38,6 +38,7 @@ func gauge(t *testing.T, r *metric.ManualReader, name string) (int64, bool) {
 // scheduled run skips the round and records nothing; once the lock is
 // free, the run verifies and records the gauges.
 func TestScheduledVerificationRunsOnOneReplicaAtATime(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	reader := metric.NewManualReader()
 	v, err := ledger.NewVerification(ledger.NewVerifier(f.store), f.pool, metric.NewMeterProvider(metric.WithReader(reader)), zap.NewNop())
@@ -78,6 +79,7 @@ func TestScheduledVerificationRunsOnOneReplicaAtATime(t *testing.T) {
 // TestVerificationRunsAtStart: the module verifies once right after start,
 // long before its interval, so the gauges have a value at once.
 func TestVerificationRunsAtStart(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	reader := metric.NewManualReader()
 	mp := metric.NewMeterProvider(metric.WithReader(reader))

@@ -51,6 +51,7 @@ func newHealthyLedger(t *testing.T, f *fixture) healthyLedger {
 }
 
 func TestVerifyPassesOnAHealthyLedger(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	h := newHealthyLedger(t, f)
 	r := f.verifyOK()
@@ -66,6 +67,7 @@ func TestVerifyPassesOnAHealthyLedger(t *testing.T) {
 }
 
 func TestVerifyReportsEachViolation(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		// corrupt breaks the healthy ledger with raw SQL and returns the

@@ -16,6 +16,7 @@ import (
 // the bank simulator, which refuses a share: each withdrawal settles exactly
 // once, refused ones give their money back, and the ledger verifies.
 func TestWithdrawalsSettleExactlyOnceThroughTheSimulator(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Payout.Enabled = true }))
 	users := []apptest.User{e.NewUser(t), e.NewUser(t), e.NewUser(t)}
 	for i, u := range users {
@@ -48,10 +49,14 @@ func TestWithdrawalsSettleExactlyOnceThroughTheSimulator(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	var ok, failed, captured, released, active int
-	_ = e.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed')
-FROM withdrawal_settlements`).Scan(&ok, &failed)
-	_ = e.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'captured'), count(*) FILTER (WHERE status = 'released'),
-  count(*) FILTER (WHERE status = 'active') FROM ledger_holds`).Scan(&captured, &released, &active)
+	if err := e.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed')
+FROM withdrawal_settlements`).Scan(&ok, &failed); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'captured'), count(*) FILTER (WHERE status = 'released'),
+  count(*) FILTER (WHERE status = 'active') FROM ledger_holds`).Scan(&captured, &released, &active); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("paid %d, refused %d", ok, failed)
 	if ok+failed != n || captured != ok || released != failed || active != 0 {
 		t.Fatalf("settlements %d/%d, holds captured %d released %d active %d", ok, failed, captured, released, active)
@@ -61,7 +66,9 @@ FROM withdrawal_settlements`).Scan(&ok, &failed)
 	}
 	// Each settlement booked its event exactly once.
 	var events int
-	_ = e.Pool.QueryRow(ctx, "SELECT count(*) FROM outbox WHERE event_type IN ('paygate.withdrawal.succeeded', 'paygate.withdrawal.failed')").Scan(&events)
+	if err := e.Pool.QueryRow(ctx, "SELECT count(*) FROM outbox WHERE event_type IN ('paygate.withdrawal.succeeded', 'paygate.withdrawal.failed')").Scan(&events); err != nil {
+		t.Fatal(err)
+	}
 	if events != n {
 		t.Fatalf("%d settlement events, want %d", events, n)
 	}
@@ -70,14 +77,19 @@ FROM withdrawal_settlements`).Scan(&ok, &failed)
 		t.Fatalf("verify: %s", v.Body)
 	}
 	var wallets, paid int64
-	_ = e.Pool.QueryRow(ctx, "SELECT sum(balance) FROM ledger_accounts WHERE kind = 'wallet'").Scan(&wallets)
-	_ = e.Pool.QueryRow(ctx, "SELECT coalesce(sum(w.amount), 0) FROM withdrawals w JOIN withdrawal_settlements s ON s.withdrawal_id = w.id WHERE s.status = 'succeeded'").Scan(&paid)
+	if err := e.Pool.QueryRow(ctx, "SELECT sum(balance) FROM ledger_accounts WHERE kind = 'wallet'").Scan(&wallets); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Pool.QueryRow(ctx, "SELECT coalesce(sum(w.amount), 0) FROM withdrawals w JOIN withdrawal_settlements s ON s.withdrawal_id = w.id WHERE s.status = 'succeeded'").Scan(&paid); err != nil {
+		t.Fatal(err)
+	}
 	if wallets != 3*5000000-paid {
 		t.Fatalf("wallets hold %d, want %d", wallets, 3*5000000-paid)
 	}
 }
 
 func TestBankSimulatorHonoursTheFailureRatio(t *testing.T) {
+	t.Parallel()
 	never := payout.BankSimulator{FailureRate: 0}
 	always := payout.BankSimulator{FailureRate: 1}
 	for range 20 {

@@ -40,6 +40,7 @@ func count(t *testing.T, e *apptest.Env, sql string, args ...any) int {
 }
 
 func TestTopUpCreditsTheWalletOnce(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	if s := saldo(t, e, u.Token); s["balance"] != float64(0) || s["account_number"] != u.AccountNumber || s["currency"] != "IDR" {
@@ -103,6 +104,7 @@ func TestTopUpCreditsTheWalletOnce(t *testing.T) {
 }
 
 func TestTopUpRejectsBadInputAndWritesNothing(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	u := e.NewUser(t)
 	cases := []struct {
@@ -155,6 +157,7 @@ func TestTopUpRejectsBadInputAndWritesNothing(t *testing.T) {
 }
 
 func TestTopUpsAreVisibleToTheirOwnerAndAdminsOnly(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	alice, bob := e.NewUser(t), e.NewUser(t)
 	r := topup(t, e, alice.Token, map[string]any{"amount": 20000, "method": "dana"}, "a1")
@@ -189,6 +192,7 @@ func TestTopUpsAreVisibleToTheirOwnerAndAdminsOnly(t *testing.T) {
 }
 
 func TestReversal(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	admin := e.Admin(t)
 	u := e.NewUser(t)

@@ -41,6 +41,7 @@ func count(t *testing.T, e *apptest.Env, sql string) int {
 }
 
 func TestTransferByEveryKindOfRecipient(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	alice, bob := e.NewUser(t), e.NewUser(t)
 	fund(t, e, alice, 300000)
@@ -100,6 +101,7 @@ func TestTransferByEveryKindOfRecipient(t *testing.T) {
 }
 
 func TestRefusedTransfersWriteNothing(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	alice, bob := e.NewUser(t), e.NewUser(t)
 	fund(t, e, alice, 100000)
@@ -148,6 +150,7 @@ func TestRefusedTransfersWriteNothing(t *testing.T) {
 }
 
 func TestTransferReversalAndDeactivationGuard(t *testing.T) {
+	t.Parallel()
 	e := apptest.Start(t)
 	admin := e.Admin(t)
 	alice, bob := e.NewUser(t), e.NewUser(t)

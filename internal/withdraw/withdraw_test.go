@@ -37,6 +37,7 @@ func request(t *testing.T, e *apptest.Env, u apptest.User, amount int64, key str
 }
 
 func TestWithdrawalHoldsThenSettlesExactlyOnce(t *testing.T) {
+	t.Parallel()
 	e, svc := start(t)
 	u := e.NewUser(t)
 	if r := e.Post(t, "/v1/topups", u.Token, map[string]any{"amount": 500000, "method": "bni"}, "Idempotency-Key", "f"); r.Status != 201 {
@@ -96,6 +97,7 @@ func TestWithdrawalHoldsThenSettlesExactlyOnce(t *testing.T) {
 }
 
 func TestFailedWithdrawalReleasesTheHold(t *testing.T) {
+	t.Parallel()
 	e, svc := start(t)
 	u := e.NewUser(t)
 	e.Post(t, "/v1/topups", u.Token, map[string]any{"amount": 100000, "method": "bni"}, "Idempotency-Key", "f")
@@ -115,12 +117,16 @@ func TestFailedWithdrawalReleasesTheHold(t *testing.T) {
 		t.Fatalf("failed withdrawal: %s", r.Body)
 	}
 	var events int
-	_ = e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE event_type IN ('paygate.withdrawal.requested', 'paygate.withdrawal.failed')").Scan(&events)
+	if err := e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE event_type IN ('paygate.withdrawal.requested', 'paygate.withdrawal.failed')").Scan(&events); err != nil {
+		t.Fatal(err)
+	}
 	if events != 2 {
 		t.Fatalf("withdrawal events = %d, want requested + failed", events)
 	}
 	var payload string
-	_ = e.Pool.QueryRow(context.Background(), "SELECT payload::text FROM outbox WHERE event_type = 'paygate.withdrawal.requested'").Scan(&payload)
+	if err := e.Pool.QueryRow(context.Background(), "SELECT payload::text FROM outbox WHERE event_type = 'paygate.withdrawal.requested'").Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
 	if strings.Contains(payload, "1234567890") {
 		t.Fatalf("the full bank account number is in the event: %s", payload)
 	}
@@ -131,6 +137,7 @@ func TestFailedWithdrawalReleasesTheHold(t *testing.T) {
 }
 
 func TestWithdrawalValidationAndVisibility(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t)
 	u, other := e.NewUser(t), e.NewUser(t)
 	e.Post(t, "/v1/topups", u.Token, map[string]any{"amount": 100000, "method": "bni"}, "Idempotency-Key", "f")
