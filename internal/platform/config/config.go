@@ -139,5 +139,5 @@ type Money struct {
 	WithdrawMin          int64         `envconfig:"WITHDRAW_MIN" default:"50000" desc:"Smallest withdrawal, in minor units."`
 	WithdrawMax          int64         `envconfig:"WITHDRAW_MAX" default:"50000000" desc:"Largest withdrawal, in minor units."`
 	IdempotencyRetention time.Duration `envconfig:"IDEMPOTENCY_RETENTION" default:"24h" desc:"How long Idempotency-Key responses are kept (at least 24h)."`
-	VerifyInterval       time.Duration `envconfig:"LEDGER_VERIFY_INTERVAL" default:"10m" desc:"How often the ledger is verified in the background (feeds the verification metrics)."`
+	VerifyInterval       time.Duration `envconfig:"LEDGER_VERIFY_INTERVAL" default:"10m" desc:"How often the ledger is verified in the background, after a first run at start, by one replica at a time (feeds the verification metrics)."`
 }
