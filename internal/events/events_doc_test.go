@@ -133,6 +133,9 @@ func TestEveryEventTypeIsDocumented(t *testing.T) {
 			t.Errorf("%s = %q is not documented in docs/events.md", where, typ)
 			continue
 		}
+		if rt, ok := payloadTypes[typ]; ok && !strings.Contains(s.body, "| Go type | `events."+rt.Name()+"`") {
+			t.Errorf("docs/events.md: %s's Go type row does not name events.%s", typ, rt.Name())
+		}
 		for _, row := range []string{"| Topic |", "| Key |", "| Subject |", "| Emitted |"} {
 			if !strings.Contains(s.body, row) {
 				t.Errorf("docs/events.md: %s lacks the %q row", typ, row)
