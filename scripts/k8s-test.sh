@@ -11,7 +11,8 @@
 #      etcd + kube-apiserver on loopback with the Strimzi and Prometheus
 #      Operator CRDs, against which every rendered object and every k8s/
 #      manifest is applied with --dry-run=server --validate=strict, and the
-#      chart is installed, upgraded and uninstalled.
+#      chart is installed, upgraded and uninstalled; the OTel collector's
+#      component names are checked with the collector tools/otelcol builds.
 #
 # The servers run in a temp dir on free ports and are stopped on any exit.
 # Environment: PAYGATE_CRDS_DIR (default ../shared/crds from the repository
@@ -26,11 +27,13 @@ main() {
 	local crds start=$SECONDS
 	crds="$(crds_dir)"
 	build_kube_tools
+	build_otelcol
 	log "tools ready in $((SECONDS - start))s: $("$HELM_BIN" version --short), kubectl $("$KUBECTL_BIN" version --client -o yaml | awk '/gitVersion/ { print $2; exit }'), etcd $("$ETCD_BIN" --version | awk '/etcd Version/ { print $3 }')"
 	log "CRDs from $crds"
 
 	export PAYGATE_KUBE_APISERVER="$KUBE_APISERVER_BIN" PAYGATE_ETCD="$ETCD_BIN" \
-		PAYGATE_KUBECTL="$KUBECTL_BIN" PAYGATE_HELM="$HELM_BIN" PAYGATE_CRDS_DIR="$crds"
+		PAYGATE_KUBECTL="$KUBECTL_BIN" PAYGATE_HELM="$HELM_BIN" PAYGATE_CRDS_DIR="$crds" \
+		PAYGATE_OTELCOL="$OTELCOL_BIN"
 
 	cd "$PAYGATE_KUBE_TOOLS" || die "no $PAYGATE_KUBE_TOOLS"
 	local goflags="${GOFLAGS:-}"
