@@ -54,8 +54,13 @@ DEPLOY_VALUES ?= k8s/paygate/values-dev.yaml
 
 .PHONY: image chart-lint chart-test deploy dev
 
-image: docs ## Build the container image (with the docs bundle) IMAGE_REPO:IMAGE_TAG (default paygate:VERSION; needs Docker with BuildKit).
-	DOCKER_BUILDKIT=1 docker build --build-arg VERSION=$(VERSION) -t $(IMAGE_REPO):$(IMAGE_TAG) .
+image: docs ## Build the container image IMAGE_REPO:IMAGE_TAG (default paygate:VERSION): docker build with a Docker engine, else a docker-save archive in .local/image/.
+	@if docker info >/dev/null 2>&1; then \
+		DOCKER_BUILDKIT=1 docker build --build-arg VERSION=$(VERSION) -t $(IMAGE_REPO):$(IMAGE_TAG) . ; \
+	else \
+		echo "==> no Docker engine: building the image without it (scripts/k8s-image.sh)"; \
+		bash scripts/k8s-image.sh $(IMAGE_REPO) $(IMAGE_TAG) $(VERSION); \
+	fi
 
 chart-lint: ## helm lint --strict the chart with every ci/*-values.yaml.
 	@for f in charts/paygate/ci/*-values.yaml; do \
