@@ -68,7 +68,7 @@ chart-lint: ## helm lint --strict the chart with every ci/*-values.yaml.
 		bash scripts/k8s-helm.sh lint --strict charts/paygate -f "$$f" || exit 1; \
 	done
 
-chart-test: ## Validate Dockerfile, chart, k8s/ and skaffold.yaml, against a real kube-apiserver on loopback.
+chart-test: ## Validate Dockerfile, chart, k8s/ and skaffold.yaml against a real kube-apiserver, and run the chart on a real single-node cluster (root).
 	@bash scripts/k8s-test.sh
 
 deploy: ## helm upgrade --install paygate into the current kube context (DEPLOY_VALUES, KUBE_NAMESPACE, IMAGE_REPO, IMAGE_TAG).
