@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -57,11 +58,11 @@ func startHostServices(t *testing.T, dir string) hostServices {
 
 	kport := freePort(t)
 	s.Broker = net.JoinHostPort(cluster.HostIP, strconv.Itoa(kport))
-	startProcess(t, dir, "hostkafka", "hostkafka: listening", env(t, "PAYGATE_HOSTKAFKA"), "-addr", s.Broker, "-partitions", "3")
+	startProcess(t, dir, nil, "hostkafka", "hostkafka: listening", env(t, "PAYGATE_HOSTKAFKA"), "-addr", s.Broker, "-partitions", "3")
 
 	s.SMTPPort = freePort(t)
 	httpPort := freePort(t)
-	startProcess(t, dir, "mailpit", "", env(t, "PAYGATE_MAILPIT"),
+	startProcess(t, dir, nil, "mailpit", "", env(t, "PAYGATE_MAILPIT"),
 		"--smtp", net.JoinHostPort(cluster.HostIP, strconv.Itoa(s.SMTPPort)),
 		"--listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
 		"--database", filepath.Join(dir, "mailpit.db"),
@@ -78,9 +79,11 @@ func randomHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// startProcess starts a host service with its output in dir/NAME.log and
-// waits until a line contains ready.
-func startProcess(t *testing.T, dir, name, ready, bin string, args ...string) {
+// startProcess starts a host service as user (nil: this process's user)
+// with its output in dir/NAME.log, and waits until a line contains ready.
+// The service gets SIGKILL if the test process dies (parent-death signal),
+// so a killed run leaves none behind.
+func startProcess(t *testing.T, dir string, user *syscall.Credential, name, ready, bin string, args ...string) {
 	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	f, err := os.Create(logPath)
@@ -89,7 +92,7 @@ func startProcess(t *testing.T, dir, name, ready, bin string, args ...string) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: user}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -184,10 +187,16 @@ func startPostgres(t *testing.T, dir string, port int, password string) {
 	appendFile(t, filepath.Join(dir, "postgresql.conf"), conf)
 	// Pods authenticate with the password, like at a managed database.
 	appendFile(t, filepath.Join(dir, "pg_hba.conf"), "host all all "+cluster.PodCIDR+" scram-sha-256\n")
-	asPostgres("pg_ctl", "-D", dir, "-l", filepath.Join(dir, "postgres.log"), "-w", "-t", "60", "start")
-	atExit(func() {
-		_ = exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "pg_ctl"), "-D", dir, "-m", "immediate", "-w", "stop").Run()
-	})
+	// The server runs as a child of the test (not daemonized by pg_ctl), so
+	// that it dies with a killed test run.
+	pgUser, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(pgUser.Uid)
+	gid, _ := strconv.Atoi(pgUser.Gid)
+	startProcess(t, filepath.Dir(dir), &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, "postgres",
+		"database system is ready to accept connections", filepath.Join(bin, "postgres"), "-D", dir)
 	psql := func(sql string) {
 		t.Helper()
 		out, err := exec.Command(filepath.Join(bin, "psql"), "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql).CombinedOutput()
