@@ -12,9 +12,13 @@
 #   $PAYGATE_CACHE/bin/kubectl-<k8s.io/kubernetes version>
 #   $PAYGATE_CACHE/bin/etcd-<go.etcd.io/etcd/server/v3 version>
 #   $PAYGATE_CACHE/bin/helm-<helm.sh/helm/v3 version>
+#   $PAYGATE_CACHE/bin/{kubelet,kube-controller-manager,kube-scheduler,kube-proxy}-<k8s.io/kubernetes version>
+#   $PAYGATE_CACHE/bin/coredns-<version>-<source hash>   (tools/kube/coredns)
+#   $PAYGATE_CACHE/bin/{pause,hostkafka}-<source hash>    (tools/kube/cmd/pause, tools/kube/hostkafka)
 #
-# A cold build of all four takes a while on 2 cores (see README,
-# "Kubernetes"); warm runs only check that the files exist.
+# A cold build takes a while on 2 cores (see README, "Kubernetes"); the
+# node tools share most packages with the API server. Warm runs only check
+# that the files exist.
 
 # shellcheck disable=SC2034 # used by the scripts that source this file
 PAYGATE_KUBE_TOOLS="$PAYGATE_ROOT/tools/kube"

@@ -1,13 +1,15 @@
-// Cluster tools for validating paygate's Kubernetes delivery (Dockerfile,
-// Helm chart, k8s/ manifests, skaffold.yaml) against a real kube-apiserver:
-// kube-apiserver, kubectl, etcd and helm are built from here into
-// $PAYGATE_CACHE/bin by scripts/k8s-tools.sh, and the validation tests live
-// in this module so that the root module stays lean.
+// Cluster tools for paygate's Kubernetes delivery (Dockerfile, Helm chart,
+// k8s/ manifests, skaffold.yaml): kube-apiserver, kubectl, etcd and helm,
+// and the node components of the single-node test cluster (kubelet,
+// kube-controller-manager, kube-scheduler, kube-proxy), are built from here
+// into $PAYGATE_CACHE/bin by scripts/k8s-lib.sh; the validation tests
+// (delivery) and the tests on the real cluster (e2e) live in this module so
+// that the root module stays lean.
 //
 // k8s.io/kubernetes is not meant to be used as a library: its go.mod points
 // every k8s.io/* staging module at ./staging, so each needs a replace to the
 // matching published v0.34.x release (keep them in step with the kubernetes
-// version; scripts/k8s-tools.sh checks that they are).
+// version; scripts/k8s-lib.sh checks that they are).
 module github.com/paygate/paygate/tools/kube
 
 go 1.26.0

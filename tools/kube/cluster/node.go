@@ -66,7 +66,6 @@ func nodeAPIServerArgs(dir string) []string {
 		"--enable-admission-plugins=NodeRestriction",
 		"--kubelet-client-certificate=" + filepath.Join(dir, "pki", "apiserver-kubelet-client.crt"),
 		"--kubelet-client-key=" + filepath.Join(dir, "pki", "apiserver-kubelet-client.key"),
-		"--allow-privileged=true",
 	}
 }
 
