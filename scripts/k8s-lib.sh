@@ -210,9 +210,13 @@ build_hostkafka() { HOSTKAFKA_BIN="$(kube_build_keyed hostkafka "$PAYGATE_KUBE_T
 # ensure_node_packages: installs what the single-node test cluster runs
 # from Debian when it is missing: containerd (with ctr), runc, the CNI
 # plugins (bridge, host-local, loopback in /usr/lib/cni), iptables and
-# conntrack (kube-proxy), and PostgreSQL (the external database).
+# conntrack (kube-proxy), iproute2 (the bridge) and curl (packed into the
+# image of `helm test`). PostgreSQL, the external database, comes from
+# ensure_postgres.
 ensure_node_packages() {
 	local missing=()
+	command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+	command -v curl >/dev/null 2>&1 || missing+=(curl)
 	command -v containerd >/dev/null 2>&1 || missing+=(containerd)
 	command -v runc >/dev/null 2>&1 || missing+=(runc)
 	[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
