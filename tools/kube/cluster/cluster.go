@@ -346,11 +346,15 @@ func StopAll() {
 
 // removeStale removes the directories of clusters whose process died
 // without stopping them (their servers died with it: parent-death signal).
-func removeStale(parent string) {
+func removeStale(parent string) { removeStaleDirs(parent, "paygate-kube-") }
+
+// removeStaleDirs removes the directories named prefix* in parent (the
+// system default when empty) whose owner.pid names a process that is gone.
+func removeStaleDirs(parent, prefix string) {
 	if parent == "" {
 		parent = os.TempDir()
 	}
-	dirs, _ := filepath.Glob(filepath.Join(parent, "paygate-kube-*"))
+	dirs, _ := filepath.Glob(filepath.Join(parent, prefix+"*"))
 	for _, d := range dirs {
 		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
 		if err != nil {
@@ -366,6 +370,18 @@ func removeStale(parent string) {
 		unmountUnder(d)
 		_ = os.RemoveAll(d)
 	}
+}
+
+// OwnedTempDir makes a temporary directory named prefix* that records this
+// process as its owner, after removing those of earlier processes that
+// died without removing theirs (a test run killed with SIGKILL).
+func OwnedTempDir(prefix string) (string, error) {
+	removeStaleDirs("", prefix)
+	d, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	return d, os.WriteFile(filepath.Join(d, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o600)
 }
 
 // Logs returns the last lines of both servers' logs, for failure reports.

@@ -129,7 +129,7 @@ type kube struct {
 }
 
 func newKube(t *testing.T, c *cluster.Cluster) *kube {
-	home, err := os.MkdirTemp("", "paygate-e2e-helm-")
+	home, err := cluster.OwnedTempDir("paygate-e2e-helm-")
 	if err != nil {
 		t.Fatal(err)
 	}

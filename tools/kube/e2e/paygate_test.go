@@ -42,7 +42,7 @@ func TestPaygateOnANode(t *testing.T) {
 	start := time.Now()
 	c := startCluster(t)
 	k := newKube(t, c)
-	work, err := os.MkdirTemp("", "paygate-e2e-")
+	work, err := cluster.OwnedTempDir("paygate-e2e-work-")
 	if err != nil {
 		t.Fatal(err)
 	}
