@@ -12,9 +12,13 @@
 #   $PAYGATE_CACHE/bin/kubectl-<k8s.io/kubernetes version>
 #   $PAYGATE_CACHE/bin/etcd-<go.etcd.io/etcd/server/v3 version>
 #   $PAYGATE_CACHE/bin/helm-<helm.sh/helm/v3 version>
+#   $PAYGATE_CACHE/bin/{kubelet,kube-controller-manager,kube-scheduler,kube-proxy}-<k8s.io/kubernetes version>
+#   $PAYGATE_CACHE/bin/coredns-<version>-<source hash>   (tools/kube/coredns)
+#   $PAYGATE_CACHE/bin/{pause,hostkafka}-<source hash>    (tools/kube/cmd/pause, tools/kube/hostkafka)
 #
-# A cold build of all four takes a while on 2 cores (see README,
-# "Kubernetes"); warm runs only check that the files exist.
+# A cold build takes a while on 2 cores (see README, "Kubernetes"); the
+# node tools share most packages with the API server. Warm runs only check
+# that the files exist.
 
 # shellcheck disable=SC2034 # used by the scripts that source this file
 PAYGATE_KUBE_TOOLS="$PAYGATE_ROOT/tools/kube"
@@ -119,6 +123,113 @@ build_kubectl() {
 	KUBECTL_BIN="$out"
 }
 
+# build_kube_node_tools: sets KUBELET_BIN, KUBE_CONTROLLER_MANAGER_BIN,
+# KUBE_SCHEDULER_BIN and KUBE_PROXY_BIN, building what is missing from the
+# cache. They come from the same k8s.io/kubernetes module and version as
+# the kube-apiserver and run the single-node cluster of the tests
+# (tools/kube/cluster). The first build takes tens of minutes on two
+# cores; it reuses the apiserver's build cache.
+KUBELET_BIN=""
+KUBE_CONTROLLER_MANAGER_BIN=""
+KUBE_SCHEDULER_BIN=""
+KUBE_PROXY_BIN=""
+build_kube_node_tools() {
+	kube_versions
+	local name out ldflags=""
+	for name in kube-controller-manager kube-scheduler kube-proxy kubelet; do
+		out="$PAYGATE_CACHE/bin/$name-$KUBE_VERSION"
+		if [[ ! -x "$out" ]]; then
+			[[ -n "$ldflags" ]] || ldflags="$(kube_ldflags)"
+			out="$(kube_build "$name" "$KUBE_VERSION" "k8s.io/kubernetes/cmd/$name" "$ldflags")"
+		fi
+		case "$name" in
+		kubelet) KUBELET_BIN="$out" ;;
+		kube-controller-manager) KUBE_CONTROLLER_MANAGER_BIN="$out" ;;
+		kube-scheduler) KUBE_SCHEDULER_BIN="$out" ;;
+		kube-proxy) KUBE_PROXY_BIN="$out" ;;
+		esac
+	done
+}
+
+# build_coredns: sets COREDNS_BIN and COREDNS_VERSION, building CoreDNS
+# from tools/kube/coredns (its own module) unless a build of the same
+# sources is cached.
+COREDNS_BIN=""
+COREDNS_VERSION=""
+build_coredns() {
+	local mod="$PAYGATE_KUBE_TOOLS/coredns" key
+	COREDNS_VERSION="$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" { print $3; exit } $1 == "github.com/coredns/coredns" { print $2; exit }' "$mod/go.mod")"
+	[[ -n "$COREDNS_VERSION" ]] || die "tools/kube/coredns/go.mod must require github.com/coredns/coredns"
+	key="$({ go env GOVERSION; cat "$mod/go.mod" "$mod/go.sum" "$mod"/*.go; } | sha256_of | cut -c1-12)"
+	COREDNS_BIN="$PAYGATE_CACHE/bin/coredns-$COREDNS_VERSION-$key"
+	if [[ ! -x "$COREDNS_BIN" ]]; then
+		mkdir -p "$PAYGATE_CACHE/bin"
+		local tmp="$COREDNS_BIN.tmp.$$" start=$SECONDS goflags="${GOFLAGS:-}"
+		[[ "$goflags" == *-p=* ]] || goflags="$goflags -p=2"
+		log "building CoreDNS $COREDNS_VERSION -> $COREDNS_BIN (once; minutes)"
+		(cd "$mod" && CGO_ENABLED=0 GOFLAGS="$goflags" go build -trimpath \
+			-ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" -o "$tmp" .) >&2 || {
+			rm -f "$tmp"
+			die "building CoreDNS failed"
+		}
+		install_atomically "$tmp" "$COREDNS_BIN"
+		log "built CoreDNS in $((SECONDS - start))s"
+		find "$PAYGATE_CACHE/bin" -maxdepth 1 -name 'coredns-*' ! -name "$(basename "$COREDNS_BIN")" ! -name '*.tmp.*' -delete 2>/dev/null || true
+	fi
+}
+
+# kube_build_keyed NAME DIR PKG: builds PKG statically in DIR (a directory
+# of tools/kube or a module under it) into $PAYGATE_CACHE/bin/NAME-<hash of
+# the Go version, DIR's go.mod/go.sum if any and its Go files>, unless it is
+# there; prints the path and drops builds of other sources.
+kube_build_keyed() {
+	local name="$1" dir="$2" pkg="$3" key out
+	key="$({ go env GOVERSION; cat "$dir"/go.mod "$dir"/go.sum "$dir"/*.go 2>/dev/null; } | sha256_of | cut -c1-12)"
+	out="$PAYGATE_CACHE/bin/$name-$key"
+	if [[ ! -x "$out" ]]; then
+		mkdir -p "$PAYGATE_CACHE/bin"
+		log "building $name -> $out"
+		(cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp.$$" "$pkg") >&2 || {
+			rm -f "$out.tmp.$$"
+			die "building $name failed"
+		}
+		install_atomically "$out.tmp.$$" "$out"
+		find "$PAYGATE_CACHE/bin" -maxdepth 1 -name "$name-*" ! -name "$name-$key" ! -name '*.tmp.*' -delete 2>/dev/null || true
+	fi
+	printf '%s\n' "$out"
+}
+
+# build_pause, build_hostkafka: set PAUSE_BIN (the pods' sandbox process,
+# tools/kube/cmd/pause) and HOSTKAFKA_BIN (the Kafka-protocol broker the
+# pods reach on the host, tools/kube/hostkafka).
+PAUSE_BIN=""
+HOSTKAFKA_BIN=""
+build_pause() { PAUSE_BIN="$(kube_build_keyed pause "$PAYGATE_KUBE_TOOLS/cmd/pause" .)"; }
+build_hostkafka() { HOSTKAFKA_BIN="$(kube_build_keyed hostkafka "$PAYGATE_KUBE_TOOLS/hostkafka" .)"; }
+
+# ensure_node_packages: installs what the single-node test cluster runs
+# from Debian when it is missing: containerd (with ctr), runc, the CNI
+# plugins (bridge, host-local, loopback in /usr/lib/cni), iptables and
+# conntrack (kube-proxy), iproute2 (the bridge) and curl (packed into the
+# image of `helm test`). PostgreSQL, the external database, comes from
+# ensure_postgres.
+ensure_node_packages() {
+	local missing=()
+	command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+	command -v curl >/dev/null 2>&1 || missing+=(curl)
+	command -v containerd >/dev/null 2>&1 || missing+=(containerd)
+	command -v runc >/dev/null 2>&1 || missing+=(runc)
+	[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+	command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+	command -v conntrack >/dev/null 2>&1 || missing+=(conntrack)
+	((${#missing[@]})) || return 0
+	is_root || die "the test cluster needs these Debian packages: ${missing[*]} (and root)"
+	log "installing ${missing[*]} (apt-get install)"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq "${missing[@]}" >&2
+}
+
 build_etcd() {
 	kube_versions
 	ETCD_BIN="$(kube_build etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 "")"
@@ -136,12 +247,17 @@ build_helm() {
 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor")"
 }
 
-# build_kube_tools: builds all four, then drops builds of other versions.
+# build_kube_tools: builds all four, then drops builds of other versions
+# (of these and of the node tools).
 build_kube_tools() {
 	build_kube_apiserver
 	build_kubectl
 	build_etcd
 	build_helm
+	local n
+	for n in kube-controller-manager kube-scheduler kube-proxy kubelet; do
+		find "$PAYGATE_CACHE/bin" -maxdepth 1 -name "$n-*" ! -name "$n-$KUBE_VERSION" ! -name '*.tmp.*' -delete 2>/dev/null || true
+	done
 	find "$PAYGATE_CACHE/bin" -maxdepth 1 \( \
 		\( -name 'kube-apiserver-*' ! -name "kube-apiserver-$KUBE_VERSION" \) -o \
 		\( -name 'kubectl-*' ! -name "kubectl-$KUBE_VERSION" \) -o \

@@ -11,7 +11,15 @@
 #      etcd + kube-apiserver on loopback with the Strimzi and Prometheus
 #      Operator CRDs, against which every rendered object and every k8s/
 #      manifest is applied with --dry-run=server --validate=strict, and the
-#      chart is installed, upgraded and uninstalled.
+#      chart is installed, upgraded and uninstalled; the OTel collector's
+#      component names are checked with the collector tools/otelcol builds;
+#   3. a real single-node cluster (tools/kube/e2e): kubelet,
+#      kube-controller-manager, kube-scheduler and kube-proxy built from the
+#      same module as the API server, CoreDNS (tools/kube/coredns), Debian's
+#      containerd, runc and CNI plugins (installed when missing), PostgreSQL,
+#      the Kafka-protocol broker (tools/kube/hostkafka) and mailpit on the
+#      host; paygate's chart is installed, tested, upgraded under load,
+#      drained, rolled back and uninstalled there. It needs root.
 #
 # The servers run in a temp dir on free ports and are stopped on any exit.
 # Environment: PAYGATE_CRDS_DIR (default ../shared/crds from the repository
@@ -25,19 +33,32 @@ source "$(dirname "${BASH_SOURCE[0]}")/k8s-lib.sh"
 main() {
 	local crds start=$SECONDS
 	crds="$(crds_dir)"
+	ensure_node_packages
+	ensure_postgres
 	build_kube_tools
+	build_kube_node_tools
+	build_coredns
+	build_pause
+	build_hostkafka
+	build_mailpit
+	build_otelcol
 	log "tools ready in $((SECONDS - start))s: $("$HELM_BIN" version --short), kubectl $("$KUBECTL_BIN" version --client -o yaml | awk '/gitVersion/ { print $2; exit }'), etcd $("$ETCD_BIN" --version | awk '/etcd Version/ { print $3 }')"
 	log "CRDs from $crds"
 
 	export PAYGATE_KUBE_APISERVER="$KUBE_APISERVER_BIN" PAYGATE_ETCD="$ETCD_BIN" \
-		PAYGATE_KUBECTL="$KUBECTL_BIN" PAYGATE_HELM="$HELM_BIN" PAYGATE_CRDS_DIR="$crds"
+		PAYGATE_KUBECTL="$KUBECTL_BIN" PAYGATE_HELM="$HELM_BIN" PAYGATE_CRDS_DIR="$crds" \
+		PAYGATE_KUBELET="$KUBELET_BIN" PAYGATE_KUBE_CONTROLLER_MANAGER="$KUBE_CONTROLLER_MANAGER_BIN" \
+		PAYGATE_KUBE_SCHEDULER="$KUBE_SCHEDULER_BIN" PAYGATE_KUBE_PROXY="$KUBE_PROXY_BIN" \
+		PAYGATE_COREDNS="$COREDNS_BIN" PAYGATE_COREDNS_VERSION="$COREDNS_VERSION" PAYGATE_PAUSE="$PAUSE_BIN" \
+		PAYGATE_HOSTKAFKA="$HOSTKAFKA_BIN" PAYGATE_MAILPIT="$MAILPIT_BIN" PAYGATE_PG_BIN="${PAYGATE_PG_BIN:-$PG_BIN}" \
+		PAYGATE_OTELCOL="$OTELCOL_BIN"
 
 	cd "$PAYGATE_KUBE_TOOLS" || die "no $PAYGATE_KUBE_TOOLS"
 	local goflags="${GOFLAGS:-}"
 	[[ "$goflags" == *-p=* ]] || goflags="$goflags -p=2"
 	GOFLAGS="$goflags" go vet ./...
 	# shellcheck disable=SC2086 # KUBE_GOTESTFLAGS is a list of flags.
-	GOFLAGS="$goflags" go test -count=1 -timeout 20m ${KUBE_GOTESTFLAGS:-} ./...
+	GOFLAGS="$goflags" go test -count=1 -timeout 40m ${KUBE_GOTESTFLAGS:-} ./...
 	log "kubernetes delivery checks passed in $((SECONDS - start))s"
 }
 

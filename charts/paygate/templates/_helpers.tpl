@@ -61,8 +61,13 @@ app.kubernetes.io/part-of: paygate
 {{- end }}
 {{- end }}
 
+{{/*
+The chart's own Secret is <fullname>-secrets, never <fullname>: Strimzi's
+User Operator writes the Secret of KafkaUser "paygate" as "paygate", and the
+two would collide in the release namespace.
+*/}}
 {{- define "paygate.secretName" -}}
-{{- default (include "paygate.fullname" .) .Values.existingSecret }}
+{{- default (printf "%s-secrets" (include "paygate.fullname" .) | trunc 63 | trimSuffix "-") .Values.existingSecret }}
 {{- end }}
 
 {{- define "paygate.strimziNamespace" -}}
@@ -83,13 +88,9 @@ StopTimeout in internal/app).
 {{- end }}
 {{- end }}
 
-{{/* The preStop sleep in seconds: 0 where the kubelet has no native sleep action (<1.30). */}}
+{{/* The preStop sleep in seconds (the kubelet's native sleep action, Kubernetes 1.30+). */}}
 {{- define "paygate.preStopSleep" -}}
-{{- if and (gt (int .Values.shutdown.preStopSleepSeconds) 0) (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version) }}
-{{- .Values.shutdown.preStopSleepSeconds }}
-{{- else }}
-{{- 0 }}
-{{- end }}
+{{- max 0 (int .Values.shutdown.preStopSleepSeconds) }}
 {{- end }}
 
 {{/*
@@ -99,6 +100,19 @@ runs before the ConfigMap exists).
 */}}
 {{- define "paygate.config" -}}
 {{- $c := .Values.config }}
+{{- $brokers := $c.kafka.brokers }}
+{{- $smtpHost := $c.smtp.host }}
+{{- if eq $c.env "prod" }}
+{{- if not $brokers }}
+{{- fail "config.kafka.brokers is required with config.env prod: the chart has no production default (k8s/strimzi's TLS bootstrap is paygate-kafka-kafka-bootstrap:9093)" }}
+{{- end }}
+{{- if not $smtpHost }}
+{{- fail "config.smtp.host is required with config.env prod: the chart's default is the dev inbox (mailpit)" }}
+{{- end }}
+{{- else }}
+{{- $brokers = $brokers | default (list "paygate-kafka-kafka-bootstrap:9093") }}
+{{- $smtpHost = $smtpHost | default "mailpit" }}
+{{- end }}
 {{- $forbidden := list "PAYGATE_DATABASE_URL" "PAYGATE_JWT_PRIVATE_KEY" "PAYGATE_SMTP_USERNAME" "PAYGATE_SMTP_PASSWORD" "PAYGATE_BOOTSTRAP_ADMIN_PASSWORD" "PAYGATE_KAFKA_SASL_PASSWORD" }}
 {{- $env := dict
   "PAYGATE_ENV" $c.env
@@ -110,7 +124,7 @@ runs before the ConfigMap exists).
   "PAYGATE_TRUST_PROXY_HEADERS" (toString $c.trustProxyHeaders)
   "PAYGATE_DATABASE_MAX_CONNS" (toString (int $c.database.maxConns))
   "PAYGATE_DATABASE_MIN_CONNS" (toString (int $c.database.minConns))
-  "PAYGATE_KAFKA_BROKERS" (join "," $c.kafka.brokers)
+  "PAYGATE_KAFKA_BROKERS" (join "," $brokers)
   "PAYGATE_KAFKA_CREATE_TOPICS" (toString $c.kafka.createTopics)
   "PAYGATE_KAFKA_TOPIC_AUTH" $c.kafka.topics.auth
   "PAYGATE_KAFKA_TOPIC_TOPUP" $c.kafka.topics.topup
@@ -120,7 +134,7 @@ runs before the ConfigMap exists).
   "PAYGATE_NOTIFY_DLQ_TOPIC" $c.kafka.topics.notifyDlq
   "PAYGATE_NOTIFY_GROUP" $c.kafka.groups.notify
   "PAYGATE_PAYOUT_GROUP" $c.kafka.groups.payout
-  "PAYGATE_SMTP_HOST" $c.smtp.host
+  "PAYGATE_SMTP_HOST" $smtpHost
   "PAYGATE_SMTP_PORT" (toString (int $c.smtp.port))
   "PAYGATE_SMTP_TLS" $c.smtp.tls
   "PAYGATE_MAIL_FROM" $c.mailFrom

@@ -116,6 +116,12 @@ func (m *Migrator) Up(ctx context.Context) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ahead, err := m.ahead(ctx, conn.Conn()); err != nil {
+		return nil, err
+	} else if len(ahead) > 0 && m.log != nil {
+		m.log.Warn("database schema is ahead of this binary",
+			zap.String("detail", aheadMessage(ahead, m.Latest())))
+	}
 	var done []int
 	for _, mig := range m.migrations {
 		if sum, ok := applied[mig.Version]; ok {
@@ -167,7 +173,50 @@ func (m *Migrator) Pending(ctx context.Context) ([]Migration, error) {
 	return out, nil
 }
 
+// Ahead returns the migrations the database has applied that this binary
+// does not know: a newer release applied them, and this one runs after a
+// rollback. That is safe only under the expand/contract rule (README,
+// "Kubernetes"): a release's migrations only add to the schema that the
+// release before it uses, and removals wait for a later release.
+func (m *Migrator) Ahead(ctx context.Context) ([]Migration, error) {
+	conn, err := m.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	return m.ahead(ctx, conn.Conn())
+}
+
+func (m *Migrator) ahead(ctx context.Context, conn *pgx.Conn) ([]Migration, error) {
+	rows, err := conn.Query(ctx, "SELECT version, name FROM schema_migrations WHERE version > $1 ORDER BY version", m.Latest())
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table
+			return nil, nil
+		}
+		return nil, fmt.Errorf("migrate: read applied versions: %w", err)
+	}
+	var out []Migration
+	var mig Migration
+	_, err = pgx.ForEachRow(rows, []any{&mig.Version, &mig.Name}, func() error {
+		out = append(out, mig)
+		return nil
+	})
+	return out, err
+}
+
+// aheadMessage says which versions a newer release applied, for logs.
+func aheadMessage(ahead []Migration, latest int) string {
+	first, last := ahead[0], ahead[len(ahead)-1]
+	return fmt.Sprintf("the database has %d migration(s) this binary does not know, %04d_%s to %04d_%s (this binary's latest is %04d): "+
+		"a newer release applied them and this one runs after a rollback, which is safe only if they follow the expand/contract rule; "+
+		"nothing is undone", len(ahead), first.Version, first.Name, last.Version, last.Name, latest)
+}
+
 // SchemaCheck is a readiness probe: it fails while migrations are pending.
+// A schema ahead of the binary (after a rollback) does not fail it, since
+// expand/contract migrations keep the previous release working, but it is
+// logged by Up, which `paygate migrate` and the migration hook run.
 func (m *Migrator) SchemaCheck(ctx context.Context) error {
 	pending, err := m.Pending(ctx)
 	if err != nil {

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/paygate/paygate/internal/migrations"
 	"github.com/paygate/paygate/internal/platform/pgtest"
@@ -212,5 +215,44 @@ func TestInTxSurvivesRealDeadlock(t *testing.T) {
 	var sum int
 	if err := pool.QueryRow(ctx, "SELECT sum(n) FROM acc").Scan(&sum); err != nil || sum != 4 {
 		t.Fatalf("sum = %d (%v), want 4", sum, err)
+	}
+}
+
+// TestSchemaAheadOfBinaryIsReported: after a rollback the database holds
+// migrations of a newer release. The older binary's migrate neither fails
+// nor touches them, and says clearly which they are.
+func TestSchemaAheadOfBinaryIsReported(t *testing.T) {
+	pool := pgtest.NewPool(t, pgtest.NewEmptyDatabase(t))
+	ctx := context.Background()
+	newer := fstest.MapFS{
+		"0001_a_table.sql":  {Data: []byte("CREATE TABLE a (id int);")},
+		"0002_a_column.sql": {Data: []byte("ALTER TABLE a ADD COLUMN note text;")},
+	}
+	m, _ := postgres.NewMigrator(pool, newer, nil)
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	older, _ := postgres.NewMigrator(pool, fstest.MapFS{"0001_a_table.sql": newer["0001_a_table.sql"]}, zap.New(core))
+	applied, err := older.Up(ctx)
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("the older binary's migrate: applied %v, err %v; want nothing applied and no error", applied, err)
+	}
+	ahead, err := older.Ahead(ctx)
+	if err != nil || len(ahead) != 1 || ahead[0].Version != 2 || ahead[0].Name != "a_column" {
+		t.Fatalf("Ahead = %+v, %v; want 0002_a_column", ahead, err)
+	}
+	entries := logs.FilterMessage("database schema is ahead of this binary").All()
+	if len(entries) != 1 {
+		t.Fatalf("want one warning about the schema ahead, got %d: %v", len(entries), logs.All())
+	}
+	detail := entries[0].ContextMap()["detail"].(string)
+	for _, want := range []string{"0002_a_column", "latest is 0001", "expand/contract"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("the warning %q does not mention %q", detail, want)
+		}
+	}
+	if err := older.SchemaCheck(ctx); err != nil {
+		t.Errorf("readiness fails on a schema ahead of the binary: %v", err)
 	}
 }

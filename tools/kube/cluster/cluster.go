@@ -1,7 +1,10 @@
-// Package cluster runs a throwaway Kubernetes control plane for tests: etcd
-// and kube-apiserver on loopback, in a temporary directory, on free ports.
-// Nothing else runs (no controller manager, scheduler or kubelet), so
-// objects are stored and validated but never acted upon.
+// Package cluster runs a throwaway Kubernetes cluster for tests, in a
+// temporary directory, on free ports. Without NodeOptions it is etcd and
+// kube-apiserver on loopback: objects are stored and validated but never
+// acted upon. With NodeOptions it is a real single-node cluster: containerd
+// (Debian's), kube-controller-manager, kube-scheduler, a kubelet, kube-proxy
+// in iptables mode, bridge CNI and CoreDNS, which run pods from images
+// imported without a registry (package image).
 //
 // Both processes run in their own process groups and get SIGKILL when the
 // process that started them dies (Linux parent-death signal), so a killed
@@ -25,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,8 +44,11 @@ type Options struct {
 	// Dir is the parent of the cluster's temporary directory ("" for the
 	// system default).
 	Dir string
-	// StartTimeout bounds the wait for both servers to be ready (default 3m).
+	// StartTimeout bounds the wait for the cluster to be ready (default 3m,
+	// 6m with Node).
 	StartTimeout time.Duration
+	// Node, when set, starts the node components too (see NodeOptions).
+	Node *NodeOptions
 }
 
 // Cluster is a running etcd and kube-apiserver.
@@ -58,6 +65,7 @@ type Cluster struct {
 	CAFile string
 
 	etcd, apiserver *proc
+	node            *node
 	stopOnce        sync.Once
 }
 
@@ -75,8 +83,34 @@ type proc struct {
 func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 3 * time.Minute
+		if o.Node != nil {
+			o.StartTimeout = 6 * time.Minute
+		}
 	}
-	for _, b := range []string{o.Etcd, o.APIServer} {
+	bins := []string{o.Etcd, o.APIServer}
+	if o.Node != nil {
+		no := *o.Node
+		if no.Containerd == "" {
+			no.Containerd = "containerd"
+		}
+		if no.Ctr == "" {
+			no.Ctr = "ctr"
+		}
+		if no.CNIBinDir == "" {
+			no.CNIBinDir = "/usr/lib/cni"
+		}
+		for _, cmd := range []*string{&no.Containerd, &no.Ctr} {
+			p, err := exec.LookPath(*cmd)
+			if err != nil {
+				return nil, fmt.Errorf("%s not found (Debian package containerd): %w", *cmd, err)
+			}
+			*cmd = p
+		}
+		o.Node = &no
+		bins = append(bins, no.Kubelet, no.ControllerManager, no.Scheduler, no.Proxy, no.Kubectl, no.CoreDNS, no.Pause,
+			filepath.Join(no.CNIBinDir, "bridge"), filepath.Join(no.CNIBinDir, "host-local"), filepath.Join(no.CNIBinDir, "loopback"))
+	}
+	for _, b := range bins {
 		if _, err := os.Stat(b); err != nil {
 			return nil, fmt.Errorf("binary: %w", err)
 		}
@@ -96,6 +130,15 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			c.Stop()
 		}
 	}()
+	if o.Node != nil {
+		c.node = &node{opts: *o.Node}
+		if c.node.host, err = claimHost(dir); err != nil {
+			return c, err
+		}
+		if err := writeNodePKI(dir); err != nil {
+			return c, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
 	defer cancel()
 
@@ -123,29 +166,32 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return c, err
 	}
 
-	if err := c.writeCredentials(); err != nil {
+	tokens, err := c.writeCredentials(o.Node != nil)
+	if err != nil {
 		return c, err
 	}
 	certDir := filepath.Join(dir, "certs")
-	c.URL = fmt.Sprintf("https://127.0.0.1:%d", ports[2])
-	c.apiserver, err = start(dir, "kube-apiserver", o.APIServer,
-		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(ports[2]),
-		"--cert-dir="+certDir,
+	addr := "127.0.0.1"
+	// Without a controller manager nothing would clean up after the
+	// garbage collector's owners.
+	extra := []string{"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--authorization-mode=RBAC", "--enable-garbage-collector=false"}
+	if o.Node != nil {
+		addr, extra = HostIP, nodeAPIServerArgs(dir)
+	}
+	c.URL = fmt.Sprintf("https://%s:%d", addr, ports[2])
+	c.apiserver, err = start(dir, "kube-apiserver", o.APIServer, append([]string{
+		"--etcd-servers=" + etcdURL,
+		"--secure-port=" + strconv.Itoa(ports[2]),
+		"--cert-dir=" + certDir,
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+filepath.Join(dir, "sa.pub"),
-		"--service-account-signing-key-file="+filepath.Join(dir, "sa.key"),
-		"--token-auth-file="+filepath.Join(dir, "tokens.csv"),
+		"--service-account-key-file=" + filepath.Join(dir, "sa.pub"),
+		"--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
+		"--token-auth-file=" + filepath.Join(dir, "tokens.csv"),
 		"--anonymous-auth=false",
-		"--authorization-mode=RBAC",
-		// No controller manager: nothing would clean up after these.
-		"--enable-garbage-collector=false",
 		"--profiling=false",
 		"--v=0",
-	)
+	}, extra...)...)
 	if err != nil {
 		return c, err
 	}
@@ -170,68 +216,80 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := waitHTTP(ctx, c.apiserver, client, c.URL+"/readyz", map[string]string{"Authorization": "Bearer " + c.Token}); err != nil {
 		return c, err
 	}
-	return c, c.writeKubeconfig()
+	if err := c.writeKubeconfig(); err != nil {
+		return c, err
+	}
+	if o.Node != nil {
+		if err := c.startNode(ctx, *o.Node, tokens); err != nil {
+			return c, fmt.Errorf("%w\n%s", err, c.Logs(25))
+		}
+	}
+	return c, nil
 }
 
 // writeCredentials writes the service-account signing key pair and a
-// static token file with one cluster administrator.
-func (c *Cluster) writeCredentials() error {
+// static token file with one cluster administrator and, for a node
+// cluster, one identity for each node component; it returns the
+// components' tokens by name.
+func (c *Cluster) writeCredentials(node bool) (map[string]string, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(c.Dir, "sa.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(c.Dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600); err != nil {
-		return err
+		return nil, err
 	}
-	tok := make([]byte, 24)
-	if _, err := rand.Read(tok); err != nil {
-		return err
+	newToken := func() (string, error) {
+		tok := make([]byte, 24)
+		if _, err := rand.Read(tok); err != nil {
+			return "", err
+		}
+		return hex.EncodeToString(tok), nil
 	}
-	c.Token = hex.EncodeToString(tok)
-	return os.WriteFile(filepath.Join(c.Dir, "tokens.csv"), []byte(c.Token+`,paygate-admin,paygate-admin,"system:masters"`+"\n"), 0o600)
+	if c.Token, err = newToken(); err != nil {
+		return nil, err
+	}
+	lines := c.Token + `,paygate-admin,paygate-admin,"system:masters"` + "\n"
+	tokens := map[string]string{}
+	if node {
+		for name, user := range componentUsers {
+			if tokens[name], err = newToken(); err != nil {
+				return nil, err
+			}
+			lines += tokens[name] + "," + user + "\n"
+		}
+	}
+	return tokens, os.WriteFile(filepath.Join(c.Dir, "tokens.csv"), []byte(lines), 0o600)
 }
 
 func (c *Cluster) writeKubeconfig() error {
 	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
-	cfg := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-  - name: paygate-test
-    cluster:
-      server: %s
-      certificate-authority: %s
-users:
-  - name: paygate-admin
-    user:
-      token: %s
-contexts:
-  - name: paygate-test
-    context:
-      cluster: paygate-test
-      user: paygate-admin
-current-context: paygate-test
-`, c.URL, c.CAFile, c.Token)
-	return os.WriteFile(c.Kubeconfig, []byte(cfg), 0o600)
+	return writeKubeconfigFile(c.Kubeconfig, c.URL, c.CAFile, "paygate-admin", c.Token)
 }
 
 // Stop ends kube-apiserver, then etcd, and removes the directory. It is
 // safe to call more than once, and concurrently.
 func (c *Cluster) Stop() {
 	c.stopOnce.Do(func() {
+		c.node.stop()
 		c.apiserver.stop(15 * time.Second)
 		c.etcd.stop(10 * time.Second)
+		if c.node != nil && c.node.host != nil {
+			releaseHost(c.node.host)
+		}
 		if c.Dir != "" {
+			unmountUnder(c.Dir)
 			_ = os.RemoveAll(c.Dir)
 		}
 		unregister(c)
@@ -257,6 +315,21 @@ func unregister(c *Cluster) {
 	delete(live, c)
 }
 
+// StopOnSignal stops every cluster, runs cleanUp and exits when the test
+// process gets SIGINT, SIGTERM or SIGHUP (Ctrl-C, a CI timeout); a SIGKILL
+// ends the servers too, through the parent-death signal.
+func StopOnSignal(what string, cleanUp func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		s := <-sigs
+		cleanUp()
+		StopAll()
+		fmt.Fprintf(os.Stderr, "%s: %v, stopped the test cluster\n", what, s)
+		os.Exit(130)
+	}()
+}
+
 // StopAll stops every cluster this process started, including one that
 // is still starting.
 func StopAll() {
@@ -273,11 +346,15 @@ func StopAll() {
 
 // removeStale removes the directories of clusters whose process died
 // without stopping them (their servers died with it: parent-death signal).
-func removeStale(parent string) {
+func removeStale(parent string) { removeStaleDirs(parent, "paygate-kube-") }
+
+// removeStaleDirs removes the directories named prefix* in parent (the
+// system default when empty) whose owner.pid names a process that is gone.
+func removeStaleDirs(parent, prefix string) {
 	if parent == "" {
 		parent = os.TempDir()
 	}
-	dirs, _ := filepath.Glob(filepath.Join(parent, "paygate-kube-*"))
+	dirs, _ := filepath.Glob(filepath.Join(parent, prefix+"*"))
 	for _, d := range dirs {
 		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
 		if err != nil {
@@ -290,14 +367,31 @@ func removeStale(parent string) {
 		if syscall.Kill(pid, 0) == nil {
 			continue // its owner is alive
 		}
+		unmountUnder(d)
 		_ = os.RemoveAll(d)
 	}
+}
+
+// OwnedTempDir makes a temporary directory named prefix* that records this
+// process as its owner, after removing those of earlier processes that
+// died without removing theirs (a test run killed with SIGKILL).
+func OwnedTempDir(prefix string) (string, error) {
+	removeStaleDirs("", prefix)
+	d, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	return d, os.WriteFile(filepath.Join(d, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o600)
 }
 
 // Logs returns the last lines of both servers' logs, for failure reports.
 func (c *Cluster) Logs(lines int) string {
 	var b strings.Builder
-	for _, p := range []*proc{c.etcd, c.apiserver} {
+	procs := []*proc{c.etcd, c.apiserver}
+	if n := c.node; n != nil {
+		procs = append(procs, n.containerd, n.cm, n.scheduler, n.kubelet, n.prox)
+	}
+	for _, p := range procs {
 		if p != nil {
 			fmt.Fprintf(&b, "--- %s (%s)\n%s\n", p.name, p.log, tail(p.log, lines))
 		}

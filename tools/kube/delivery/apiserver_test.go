@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -177,6 +178,16 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("helm uninstall: %v\n%s", err, out)
 	}
+	// KafkaTopics are kept (helm.sh/resource-policy: keep): deleting them
+	// would delete the topics and their events.
+	kept, err := kubectl(c, nil, "get", "kafkatopic", "--namespace", "paygate", "-l", "app.kubernetes.io/instance="+rel, "-o", "name")
+	if err != nil {
+		t.Fatalf("listing KafkaTopics: %v\n%s", err, kept)
+	}
+	if len(bytes.TrimSpace(kept)) == 0 {
+		t.Errorf("helm uninstall deleted the KafkaTopics (and so the topics)")
+	}
+	_, _ = kubectl(c, nil, "delete", "kafkatopic", "--namespace", "paygate", "-l", "app.kubernetes.io/instance="+rel)
 	left, err := kubectl(c, nil, "get", "deploy,svc,cm,secret,sa,hpa,pdb,networkpolicy,servicemonitor,prometheusrule,kafkatopic,kafkauser",
 		"--namespace", "paygate", "-l", "app.kubernetes.io/instance="+rel, "-o", "name")
 	if err != nil {
@@ -184,5 +195,69 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	}
 	if s := strings.TrimSpace(string(left)); s != "" {
 		t.Errorf("objects left after helm uninstall:\n%s", s)
+	}
+}
+
+// TestHelmInstallBesideKafkaUserSecret installs the chart into a namespace
+// where Strimzi's User Operator has already written the Secret of KafkaUser
+// "paygate" (named "paygate", like the release): the install succeeds and
+// leaves that Secret alone. A foreign Secret with the chart's own Secret
+// name is refused with a clear message instead of being taken over.
+func TestHelmInstallBesideKafkaUserSecret(t *testing.T) {
+	c := testCluster(t)
+	const ns = "kafkauser-secret"
+	nsYAML := []byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: default\n  namespace: " + ns + "\n")
+	if out, err := kubectl(c, nsYAML, "apply", "--server-side", "-f", "-"); err != nil {
+		t.Fatalf("creating namespace %s: %v\n%s", ns, err, out)
+	}
+	defer func() { _, _ = kubectl(c, nil, "delete", "namespace", ns, "--wait=false") }()
+	// What the User Operator writes for KafkaUser paygate (authentication tls).
+	userSecret := []byte(`apiVersion: v1
+kind: Secret
+metadata:
+  name: paygate
+  namespace: ` + ns + `
+  labels:
+    strimzi.io/kind: KafkaUser
+    strimzi.io/cluster: paygate-kafka
+type: Opaque
+stringData:
+  user.crt: kafka-user-certificate
+  user.key: kafka-user-key
+  ca.crt: clients-ca
+`)
+	if out, err := kubectl(c, userSecret, "apply", "--server-side", "-f", "-"); err != nil {
+		t.Fatalf("creating the KafkaUser Secret: %v\n%s", err, out)
+	}
+	values := filepath.Join(repoRoot(), "k8s", "paygate", "values-dev.yaml")
+	out, err := helm(t, c, "install", "paygate", chartDir(), "--namespace", ns, "--no-hooks", "-f", values, "--timeout", "60s")
+	if err != nil {
+		t.Fatalf("helm install beside the KafkaUser's Secret: %v\n%s", err, out)
+	}
+	defer func() { _, _ = helm(t, c, "uninstall", "paygate", "--namespace", ns) }()
+	got, err := kubectl(c, nil, "get", "secret", "paygate", "--namespace", ns, "-o", "jsonpath={.data.user\\.crt} {.metadata.labels.strimzi\\.io/kind} {.metadata.annotations.meta\\.helm\\.sh/release-name}")
+	if err != nil {
+		t.Fatalf("the KafkaUser's Secret: %v\n%s", err, got)
+	}
+	if want := base64.StdEncoding.EncodeToString([]byte("kafka-user-certificate")) + " KafkaUser "; string(got) != want {
+		t.Errorf("the KafkaUser's Secret was changed by the install: %q, want %q", got, want)
+	}
+	keys, err := kubectl(c, nil, "get", "secret", "paygate-secrets", "--namespace", ns, "-o", "jsonpath={.data.PAYGATE_DATABASE_URL}")
+	if err != nil || len(keys) == 0 {
+		t.Errorf("the chart's Secret paygate-secrets has no PAYGATE_DATABASE_URL: %v\n%s", err, keys)
+	}
+
+	// A Secret with the chart's own Secret name that no release owns.
+	foreign := []byte("apiVersion: v1\nkind: Secret\nmetadata:\n  name: other-paygate-secrets\n  namespace: " + ns + "\nstringData:\n  owner: someone-else\n")
+	if out, err := kubectl(c, foreign, "apply", "--server-side", "-f", "-"); err != nil {
+		t.Fatalf("creating Secret other-paygate-secrets: %v\n%s", err, out)
+	}
+	out, err = helm(t, c, "install", "other", chartDir(), "--namespace", ns, "--no-hooks", "-f", values, "--timeout", "60s")
+	if err == nil {
+		_, _ = helm(t, c, "uninstall", "other", "--namespace", ns)
+		t.Fatalf("helm install over a foreign Secret other-paygate-secrets succeeded:\n%s", out)
+	}
+	if !strings.Contains(string(out), "Secret other-paygate-secrets already exists in namespace "+ns+" and does not belong to release other") {
+		t.Errorf("helm install over a foreign Secret failed without saying why:\n%s", out)
 	}
 }

@@ -362,7 +362,7 @@ func checkOptional(t *testing.T, objs []Object, vals map[string]any) {
 			}
 		}
 	} else {
-		s := one(t, objs, "Secret", "paygate")
+		s := one(t, objs, "Secret", "paygate-secrets")
 		for _, k := range []string{"PAYGATE_DATABASE_URL", "PAYGATE_JWT_PRIVATE_KEY"} {
 			if str(s, "data", k) == "" {
 				t.Errorf("the Secret has no %s", k)
@@ -374,6 +374,10 @@ func checkOptional(t *testing.T, objs []Object, vals map[string]any) {
 		var got []string
 		for _, tp := range topics {
 			got = append(got, str(tp, "spec", "topicName"))
+			// Deleting a KafkaTopic deletes the topic and its events.
+			if tp.Annotations()["helm.sh/resource-policy"] != "keep" {
+				t.Errorf("%s: no helm.sh/resource-policy: keep, so helm uninstall would delete the topic", tp)
+			}
 			if tp.Labels()["strimzi.io/cluster"] != str(vals, "strimzi", "cluster") {
 				t.Errorf("%s: strimzi.io/cluster label %q", tp, tp.Labels()["strimzi.io/cluster"])
 			}
@@ -394,11 +398,15 @@ func chartTopics(vals map[string]any) []string {
 	return out
 }
 
-// TestChartPreStopByKubeVersion: the kubelet's sleep action exists from
-// 1.30; below that the chart relies on paygate's own drain delay.
-func TestChartPreStopByKubeVersion(t *testing.T) {
+// TestChartSupportMatrix: the chart supports Kubernetes 1.30+ (the
+// kubelet's native preStop sleep, which the shell-less image needs) and
+// refuses older clusters.
+func TestChartSupportMatrix(t *testing.T) {
 	minimal := filepath.Join(chartDir(), "ci", "minimal-values.yaml")
-	for kv, want := range map[string]any{"1.29.9": nil, "1.30.0": float64(5), kubeVersion: float64(5)} {
+	if out, err := renderRaw(t, "-f", minimal, "--kube-version", "1.29.9"); err == nil || !strings.Contains(string(out), "kubeVersion") {
+		t.Errorf("Kubernetes 1.29.9: want the chart refused for its kubeVersion, got %v\n%s", err, out)
+	}
+	for kv, want := range map[string]any{"1.30.0": float64(5), kubeVersion: float64(5)} {
 		objs := render(t, "-f", minimal, "--kube-version", kv)
 		c := get(one(t, objs, "Deployment", "paygate"), "spec", "template", "spec", "containers", 0)
 		if got := get(c, "lifecycle", "preStop", "sleep", "seconds"); got != want {
@@ -416,7 +424,10 @@ func TestChartRefuses(t *testing.T) {
 		want string
 	}{
 		{"old kubernetes", []string{"-f", minimal, "--kube-version", "1.28.5"}, "kubeVersion"},
-		{"no secrets", nil, "secrets.databaseUrl is required"},
+		{"no secrets", []string{"--set", "config.kafka.brokers[0]=kafka:9093,config.smtp.host=smtp"}, "secrets.databaseUrl is required"},
+		// With env prod nothing may point at the dev neighbours by default.
+		{"prod without brokers", []string{"-f", minimal, "-f", valuesFile(t, "config: {kafka: {brokers: []}}")}, "config.kafka.brokers is required with config.env prod"},
+		{"prod without SMTP host", []string{"-f", minimal, "--set", "config.smtp.host="}, "config.smtp.host is required with config.env prod"},
 		{"short grace period", []string{"-f", minimal, "--set", "shutdown.terminationGracePeriodSeconds=40"}, "must be at least"},
 		{"PDB blocks drains", []string{"-f", minimal, "--set", "podDisruptionBudget.enabled=true,podDisruptionBudget.minAvailable=1"}, "must be below the replica count"},
 		{"unknown top-level key", []string{"-f", minimal, "--set", "replicas=3"}, "additional properties 'replicas' not allowed"},
@@ -441,6 +452,8 @@ func TestChartRefuses(t *testing.T) {
 		{"SASL credentials without a mechanism", []string{"-f", minimal, "--set", "config.kafka.sasl.username=paygate"}, "need config.kafka.sasl.mechanism"},
 		{"unknown SASL mechanism", []string{"-f", minimal, "--set", "config.kafka.sasl.mechanism=GSSAPI"}, "config/kafka/sasl/mechanism"},
 		{"SCRAM with a KafkaUser of type tls", []string{"-f", minimal, "--set", "strimzi.user.enabled=true,strimzi.user.authentication=tls,config.kafka.tls.enabled=true,config.kafka.sasl.mechanism=SCRAM-SHA-512"}, "config.kafka.sasl.username is required"},
+		// Strimzi's User Operator names a KafkaUser's Secret like the user.
+		{"KafkaUser named like the chart's Secret", []string{"-f", minimal, "--set", "strimzi.user.enabled=true,strimzi.user.name=paygate-secrets,config.kafka.tls.enabled=true"}, "is the name of the chart's Secret"},
 		// The SMTP server's CA (config.smtp.caSecret).
 		{"SMTP CA without TLS", []string{"-f", minimal, "--set", "config.smtp.caSecret.name=smtp-relay-ca"}, "config.smtp.caSecret.name is set but config.smtp.tls is none"},
 		{"SMTP CA file in extraEnv", []string{"-f", minimal, "--set", "config.extraEnv.PAYGATE_SMTP_TLS_CA_FILE=/etc/ssl/relay.pem"}, "invalid propertyName 'PAYGATE_SMTP_TLS_CA_FILE'"},
@@ -652,4 +665,35 @@ func TestChartNetworkPolicy(t *testing.T) {
 	if !subset(strMap(get(np, "spec", "podSelector", "matchLabels")), strMap(get(pods, "spec", "template", "metadata", "labels"))) {
 		t.Errorf("the NetworkPolicy does not select paygate's pods")
 	}
+}
+
+// TestChartDevDefaults: with env dev and no brokers or SMTP host, the chart
+// points at the k8s/ neighbours (the Strimzi cluster's TLS listener and
+// mailpit); with env prod it refuses instead (TestChartRefuses).
+func TestChartDevDefaults(t *testing.T) {
+	objs := render(t, "-f", filepath.Join(chartDir(), "ci", "minimal-values.yaml"),
+		"-f", valuesFile(t, "config: {env: dev, kafka: {brokers: []}, smtp: {host: \"\"}}"))
+	cm := one(t, objs, "ConfigMap", "paygate")
+	for k, want := range map[string]string{
+		"PAYGATE_KAFKA_BROKERS": "paygate-kafka-kafka-bootstrap:9093",
+		"PAYGATE_SMTP_HOST":     "mailpit",
+	} {
+		if got := str(cm, "data", k); got != want {
+			t.Errorf("%s = %q with env dev, want %q", k, got, want)
+		}
+	}
+}
+
+// valuesFile writes a values file with content for one render.
+func valuesFile(t *testing.T, content string) string {
+	t.Helper()
+	dir, err := tempDir("paygate-values-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "values.yaml")
+	if err := os.WriteFile(p, []byte(content+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -2,8 +2,10 @@ package delivery
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -147,12 +149,23 @@ func TestStrimzi(t *testing.T) {
 		t.Errorf("chart default topics %v, paygate's %v", got, appTopics)
 	}
 
-	// The default brokers are this cluster's bootstrap service, on the
-	// plaintext port that goes with the default tls.enabled=false (a dev
-	// broker; this cluster itself is TLS only, see TestStrimziTLSOnly).
-	want := []any{kafka.Name() + "-kafka-bootstrap:9092"}
-	if got := get(vals, "config", "kafka", "brokers"); !reflect.DeepEqual(got, want) || get(vals, "config", "kafka", "tls", "enabled") != false {
-		t.Errorf("chart default brokers %v (tls.enabled %v), want %v without TLS", got, get(vals, "config", "kafka", "tls", "enabled"), want)
+	// The chart has no production brokers (env prod must set them,
+	// TestChartRefuses); its dev default is this cluster's bootstrap
+	// Service on its TLS listener, the only one it has.
+	if got := get(vals, "config", "kafka", "brokers"); len(asSlice(got)) != 0 {
+		t.Errorf("chart default brokers %v, want none (env prod requires them)", got)
+	}
+	var tlsPort int
+	for _, l := range asSlice(get(kafka, "spec", "kafka", "listeners")) {
+		if get(l, "tls") == true {
+			tlsPort = num(get(l, "port"))
+		}
+	}
+	dev := render(t, "-f", filepath.Join(chartDir(), "ci", "minimal-values.yaml"),
+		"-f", valuesFile(t, "config: {env: dev, kafka: {brokers: []}}"))
+	want := kafka.Name() + "-kafka-bootstrap:" + itoa(tlsPort)
+	if got := str(one(t, dev, "ConfigMap", "paygate"), "data", "PAYGATE_KAFKA_BROKERS"); tlsPort == 0 || got != want {
+		t.Errorf("env dev default brokers %q, want this cluster's TLS bootstrap %q", got, want)
 	}
 
 	// The user: consumer groups are paygate's, and the chart's KafkaUser
@@ -320,6 +333,8 @@ func TestOtelCollectorConfig(t *testing.T) {
 		t.Fatalf("the otel-collector ConfigMap does not carry config.yaml byte for byte")
 	}
 	dep := one(t, objs, "Deployment", "otel-collector")
+	checkCollectorImage(t, dep)
+	checkCollectorComponents(t, cfg)
 	if str(dep, "spec", "template", "spec", "volumes", 0, "configMap", "name") != cms[0].Name() {
 		t.Errorf("the collector mounts %q, not the generated ConfigMap %q",
 			str(dep, "spec", "template", "spec", "volumes", 0, "configMap", "name"), cms[0].Name())
@@ -345,5 +360,135 @@ func TestOtelCollectorConfig(t *testing.T) {
 		}
 	} else {
 		t.Logf("otel-collector/config.yaml does not exist yet: nothing to compare")
+	}
+}
+
+// readmeCommands returns the shell commands of k8s/README.md's "Install
+// order" block, with continuation lines joined and comments dropped.
+func readmeCommands(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(), "k8s", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	i := strings.Index(text, "## Install order")
+	if i < 0 {
+		t.Fatal("k8s/README.md has no \"## Install order\"")
+	}
+	text = text[i:]
+	start := strings.Index(text, "```sh\n")
+	if start < 0 {
+		t.Fatal("no ```sh block under \"## Install order\"")
+	}
+	block := text[start+6:]
+	block = block[:strings.Index(block, "```")]
+	var cmds []string
+	cur := ""
+	for _, line := range strings.Split(block, "\n") {
+		if c := strings.Index(line, "#"); c >= 0 {
+			line = line[:c]
+		}
+		line = strings.TrimSpace(line)
+		if strings.HasSuffix(line, "\\") {
+			cur += strings.TrimSuffix(line, "\\") + " "
+			continue
+		}
+		if line = strings.TrimSpace(cur + line); line != "" {
+			cmds = append(cmds, strings.Join(strings.Fields(line), " "))
+		}
+		cur = ""
+	}
+	return cmds
+}
+
+// TestReadmeInstallOrder: the namespace exists before the Strimzi operator
+// is installed to watch it (its install fails otherwise), and every chart
+// from a repository is pinned to a version.
+func TestReadmeInstallOrder(t *testing.T) {
+	cmds := readmeCommands(t)
+	nsAt, strimziAt := -1, -1
+	for i, c := range cmds {
+		if c == "kubectl apply -k k8s/namespace" && nsAt < 0 {
+			nsAt = i
+		}
+		if strings.HasPrefix(c, "helm install strimzi ") {
+			strimziAt = i
+			if !strings.Contains(c, "watchNamespaces") {
+				t.Errorf("the Strimzi operator is installed without watchNamespaces: %s", c)
+			}
+		}
+		if strings.HasPrefix(c, "helm install ") || strings.HasPrefix(c, "helm upgrade --install ") {
+			if f := strings.Fields(c); len(f) > 3 && !strings.HasPrefix(f[3], "charts/") && !strings.Contains(c, "--version ") {
+				t.Errorf("chart %s is installed without --version: %s", f[3], c)
+			}
+		}
+	}
+	if nsAt < 0 || strimziAt < 0 {
+		t.Fatalf("k8s/README.md: want both kubectl apply -k k8s/namespace and helm install strimzi in %q", cmds)
+	}
+	if nsAt > strimziAt {
+		t.Errorf("k8s/README.md installs the Strimzi operator (watchNamespaces paygate) before it creates namespace paygate")
+	}
+}
+
+// checkCollectorImage: the collector runs the release whose modules
+// tools/otelcol validates the configuration with, and its Go runtime's soft
+// memory limit (GOMEMLIMIT) is the container's memory limit, which
+// memory_limiter's percentages also work from.
+func checkCollectorImage(t *testing.T, dep Object) {
+	t.Helper()
+	gomod, err := os.ReadFile(filepath.Join(repoRoot(), "tools", "otelcol", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*go\.opentelemetry\.io/collector/otelcol v(\S+)`).FindSubmatch(gomod)
+	if m == nil {
+		t.Fatal("tools/otelcol/go.mod does not require go.opentelemetry.io/collector/otelcol")
+	}
+	c := get(dep, "spec", "template", "spec", "containers", 0)
+	if img, want := str(c, "image"), "otel/opentelemetry-collector-contrib:"+string(m[1]); img != want {
+		t.Errorf("collector image %s, but its configuration is validated with collector %s: want %s", img, m[1], want)
+	}
+	if str(c, "resources", "limits", "memory") == "" {
+		t.Errorf("the collector has no memory limit for memory_limiter to work from")
+	}
+	var gomemlimit bool
+	for _, e := range asSlice(get(c, "env")) {
+		if str(e, "name") == "GOMEMLIMIT" && str(e, "valueFrom", "resourceFieldRef", "resource") == "limits.memory" {
+			gomemlimit = true
+		}
+	}
+	if !gomemlimit {
+		t.Errorf("the collector has no GOMEMLIMIT from its memory limit")
+	}
+}
+
+// checkCollectorComponents: every component type in the configuration is
+// a current name of the collector release tools/otelcol builds
+// (PAYGATE_OTELCOL, `components`), not a deprecated alias that validates
+// today and is gone in a later release (otlp for otlp_grpc, spanmetrics for
+// span_metrics).
+func checkCollectorComponents(t *testing.T, cfg map[string]any) {
+	t.Helper()
+	out, err := exec.Command(toolPath(t, "PAYGATE_OTELCOL"), "components").Output()
+	if err != nil {
+		t.Fatalf("otelcol components: %v", err)
+	}
+	var comps map[string]any
+	if err := yaml.Unmarshal(out, &comps); err != nil {
+		t.Fatalf("otelcol components: %v\n%s", err, out)
+	}
+	for _, sec := range []string{"receivers", "processors", "exporters", "connectors", "extensions"} {
+		names := map[string]bool{}
+		for _, c := range asSlice(comps[sec]) {
+			names[str(c, "name")] = true
+		}
+		m, _ := cfg[sec].(map[string]any)
+		for id := range m {
+			if typ, _, _ := strings.Cut(id, "/"); !names[typ] {
+				t.Errorf("%s %q: %q is not a current component name of the collector (have %v)", sec, id, typ, names)
+			}
+		}
 	}
 }

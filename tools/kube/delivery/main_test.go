@@ -16,13 +16,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -42,16 +40,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	// Ctrl-C or a CI timeout: stop the servers before exiting. (A SIGKILL
-	// ends them too: they get the parent-death signal.)
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		s := <-sigs
-		cleanUp()
-		fmt.Fprintf(os.Stderr, "delivery tests: %v, stopped the test cluster\n", s)
-		os.Exit(130)
-	}()
+	cluster.StopOnSignal("delivery tests", cleanUp)
 	code := m.Run()
 	cleanUp()
 	os.Exit(code)

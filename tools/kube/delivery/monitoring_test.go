@@ -72,15 +72,73 @@ func TestPrometheusRules(t *testing.T) {
 		}
 	}
 
-	// The rendered PrometheusRule's spec is the file.
-	objs := render(t, "-f", filepath.Join(chartDir(), "ci", "full-values.yaml"))
+	// The rendered PrometheusRule's spec is the file, with a runbook_url on
+	// every alert, plus the chart's target group.
+	objs := render(t, "-f", filepath.Join(chartDir(), "ci", "full-values.yaml"), "--namespace", "payments")
 	pr := one(t, objs, "PrometheusRule", "paygate")
 	var file map[string]any
 	if err := yaml.Unmarshal(content, &file); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(pr["spec"], file) {
-		t.Errorf("the PrometheusRule spec differs from %s", path)
+	rendered := deepCopy(t, Object(pr["spec"].(map[string]any)))
+	rgroups := asSlice(rendered["groups"])
+	if len(rgroups) == 0 || str(rgroups[len(rgroups)-1], "name") != "paygate.target" {
+		t.Fatalf("the PrometheusRule has no paygate.target group last")
+	}
+	target := rgroups[len(rgroups)-1]
+	rendered["groups"] = rgroups[:len(rgroups)-1]
+	for _, g := range asSlice(rendered["groups"]) {
+		for _, r := range asSlice(get(g, "rules")) {
+			if str(r, "alert") == "" {
+				continue
+			}
+			ann := get(r, "annotations").(map[string]any)
+			want := "https://github.com/paygate/paygate/blob/main/k8s/README.md#" + strings.ToLower(str(r, "alert"))
+			if ann["runbook_url"] != want {
+				t.Errorf("alert %s: runbook_url %v, want %s", str(r, "alert"), ann["runbook_url"], want)
+			}
+			delete(ann, "runbook_url")
+			if len(ann) == 0 {
+				delete(r.(map[string]any), "annotations")
+			}
+		}
+	}
+	if !reflect.DeepEqual(map[string]any(rendered), file) {
+		t.Errorf("the PrometheusRule spec differs from %s (runbook_url and the target group aside)", path)
+	}
+	// A down or absent target fires, scoped to the release's namespace and
+	// Service (the ServiceMonitor's job), with a runbook.
+	wantTarget := map[string]string{
+		"PaygateTargetDown":   `up{job="paygate", namespace="payments"} == 0`,
+		"PaygateTargetAbsent": `absent(up{job="paygate", namespace="payments"})`,
+	}
+	for _, r := range asSlice(get(target, "rules")) {
+		name := str(r, "alert")
+		if want, ok := wantTarget[name]; !ok || str(r, "expr") != want {
+			t.Errorf("target alert %s: expr %q, want %q", name, str(r, "expr"), want)
+		}
+		if str(r, "annotations", "runbook_url") == "" || str(r, "labels", "severity") == "" {
+			t.Errorf("target alert %s lacks a runbook_url or a severity", name)
+		}
+		if _, err := parser.ParseExpr(str(r, "expr")); err != nil {
+			t.Errorf("target alert %s: %v", name, err)
+		}
+		delete(wantTarget, name)
+	}
+	for name := range wantTarget {
+		t.Errorf("no alert %s", name)
+	}
+	// Every alert has a runbook in k8s/README.md.
+	readme, err := os.ReadFile(filepath.Join(repoRoot(), "k8s", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range asSlice(get(pr, "spec", "groups")) {
+		for _, r := range asSlice(get(g, "rules")) {
+			if name := str(r, "alert"); name != "" && !strings.Contains(string(readme), "\n### "+name+"\n") {
+				t.Errorf("k8s/README.md has no runbook \"### %s\"", name)
+			}
+		}
 	}
 	// The rendered objects' rules parse too (what the operator hands to
 	// Prometheus).

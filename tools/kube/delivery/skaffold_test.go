@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -103,12 +104,74 @@ func TestSkaffoldSchema(t *testing.T) {
 	if str(pf, "resourceName") != svc.Name() || num(get(pf, "port")) != num(get(svc, "spec", "ports", 0, "port")) {
 		t.Errorf("portForward %v does not match Service %s port %v", pf, svc.Name(), get(svc, "spec", "ports", 0, "port"))
 	}
+	// The newest schema of the skaffold release, not an older one.
+	schemas, _ := filepath.Glob(filepath.Join(skaffoldSchemaDir(t), "v*.json"))
+	newest := ""
+	for _, f := range schemas {
+		if v := strings.TrimSuffix(filepath.Base(f), ".json"); newest == "" || schemaNewer(v, newest) {
+			newest = v
+		}
+	}
+	if head.APIVersion != "skaffold/"+newest {
+		t.Errorf("apiVersion %s, want the current schema skaffold/%s", head.APIVersion, newest)
+	}
+	// Pushing is decided per cluster: never switched off for all of them.
+	if push := get(cfg, "build", "local", "push"); push != nil {
+		t.Errorf("build.local.push: %v for every profile; a remote cluster then never gets the image", push)
+	}
 	var kind bool
 	for _, p := range asSlice(get(cfg, "profiles")) {
-		kind = kind || str(p, "name") == "kind"
+		if str(p, "name") != "kind" {
+			continue
+		}
+		kind = true
+		var ctx, local bool
+		for _, patch := range asSlice(get(p, "patches")) {
+			switch str(patch, "path") {
+			case "/deploy/kubeContext":
+				ctx = str(patch, "value") == "kind-paygate"
+			case "/build/local/push":
+				local = str(patch, "op") == "add" && get(patch, "value") == false
+			}
+		}
+		if !ctx || !local {
+			t.Errorf("the kind profile must target kube context kind-paygate (%v) and keep the image local, push false (%v)", ctx, local)
+		}
 	}
 	if !kind {
 		t.Errorf("no kind profile")
 	}
 	fmt.Fprintf(os.Stderr, "skaffold.yaml validates against %s of %s\n", filepath.Base(schemaFile), skaffoldModule)
+}
+
+// schemaNewer reports whether skaffold schema version a (v4beta13, v3, ...)
+// is newer than b: by major version, then GA over beta/alpha, then number.
+func schemaNewer(a, b string) bool {
+	parse := func(v string) (major, stage, n int) {
+		v = strings.TrimPrefix(v, "v")
+		i := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+		if i < 0 {
+			major, _ = strconv.Atoi(v)
+			return major, 3, 0
+		}
+		major, _ = strconv.Atoi(v[:i])
+		rest := v[i:]
+		switch {
+		case strings.HasPrefix(rest, "beta"):
+			stage, rest = 2, strings.TrimPrefix(rest, "beta")
+		case strings.HasPrefix(rest, "alpha"):
+			stage, rest = 1, strings.TrimPrefix(rest, "alpha")
+		}
+		n, _ = strconv.Atoi(rest)
+		return major, stage, n
+	}
+	am, as, an := parse(a)
+	bm, bs, bn := parse(b)
+	if am != bm {
+		return am > bm
+	}
+	if as != bs {
+		return as > bs
+	}
+	return an > bn
 }
