@@ -3,12 +3,15 @@ package delivery
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	"sigs.k8s.io/yaml"
@@ -55,7 +58,7 @@ func TestPrometheusRules(t *testing.T) {
 		what, forDur string
 		parts        []string
 	}{
-		{"5xx error ratio above 5% for 10m", "10m", []string{`http_server_request_duration_seconds_count{http_response_status_class="5xx"}`, "> 0.05"}},
+		{"5xx error ratio above 5% for 10m", "10m", []string{"http_server_request_duration_seconds_count{", `http_response_status_class="5xx"`, "> 0.05"}},
 		{"p99 latency above 1s", "", []string{"histogram_quantile(0.99", "http_server_request_duration_seconds_bucket", "[5m]", "> 1"}},
 		{"ledger verification failing", "", []string{"paygate_ledger_verification_ok", "== 0"}},
 	} {
@@ -72,13 +75,36 @@ func TestPrometheusRules(t *testing.T) {
 		}
 	}
 
-	// The rendered PrometheusRule's spec is the file, with a runbook_url on
-	// every alert, plus the chart's target group.
-	objs := render(t, "-f", filepath.Join(chartDir(), "ci", "full-values.yaml"), "--namespace", "payments")
-	pr := one(t, objs, "PrometheusRule", "paygate")
+	// The file scopes every rule: each selector names job="paygate", each
+	// aggregation keeps namespace and job, and each alert has its runbook
+	// under the chart's default base.
 	var file map[string]any
 	if err := yaml.Unmarshal(content, &file); err != nil {
 		t.Fatal(err)
+	}
+	const runbooks = "https://github.com/paygate/paygate/blob/main/k8s/README.md#"
+	for _, g := range asSlice(file["groups"]) {
+		for _, r := range asSlice(get(g, "rules")) {
+			name := str(r, "alert") + str(r, "record")
+			checkScoped(t, "file: "+name, str(r, "expr"), "paygate", "")
+			if str(r, "alert") != "" && str(r, "annotations", "runbook_url") != runbooks+strings.ToLower(name) {
+				t.Errorf("file: alert %s: runbook_url %q, want %q", name, str(r, "annotations", "runbook_url"), runbooks+strings.ToLower(name))
+			}
+		}
+	}
+
+	// The rendered PrometheusRule's spec is the file, with job="paygate"
+	// turned into the release's Service and namespace, plus the chart's
+	// target group. Another fullname shows the matcher follows the Service.
+	objs := render(t, "-f", filepath.Join(chartDir(), "ci", "full-values.yaml"), "--namespace", "payments",
+		"--set", "fullnameOverride=paygate-canary")
+	pr := one(t, objs, "PrometheusRule", "paygate-canary")
+	want := deepCopy(t, Object(file))
+	for _, g := range asSlice(want["groups"]) {
+		for _, r := range asSlice(get(g, "rules")) {
+			m := r.(map[string]any)
+			m["expr"] = strings.ReplaceAll(str(r, "expr"), `job="paygate"`, `job="paygate-canary", namespace="payments"`)
+		}
 	}
 	rendered := deepCopy(t, Object(pr["spec"].(map[string]any)))
 	rgroups := asSlice(rendered["groups"])
@@ -87,41 +113,27 @@ func TestPrometheusRules(t *testing.T) {
 	}
 	target := rgroups[len(rgroups)-1]
 	rendered["groups"] = rgroups[:len(rgroups)-1]
-	for _, g := range asSlice(rendered["groups"]) {
-		for _, r := range asSlice(get(g, "rules")) {
-			if str(r, "alert") == "" {
-				continue
-			}
-			ann := get(r, "annotations").(map[string]any)
-			want := "https://github.com/paygate/paygate/blob/main/k8s/README.md#" + strings.ToLower(str(r, "alert"))
-			if ann["runbook_url"] != want {
-				t.Errorf("alert %s: runbook_url %v, want %s", str(r, "alert"), ann["runbook_url"], want)
-			}
-			delete(ann, "runbook_url")
-			if len(ann) == 0 {
-				delete(r.(map[string]any), "annotations")
-			}
-		}
+	if !reflect.DeepEqual(rendered, want) {
+		t.Errorf("the PrometheusRule spec differs from %s with the release's job and namespace (the target group aside)", path)
 	}
-	if !reflect.DeepEqual(map[string]any(rendered), file) {
-		t.Errorf("the PrometheusRule spec differs from %s (runbook_url and the target group aside)", path)
+	for _, g := range asSlice(get(pr, "spec", "groups")) {
+		for _, r := range asSlice(get(g, "rules")) {
+			checkScoped(t, "rendered: "+str(r, "alert"), str(r, "expr"), "paygate-canary", "payments")
+		}
 	}
 	// A down or absent target fires, scoped to the release's namespace and
 	// Service (the ServiceMonitor's job), with a runbook.
 	wantTarget := map[string]string{
-		"PaygateTargetDown":   `up{job="paygate", namespace="payments"} == 0`,
-		"PaygateTargetAbsent": `absent(up{job="paygate", namespace="payments"})`,
+		"PaygateTargetDown":   `up{job="paygate-canary", namespace="payments"} == 0`,
+		"PaygateTargetAbsent": `absent(up{job="paygate-canary", namespace="payments"})`,
 	}
 	for _, r := range asSlice(get(target, "rules")) {
 		name := str(r, "alert")
 		if want, ok := wantTarget[name]; !ok || str(r, "expr") != want {
 			t.Errorf("target alert %s: expr %q, want %q", name, str(r, "expr"), want)
 		}
-		if str(r, "annotations", "runbook_url") == "" || str(r, "labels", "severity") == "" {
-			t.Errorf("target alert %s lacks a runbook_url or a severity", name)
-		}
-		if _, err := parser.ParseExpr(str(r, "expr")); err != nil {
-			t.Errorf("target alert %s: %v", name, err)
+		if str(r, "annotations", "runbook_url") != runbooks+strings.ToLower(name) || str(r, "labels", "severity") == "" {
+			t.Errorf("target alert %s lacks its runbook_url or a severity", name)
 		}
 		delete(wantTarget, name)
 	}
@@ -148,6 +160,74 @@ func TestPrometheusRules(t *testing.T) {
 	}
 	if _, errs := rulefmt.Parse(spec); len(errs) > 0 {
 		t.Errorf("rendered PrometheusRule: %v", errs)
+	}
+	runRenderedRuleTests(t, spec)
+}
+
+// renderedRuleTests are promtool unit tests of the PrometheusRule rendered
+// for Service paygate-canary in namespace payments: the same failures in
+// another namespace, or under another release's job in the same one, fire
+// nothing, and this release's fire once, with its labels.
+const renderedRuleTests = `rule_files: [rules.yaml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'http_server_request_duration_seconds_count{namespace="payments",job="paygate-canary",http_response_status_class="5xx"}'
+        values: '0+6x30'
+      - series: 'http_server_request_duration_seconds_count{namespace="payments",job="paygate-canary",http_response_status_class="2xx"}'
+        values: '0+54x30'
+      - series: 'http_server_request_duration_seconds_count{namespace="staging",job="paygate-canary",http_response_status_class="5xx"}'
+        values: '0+60x30'
+      - series: 'http_server_request_duration_seconds_count{namespace="payments",job="paygate",http_response_status_class="5xx"}'
+        values: '0+60x30'
+      - series: 'paygate_ledger_verification_ok{namespace="staging",job="paygate-canary"}'
+        values: '0x10'
+      - series: 'paygate_ledger_verification_ok{namespace="payments",job="paygate"}'
+        values: '0x10'
+      - series: 'up{namespace="staging",job="paygate-canary"}'
+        values: '0x10'
+      - series: 'up{namespace="payments",job="paygate-canary"}'
+        values: '1x10'
+    alert_rule_test:
+      - eval_time: 20m
+        alertname: PaygateHighErrorRatio
+        exp_alerts:
+          - exp_labels: {severity: critical, namespace: payments, job: paygate-canary}
+            exp_annotations:
+              summary: More than 5% of paygate requests fail with a server error.
+              description: "10% of requests answered 5xx over the last 5 minutes."
+              runbook_url: https://github.com/paygate/paygate/blob/main/k8s/README.md#paygatehigherrorratio
+      - eval_time: 5m
+        alertname: PaygateLedgerVerificationFailing
+        exp_alerts: []
+      - eval_time: 8m
+        alertname: PaygateTargetDown
+        exp_alerts: []
+      - eval_time: 15m
+        alertname: PaygateTargetAbsent
+        exp_alerts: []
+`
+
+// runRenderedRuleTests runs renderedRuleTests on the rendered rules spec
+// with Debian's promtool (installed by make test, like the promtool tests
+// of internal/observability).
+func runRenderedRuleTests(t *testing.T, spec []byte) {
+	t.Helper()
+	tool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool not found: run the tests with `make test`, which installs Debian's prometheus package")
+	}
+	dir := t.TempDir()
+	for name, b := range map[string][]byte{"rules.yaml": spec, "rules_test.yaml": []byte(renderedRuleTests)} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(tool, "test", "rules", "rules_test.yaml")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("SUCCESS")) {
+		t.Errorf("promtool test rules on the rendered PrometheusRule: %v\n%s", err, out)
 	}
 }
 
@@ -321,4 +401,39 @@ func matches(t *testing.T, sel any, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// checkScoped fails the test unless every series selector of expr matches
+// job (and namespace, unless empty) exactly, and every aggregation keeps
+// the namespace and job labels, so that series of another release or
+// namespace can neither fire the rule nor be summed into it.
+func checkScoped(t *testing.T, what, expr, job, namespace string) {
+	t.Helper()
+	e, err := parser.ParseExpr(expr)
+	if err != nil {
+		t.Errorf("%s: %v", what, err)
+		return
+	}
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		switch n := n.(type) {
+		case *parser.VectorSelector:
+			want := map[string]string{"job": job}
+			if namespace != "" {
+				want["namespace"] = namespace
+			}
+			for _, m := range n.LabelMatchers {
+				if v, ok := want[m.Name]; ok && m.Type == labels.MatchEqual && m.Value == v {
+					delete(want, m.Name)
+				}
+			}
+			if len(want) > 0 {
+				t.Errorf("%s: selector %s does not match %v exactly", what, n, want)
+			}
+		case *parser.AggregateExpr:
+			if n.Without || !slices.Contains(n.Grouping, "namespace") || !slices.Contains(n.Grouping, "job") {
+				t.Errorf("%s: aggregation %s does not keep namespace and job (by (namespace, job, ...))", what, n)
+			}
+		}
+		return nil
+	})
 }
