@@ -496,19 +496,24 @@ build_otelcol() {
 	fi
 }
 
-# build_jaeger: sets JAEGER_BIN, building Jaeger all-in-one from its Go
-# module (tools/jaeger) unless cached; the first build takes many minutes.
+# build_jaeger: sets JAEGER_BIN, building Jaeger v2 (cmd/jaeger, the
+# OpenTelemetry-collector-based binary) from its Go module (tools/jaeger)
+# unless a build of the same module versions is cached, and drops older
+# Jaeger builds (the retired v1 all-in-one among them). The first build
+# takes several minutes on two cores. make run starts it with
+# k8s/jaeger/config.yaml, the cluster's configuration.
 JAEGER_BIN=""
 build_jaeger() {
 	local key
 	key="$({ go version; cat "$PAYGATE_TOOLS/jaeger/go.mod" "$PAYGATE_TOOLS/jaeger/go.sum"; } | sha256sum | cut -c1-16)"
-	JAEGER_BIN="$PAYGATE_CACHE/bin/jaeger-all-in-one-$key"
+	JAEGER_BIN="$PAYGATE_CACHE/bin/jaeger-v2-$key"
 	if [[ ! -x "$JAEGER_BIN" ]]; then
-		log "building Jaeger all-in-one -> $JAEGER_BIN (once; slow)"
+		log "building Jaeger v2 -> $JAEGER_BIN (once; slow)"
 		mkdir -p "$PAYGATE_CACHE/bin"
-		(cd "$PAYGATE_TOOLS/jaeger" && go build -trimpath -ldflags="-s -w" -o "$JAEGER_BIN.tmp" github.com/jaegertracing/jaeger/cmd/all-in-one) ||
+		(cd "$PAYGATE_TOOLS/jaeger" && go build -trimpath -ldflags="-s -w" -o "$JAEGER_BIN.tmp" github.com/jaegertracing/jaeger/cmd/jaeger) ||
 			die "building Jaeger failed"
-		mv "$JAEGER_BIN.tmp" "$JAEGER_BIN"
+		install_atomically "$JAEGER_BIN.tmp" "$JAEGER_BIN"
+		find "$PAYGATE_CACHE/bin" -maxdepth 1 -name 'jaeger-*' ! -name "${JAEGER_BIN##*/}" -delete 2>/dev/null || true
 	fi
 }
 

@@ -30,7 +30,7 @@ PID_DIR="$RUN_DIR/pids"
 
 # Services started before the gateway, in order.
 DEV_SERVICES=(postgres kafka mailpit prometheus)
-# JAEGER=1 adds Jaeger all-in-one (built once from its Go module, slowly)
+# JAEGER=1 adds Jaeger v2 (built once from its Go module, slowly)
 # and points the gateway's OTLP trace exporter at it.
 [[ "${JAEGER:-0}" == 1 ]] && DEV_SERVICES+=(jaeger)
 
@@ -192,15 +192,15 @@ YAML
 }
 
 JAEGER_URL=""
-# start_jaeger: Jaeger all-in-one with its OTLP receivers on loopback.
+# start_jaeger: Jaeger v2 with k8s/jaeger/config.yaml (the cluster's
+# configuration: in-memory storage, OTLP receivers, query UI and API),
+# every port on loopback.
 start_jaeger() {
 	build_jaeger
 	local logfile="$LOG_DIR/jaeger.log"
 	: >"$logfile"
-	log "starting Jaeger (UI 127.0.0.1:16686, OTLP 127.0.0.1:4318)"
-	start_bg jaeger "$logfile" "$JAEGER_BIN" --collector.otlp.enabled=true \
-		--collector.otlp.grpc.host-port=127.0.0.1:4317 --collector.otlp.http.host-port=127.0.0.1:4318 \
-		--query.http-server.host-port=127.0.0.1:16686 --admin.http.host-port=127.0.0.1:14269
+	log "starting Jaeger v2 (UI 127.0.0.1:16686, OTLP 127.0.0.1:4317/4318)"
+	JAEGER_LISTEN_HOST=127.0.0.1 start_bg jaeger "$logfile" "$JAEGER_BIN" --config="$PAYGATE_ROOT/k8s/jaeger/config.yaml"
 	wait_port 16686 120 "$BG_PID" || fail_with_log jaeger "$logfile"
 	export OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
 	JAEGER_URL="http://127.0.0.1:16686"
