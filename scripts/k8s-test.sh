@@ -12,7 +12,9 @@
 #      Operator CRDs, against which every rendered object and every k8s/
 #      manifest is applied with --dry-run=server --validate=strict, and the
 #      chart is installed, upgraded and uninstalled; the OTel collector's
-#      component names are checked with the collector tools/otelcol builds;
+#      component names are checked with the collector tools/otelcol builds,
+#      and k8s/jaeger/config.yaml is validated and run (OTLP in, query API
+#      out) with the Jaeger v2 binary tools/jaeger builds for make run;
 #   3. a real single-node cluster (tools/kube/e2e): kubelet,
 #      kube-controller-manager, kube-scheduler and kube-proxy built from the
 #      same module as the API server, CoreDNS (tools/kube/coredns), Debian's
@@ -42,6 +44,7 @@ main() {
 	build_hostkafka
 	build_mailpit
 	build_otelcol
+	build_jaeger
 	log "tools ready in $((SECONDS - start))s: $("$HELM_BIN" version --short), kubectl $("$KUBECTL_BIN" version --client -o yaml | awk '/gitVersion/ { print $2; exit }'), etcd $("$ETCD_BIN" --version | awk '/etcd Version/ { print $3 }')"
 	log "CRDs from $crds"
 
@@ -51,7 +54,7 @@ main() {
 		PAYGATE_KUBE_SCHEDULER="$KUBE_SCHEDULER_BIN" PAYGATE_KUBE_PROXY="$KUBE_PROXY_BIN" \
 		PAYGATE_COREDNS="$COREDNS_BIN" PAYGATE_COREDNS_VERSION="$COREDNS_VERSION" PAYGATE_PAUSE="$PAUSE_BIN" \
 		PAYGATE_HOSTKAFKA="$HOSTKAFKA_BIN" PAYGATE_MAILPIT="$MAILPIT_BIN" PAYGATE_PG_BIN="${PAYGATE_PG_BIN:-$PG_BIN}" \
-		PAYGATE_OTELCOL="$OTELCOL_BIN"
+		PAYGATE_OTELCOL="$OTELCOL_BIN" PAYGATE_JAEGER="$JAEGER_BIN"
 
 	cd "$PAYGATE_KUBE_TOOLS" || die "no $PAYGATE_KUBE_TOOLS"
 	local goflags="${GOFLAGS:-}"

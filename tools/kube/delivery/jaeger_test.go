@@ -2,12 +2,18 @@ package delivery
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -177,4 +183,135 @@ func jaegerV2Version(t *testing.T) string {
 		t.Fatalf("tools/jaeger builds Jaeger v1.%d, older than the first v2 release (v1.63.0 / v2.0.0)", minor)
 	}
 	return fmt.Sprintf("2.%d.%s", minor-63, m[2])
+}
+
+// TestJaegerRuns starts the Jaeger v2 binary that tools/jaeger builds for
+// make run (PAYGATE_JAEGER) with k8s/jaeger/config.yaml as make run does
+// (JAEGER_LISTEN_HOST=127.0.0.1), on free ports instead of its fixed ones:
+// the configuration validates, the health check answers, a span sent over
+// OTLP/HTTP comes back from the query API, and SIGTERM stops it promptly.
+func TestJaegerRuns(t *testing.T) {
+	bin := toolPath(t, "PAYGATE_JAEGER")
+	raw, err := os.ReadFile(filepath.Join(repoRoot(), "k8s", "jaeger", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "JAEGER_LISTEN_HOST=127.0.0.1")
+	dir := t.TempDir()
+	validate := func(path string) {
+		cmd := exec.Command(bin, "validate", "--config="+path)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("jaeger validate --config=%s: %v\n%s", path, err, out)
+		}
+	}
+	validate(filepath.Join(repoRoot(), "k8s", "jaeger", "config.yaml"))
+
+	// The same configuration on free ports; each fixed port must occur
+	// once, so that a new listener in config.yaml gets noticed here.
+	ports := loopbackPorts(t, 6)
+	cfg := string(raw)
+	for i, fixed := range []string{"4317", "4318", "16686", "16685", "13133", "8888"} {
+		re := regexp.MustCompile(`(:|port: )` + fixed + `\b`)
+		if n := len(re.FindAllString(cfg, -1)); n != 1 {
+			t.Fatalf("k8s/jaeger/config.yaml names port %s %d times, want once", fixed, n)
+		}
+		cfg = re.ReplaceAllString(cfg, "${1}"+strconv.Itoa(ports[i]))
+	}
+	otlpHTTP, query, health := ports[1], ports[2], ports[4]
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	validate(path)
+
+	logPath := filepath.Join(dir, "jaeger.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin, "--config="+path)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	logTail := func() string {
+		b, _ := os.ReadFile(logPath)
+		return string(b[max(0, len(b)-4000):])
+	}
+
+	// poll GETs url until it answers 200 with a body containing want.
+	poll := func(url, want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get(url)
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK && strings.Contains(string(body), want) {
+					return
+				}
+				err = fmt.Errorf("%s: %s", resp.Status, body)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %v\njaeger log:\n%s", url, err, logTail())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	poll(fmt.Sprintf("http://127.0.0.1:%d/status", health), `"healthy":true`)
+
+	traceID := fmt.Sprintf("%032x", time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	span := fmt.Sprintf(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"paygate"}}]},`+
+		`"scopeSpans":[{"spans":[{"traceId":%q,"spanId":"eee19b7ec3c1b174","name":"POST /v1/transfers","kind":2,`+
+		`"startTimeUnixNano":"%d","endTimeUnixNano":"%d"}]}]}]}`, traceID, now-int64(5*time.Millisecond), now)
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/v1/traces", otlpHTTP), "application/json", strings.NewReader(span))
+	if err != nil {
+		t.Fatalf("OTLP export: %v\njaeger log:\n%s", err, logTail())
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("OTLP export: %s", resp.Status)
+	}
+	poll(fmt.Sprintf("http://127.0.0.1:%d/api/traces/%s", query, traceID), `"operationName":"POST /v1/transfers"`)
+
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("jaeger exited with %v after SIGTERM\n%s", err, logTail())
+		}
+		t.Logf("jaeger stopped %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	case <-time.After(5 * time.Second):
+		t.Fatalf("jaeger still runs 5s after SIGTERM\n%s", logTail())
+	}
+}
+
+// loopbackPorts returns n distinct loopback ports, free when it returns.
+func loopbackPorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports
 }

@@ -4,8 +4,8 @@
 // kube-apiserver with the operators' CRDs installed.
 //
 // It needs the cluster tools that scripts/k8s-test.sh (make chart-test)
-// builds and passes in: PAYGATE_HELM, PAYGATE_KUBECTL, PAYGATE_ETCD and
-// PAYGATE_KUBE_APISERVER, and the CRDs in PAYGATE_CRDS_DIR (default
+// builds and passes in: PAYGATE_HELM, PAYGATE_KUBECTL, PAYGATE_ETCD,
+// PAYGATE_KUBE_APISERVER, PAYGATE_OTELCOL and PAYGATE_JAEGER, and the CRDs in PAYGATE_CRDS_DIR (default
 // ../shared/crds from the repository root). A missing tool fails the tests;
 // none is skipped.
 package delivery
