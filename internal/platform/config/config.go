@@ -72,6 +72,9 @@ type Kafka struct {
 	ConsumerMaxWait   time.Duration `envconfig:"KAFKA_CONSUMER_MAX_WAIT" default:"250ms" desc:"Longest a fetch waits for new records."`
 	ConsumerRebalance time.Duration `envconfig:"KAFKA_CONSUMER_SESSION_TIMEOUT" default:"10s" desc:"Consumer group session timeout."`
 
+	ConsumerRetryBackoff    time.Duration `envconfig:"KAFKA_CONSUMER_RETRY_BACKOFF" default:"200ms" desc:"First pause before a consumer tries a failed record again; it doubles per attempt, with jitter."`
+	ConsumerRetryMaxBackoff time.Duration `envconfig:"KAFKA_CONSUMER_RETRY_MAX_BACKOFF" default:"30s" desc:"Longest pause between attempts at a failed record."`
+
 	// Transport security and authentication towards the brokers; see
 	// kafka_security.go for the rules.
 	TLSEnabled    bool   `envconfig:"KAFKA_TLS_ENABLED" default:"false" desc:"Connect to the brokers over TLS."`

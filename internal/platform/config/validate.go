@@ -59,6 +59,12 @@ func (c *Config) validate() []VarError {
 	if c.Kafka.TopicReplication == 0 || c.Kafka.TopicReplication < -1 {
 		bad("KAFKA_TOPIC_REPLICATION", "must be -1 (broker default) or at least 1")
 	}
+	if c.Kafka.ConsumerRetryBackoff <= 0 {
+		bad("KAFKA_CONSUMER_RETRY_BACKOFF", "must be positive")
+	}
+	if c.Kafka.ConsumerRetryMaxBackoff < c.Kafka.ConsumerRetryBackoff {
+		bad("KAFKA_CONSUMER_RETRY_MAX_BACKOFF", "must be at least PAYGATE_KAFKA_CONSUMER_RETRY_BACKOFF")
+	}
 	if c.Outbox.BatchSize < 1 || c.Outbox.BatchSize > 10000 {
 		bad("OUTBOX_BATCH_SIZE", "must be between 1 and 10000")
 	}
