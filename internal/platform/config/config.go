@@ -119,8 +119,8 @@ type Auth struct {
 	Argon2Time      uint32 `envconfig:"ARGON2_TIME" default:"2" desc:"Argon2id passes over memory for new hashes."`
 	Argon2Threads   uint8  `envconfig:"ARGON2_THREADS" default:"2" desc:"Argon2id parallelism for new hashes."`
 
-	LoginMaxFailuresPerEmail int           `envconfig:"LOGIN_MAX_FAILURES_PER_EMAIL" default:"5" desc:"Failed logins allowed per email within the window before 429."`
-	LoginMaxFailuresPerIP    int           `envconfig:"LOGIN_MAX_FAILURES_PER_IP" default:"20" desc:"Failed logins allowed per client IP within the window before 429."`
+	LoginMaxFailuresPerEmail int           `envconfig:"LOGIN_MAX_FAILURES_PER_EMAIL" default:"5" desc:"Failed password checks (logins and password changes) allowed per email within the window before 429."`
+	LoginMaxFailuresPerIP    int           `envconfig:"LOGIN_MAX_FAILURES_PER_IP" default:"20" desc:"Failed password checks (logins and password changes) allowed per client IP within the window before 429."`
 	LoginFailureWindow       time.Duration `envconfig:"LOGIN_FAILURE_WINDOW" default:"15m" desc:"Window over which failed logins are counted."`
 	// TrustedProxies are the networks of the reverse proxies in front of
 	// paygate; see internal/platform/clientip for how the client IP is
