@@ -103,8 +103,10 @@ func (s *Service) CreateAccount(ctx context.Context, na users.NewAccount) (users
 
 // createAccount is CreateAccount with two extra steps: before runs after
 // validation and before the hash (a throttle), inTx inside the
-// transaction after the user was created. Either may be nil.
-func (s *Service) createAccount(ctx context.Context, na users.NewAccount, before func(context.Context) error,
+// transaction after the user was created. Either may be nil. When the
+// hash does not run (shed or cancelled), the undo that before returned
+// (if any) gives its reservation back.
+func (s *Service) createAccount(ctx context.Context, na users.NewAccount, before func(context.Context) (undo func(), err error),
 	inTx func(context.Context, pgx.Tx, users.User) error) (users.User, error) {
 	var fields []apperr.FieldError
 	first, fe := users.ValidateName("firstname", na.Firstname)
@@ -128,13 +130,19 @@ func (s *Service) createAccount(ctx context.Context, na users.NewAccount, before
 	if len(fields) > 0 {
 		return users.User{}, apperr.Validation("The request has invalid fields.", fields...)
 	}
+	undo := func() {}
 	if before != nil {
-		if err := before(ctx); err != nil {
+		u, err := before(ctx)
+		if err != nil {
 			return users.User{}, err
+		}
+		if u != nil {
+			undo = u
 		}
 	}
 	hash, err := s.hasher.Hash(ctx, na.Password)
 	if err != nil {
+		undo()
 		return users.User{}, err
 	}
 	var u users.User
@@ -191,33 +199,41 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, clientIP strin
 			apperr.FieldError{Field: "confirm_password", Message: "must match password"})
 	}
 	return s.createAccount(ctx, users.NewAccount{Firstname: in.Firstname, Lastname: in.Lastname, Email: in.Email,
-		Password: in.Password, Role: authn.RoleUser}, func(ctx context.Context) error {
+		Password: in.Password, Role: authn.RoleUser}, func(ctx context.Context) (func(), error) {
 		if err := s.hasher.Admit(true); err != nil {
-			return err
+			return nil, err
 		}
 		return s.reserveRegistration(ctx, clientIP)
 	}, nil)
 }
 
-func (s *Service) reserveRegistration(ctx context.Context, clientIP string) error {
+// reserveRegistration counts a registration from the client IP, or
+// refuses it over the limit; the returned undo gives the count back for
+// a registration whose password was never hashed (shed by the queue), so
+// a client told to retry does not use up its allowance.
+func (s *Service) reserveRegistration(ctx context.Context, clientIP string) (undo func(), err error) {
 	now := s.now()
-	var ok bool
+	var id int64
 	var oldest time.Time
-	err := s.db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	err = s.db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
-		ok, oldest, err = s.store.ReserveRegistration(ctx, tx, clientIP, now.Add(-s.cfg.RegisterWindow), s.cfg.RegisterMaxPerIP)
+		id, oldest, err = s.store.ReserveRegistration(ctx, tx, clientIP, now.Add(-s.cfg.RegisterWindow), s.cfg.RegisterMaxPerIP)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("reserve registration: %w", err)
+		return nil, fmt.Errorf("reserve registration: %w", err)
 	}
-	if ok {
-		return nil
+	if id != 0 {
+		return func() {
+			if err := s.store.ReleaseRegistration(context.WithoutCancel(ctx), s.db.Pool, id); err != nil {
+				s.log.Warn("releasing a registration attempt failed", zap.Error(err))
+			}
+		}, nil
 	}
 	s.metrics.throttled(ctx, OpRegister, ScopeIP)
 	e := ErrTooManyRegistrations.With(ErrTooManyRegistrations.Detail)
 	e.RetryAfter = max(oldest.Add(s.cfg.RegisterWindow).Sub(now), time.Second)
-	return e
+	return nil, e
 }
 
 // reserveCheck reserves one password check of the email's password from

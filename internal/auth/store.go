@@ -279,27 +279,35 @@ DELETE FROM auth_login_failures WHERE email = $1`, email)
 
 // ReserveRegistration records a registration attempt from the IP unless
 // limit of them were made since since, under an advisory lock on the IP so
-// that concurrent registrations cannot all pass the count. It returns
-// whether the attempt may go on and, when not, the time of the oldest
-// counted attempt.
-func (s *Store) ReserveRegistration(ctx context.Context, tx pgx.Tx, ip string, since time.Time, limit int) (bool, time.Time, error) {
+// that concurrent registrations cannot all pass the count. It returns the
+// id of the recorded attempt or, when refused, 0 and the time of the
+// oldest counted attempt.
+func (s *Store) ReserveRegistration(ctx context.Context, tx pgx.Tx, ip string, since time.Time, limit int) (int64, time.Time, error) {
 	if _, err := tx.Exec(ctx, `-- name: LockRegistrationThrottle
 SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockClassRegister, ip); err != nil {
-		return false, time.Time{}, err
+		return 0, time.Time{}, err
 	}
 	var n int
 	var oldest *time.Time
 	if err := tx.QueryRow(ctx, `-- name: CountRegistrations
 SELECT count(*), min(attempted_at) FROM auth_registration_attempts WHERE client_ip = $1 AND attempted_at > $2`,
 		ip, since).Scan(&n, &oldest); err != nil {
-		return false, time.Time{}, err
+		return 0, time.Time{}, err
 	}
 	if n >= limit {
-		return false, *oldest, nil
+		return 0, *oldest, nil
 	}
-	_, err := tx.Exec(ctx, `-- name: RecordRegistration
-INSERT INTO auth_registration_attempts (client_ip) VALUES ($1)`, ip)
-	return err == nil, time.Time{}, err
+	var id int64
+	err := tx.QueryRow(ctx, `-- name: RecordRegistration
+INSERT INTO auth_registration_attempts (client_ip) VALUES ($1) RETURNING id`, ip).Scan(&id)
+	return id, time.Time{}, err
+}
+
+// ReleaseRegistration deletes a recorded registration attempt.
+func (s *Store) ReleaseRegistration(ctx context.Context, q postgres.Querier, id int64) error {
+	_, err := q.Exec(ctx, `-- name: ReleaseRegistration
+DELETE FROM auth_registration_attempts WHERE id = $1`, id)
+	return err
 }
 
 // PruneRegistrations deletes registration attempts older than before.

@@ -267,8 +267,12 @@ func TestLoginsDuringARegistrationBurst(t *testing.T) {
 	t.Logf("logins before the burst: p50 %v, p99 %v", pct(quiet, 0.5), pct(quiet, 0.99))
 	t.Logf("registration burst of 200: %d created, %d shed (503); %d logins during it: p50 %v, p99 %v, max %v",
 		created, shed, len(latencies), pct(latencies, 0.50), pct(latencies, 0.99), latencies[len(latencies)-1])
-	var n int
+	var n, counted int
 	if err := e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM users WHERE email LIKE 'burst%'").Scan(&n); err != nil || n != created {
 		t.Fatalf("%d users stored for %d created (%v)", n, created, err)
+	}
+	// A shed registration does not use up its client's allowance.
+	if err := e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM auth_registration_attempts WHERE client_ip LIKE '10.%'").Scan(&counted); err != nil || counted != created {
+		t.Fatalf("%d registration attempts counted for %d created (%v)", counted, created, err)
 	}
 }
