@@ -50,8 +50,9 @@ type HashLimits struct {
 // There are two classes: verifications (logins, password checks) and
 // hashes of new passwords (registrations, password changes). A freed slot
 // goes to the first waiting verification before any new password, and new
-// passwords may fill only half of the queue, so a burst of registrations
-// cannot starve logins.
+// passwords may fill only half of the queue and run in only half of the
+// slots (at least one), so a burst of registrations cannot starve logins:
+// with two slots, one is always left for verifications.
 type Hasher struct {
 	params HashParams
 	limits HashLimits
@@ -62,8 +63,9 @@ type Hasher struct {
 	dummy string
 
 	mu sync.Mutex
-	// free is the number of idle slots.
-	free int
+	// free is the number of idle slots; newRunning counts the slots
+	// hashing new passwords, at most maxNew.
+	free, newRunning, maxNew int
 	// verifies and news are the waiting requests of each class, oldest
 	// first; a waiter's channel is closed when a slot is handed to it.
 	verifies, news []chan struct{}
@@ -75,7 +77,7 @@ func NewHasher(p HashParams, l HashLimits) (*Hasher, error) {
 	if l.Concurrency <= 0 {
 		l.Concurrency = max(2, runtime.GOMAXPROCS(0))
 	}
-	h := &Hasher{params: p, limits: l, free: l.Concurrency}
+	h := &Hasher{params: p, limits: l, free: l.Concurrency, maxNew: max(1, l.Concurrency/2)}
 	d, err := h.Hash(context.Background(), "paygate-dummy-password")
 	if err != nil {
 		return nil, err
@@ -97,7 +99,7 @@ func (h *Hasher) Waiting() int {
 // the hash itself may still be shed.
 func (h *Hasher) Admit(newPassword bool) error {
 	h.mu.Lock()
-	full := h.free == 0 && len(h.verifies)+len(h.news) >= h.room(newPassword)
+	full := !h.canStart(newPassword) && len(h.verifies)+len(h.news) >= h.room(newPassword)
 	h.mu.Unlock()
 	if full {
 		return h.shed(newPassword)
@@ -114,11 +116,29 @@ func (h *Hasher) room(newPassword bool) int {
 	return h.limits.Queue
 }
 
+// canStart reports whether a request of the class may take an idle slot
+// now; h.mu is held. A newcomer never overtakes a waiter of its class,
+// and a new password waits while verifications do.
+func (h *Hasher) canStart(newPassword bool) bool {
+	if h.free == 0 || len(h.verifies) > 0 {
+		return false
+	}
+	return !newPassword || (len(h.news) == 0 && h.newRunning < h.maxNew)
+}
+
+// start takes an idle slot for a request of the class; h.mu is held.
+func (h *Hasher) start(newPassword bool) {
+	h.free--
+	if newPassword {
+		h.newRunning++
+	}
+}
+
 // acquire takes a hashing slot, waiting in the queue if there is room.
 func (h *Hasher) acquire(ctx context.Context, newPassword bool) error {
 	h.mu.Lock()
-	if h.free > 0 && len(h.verifies)+len(h.news) == 0 {
-		h.free--
+	if h.canStart(newPassword) {
+		h.start(newPassword)
 		h.mu.Unlock()
 		return nil
 	}
@@ -156,28 +176,33 @@ func (h *Hasher) acquire(ctx context.Context, newPassword bool) error {
 		return err
 	}
 	// The slot was handed over as the wait ended: pass it on.
-	h.handOver()
+	h.finish(newPassword)
 	return err
 }
 
-// handOver gives a freed slot to the first waiting verification, else to
-// the first waiting new password, else marks it idle. h.mu is held.
-func (h *Hasher) handOver() {
-	switch {
-	case len(h.verifies) > 0:
+// finish frees the slot of a request of the class and hands idle slots
+// to waiters: the first waiting verifications, then the first waiting
+// new passwords while they are below their share. h.mu is held.
+func (h *Hasher) finish(newPassword bool) {
+	h.free++
+	if newPassword {
+		h.newRunning--
+	}
+	for h.free > 0 && len(h.verifies) > 0 {
+		h.start(false)
 		close(h.verifies[0])
 		h.verifies = h.verifies[1:]
-	case len(h.news) > 0:
+	}
+	for h.free > 0 && len(h.news) > 0 && h.newRunning < h.maxNew {
+		h.start(true)
 		close(h.news[0])
 		h.news = h.news[1:]
-	default:
-		h.free++
 	}
 }
 
-func (h *Hasher) release() {
+func (h *Hasher) release(newPassword bool) {
 	h.mu.Lock()
-	h.handOver()
+	h.finish(newPassword)
 	h.mu.Unlock()
 }
 
@@ -200,7 +225,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	key := argon2.IDKey([]byte(password), salt, h.params.Time, h.params.MemoryKiB, h.params.Threads, keyLen)
-	h.release()
+	h.release(true)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
 		h.params.MemoryKiB, h.params.Time, h.params.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -236,7 +261,7 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, reha
 		return false, false, err
 	}
 	got := argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(want)))
-	h.release()
+	h.release(false)
 	ok = subtle.ConstantTimeCompare(got, want) == 1
 	return ok, ok && p != h.params, nil
 }

@@ -82,14 +82,16 @@ func TestHashQueueIsBoundedAndServesVerificationsFirst(t *testing.T) {
 	}
 	// Freed slots go to the verifications first, in order, then to the
 	// new passwords, in order.
+	held := false // the class of the slot held now: the first, a verify
 	for _, want := range []string{"verify-1", "verify-2", "new-1", "new-2"} {
-		h.release()
+		h.release(held)
 		if g := <-got; g != want {
 			t.Fatalf("slot went to %s, want %s", g, want)
 		}
+		held = want[:3] == "new"
 	}
-	h.release()
-	if h.Waiting() != 0 || h.free != 1 {
+	h.release(held)
+	if h.Waiting() != 0 || h.free != 1 || h.newRunning != 0 {
 		t.Fatalf("after draining: %d waiting, %d free", h.Waiting(), h.free)
 	}
 }
@@ -117,8 +119,41 @@ func TestHashQueueShedsALongWait(t *testing.T) {
 	if h.Waiting() != 0 {
 		t.Fatalf("%d still waiting after the cancellation", h.Waiting())
 	}
-	h.release()
+	h.release(false)
 	if _, err := h.Hash(ctx, "password"); err != nil {
 		t.Fatalf("hash with a free slot: %v", err)
+	}
+}
+
+// TestNewPasswordsLeaveASlotForVerifications checks that new passwords
+// run in at most half of the slots: with two, a second registration waits
+// while one runs, and a login takes the other slot at once.
+func TestNewPasswordsLeaveASlotForVerifications(t *testing.T) {
+	t.Parallel()
+	h := newTestHasher(t, HashLimits{Concurrency: 2, Queue: 8, MaxWait: time.Minute})
+	ctx := context.Background()
+	if err := h.acquire(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() { second <- h.acquire(ctx, true) }()
+	waitQueued(t, h, 1)
+	if err := h.acquire(ctx, false); err != nil { // the free slot, at once
+		t.Fatal(err)
+	}
+	h.release(false)
+	h.mu.Lock()
+	free, running, waiting := h.free, h.newRunning, len(h.news)
+	h.mu.Unlock()
+	if free != 1 || running != 1 || waiting != 1 {
+		t.Fatalf("after the login: %d free, %d new running, %d new waiting; the second new password must wait for the first", free, running, waiting)
+	}
+	h.release(true)
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	h.release(true)
+	if h.free != 2 || h.newRunning != 0 || h.Waiting() != 0 {
+		t.Fatalf("after draining: %d free, %d new running, %d waiting", h.free, h.newRunning, h.Waiting())
 	}
 }
