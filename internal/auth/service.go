@@ -399,7 +399,9 @@ func (s *Service) issue(ctx context.Context, tx pgx.Tx, u users.User, sessionID 
 // same token. Within PAYGATE_REFRESH_REUSE_GRACE of the rotation, and only
 // while the successor the lost response carried was never used, the retry
 // gets a fresh pair and that successor is revoked, so the family keeps a
-// single live token. A session past its absolute lifetime
+// single live token; that successor presented later means someone else
+// had it after all, and revokes the session like any reuse. A session
+// past its absolute lifetime
 // (PAYGATE_SESSION_MAX_LIFETIME) refreshes no more.
 func (s *Service) Refresh(ctx context.Context, token string) (TokenPair, error) {
 	var pair TokenPair
@@ -413,8 +415,14 @@ func (s *Service) Refresh(ctx context.Context, token string) (TokenPair, error) 
 		if err != nil {
 			return err
 		}
-		if rec.Revoked || rec.TokenRevoked || !rec.SessionCreated.Add(s.cfg.SessionMaxLifetime).After(s.now()) {
+		if rec.Revoked || !rec.SessionCreated.Add(s.cfg.SessionMaxLifetime).After(s.now()) {
 			return ErrInvalidRefreshToken
+		}
+		if rec.TokenRevoked {
+			// A successor superseded by a retry was never delivered: whoever
+			// presents it got it elsewhere. Theft, as for reuse.
+			reused = true
+			return s.store.RevokeSession(ctx, tx, rec.SessionID, "superseded refresh token presented")
 		}
 		if rec.Used {
 			if rec.WithinGrace && rec.ReplacedBy != uuid.Nil {

@@ -14,39 +14,51 @@ import (
 
 // TestRefreshRetriedWithinGraceKeepsTheSession is the lost response: the
 // client rotates its refresh token, never sees the answer, and retries
-// with the same token. It gets a working pair, the session lives on, and
-// the successor it never saw is dead. Once that client uses its new
-// token, the old one presented again is theft after all.
+// with the same token. It gets a working pair and the session lives on.
+// Once that client used its new token, the old one presented again is
+// theft after all, and so is the successor it never saw.
 func TestRefreshRetriedWithinGraceKeepsTheSession(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t)
-	u := e.NewUser(t)
-	lost := refresh(t, e, u.Refresh)
-	if lost.Status != 200 {
-		t.Fatalf("first refresh: %d %s", lost.Status, lost.Body)
-	}
-	retry := refresh(t, e, u.Refresh)
-	if retry.Status != 200 {
-		t.Fatalf("retry within the grace window: %d %s", retry.Status, retry.Body)
-	}
-	pair := retry.Map(t)
-	if r := e.Get(t, "/v1/auth/me", pair["access_token"].(string)); r.Status != 200 {
-		t.Fatalf("access token of the retry: %d %s", r.Status, r.Body)
-	}
-	if r := refresh(t, e, lost.Map(t)["refresh_token"].(string)); r.Status != 401 {
-		t.Fatalf("the unseen successor still works: %d %s", r.Status, r.Body)
-	}
-	next := refresh(t, e, pair["refresh_token"].(string))
-	if next.Status != 200 {
-		t.Fatalf("the session did not survive the retry: %d %s", next.Status, next.Body)
-	}
-	// The retry's successor was used: the original token again is reuse.
-	if r := refresh(t, e, u.Refresh); r.Status != 401 {
-		t.Fatalf("original token after its successor was used: %d %s", r.Status, r.Body)
-	}
-	if r := refresh(t, e, next.Map(t)["refresh_token"].(string)); r.Status != 401 {
-		t.Fatalf("the family survived a reuse: %d %s", r.Status, r.Body)
-	}
+	t.Run("retry, then reuse", func(t *testing.T) {
+		u := e.NewUser(t)
+		if r := refresh(t, e, u.Refresh); r.Status != 200 {
+			t.Fatalf("first refresh: %d %s", r.Status, r.Body)
+		}
+		retry := refresh(t, e, u.Refresh)
+		if retry.Status != 200 {
+			t.Fatalf("retry within the grace window: %d %s", retry.Status, retry.Body)
+		}
+		pair := retry.Map(t)
+		if r := e.Get(t, "/v1/auth/me", pair["access_token"].(string)); r.Status != 200 {
+			t.Fatalf("access token of the retry: %d %s", r.Status, r.Body)
+		}
+		next := refresh(t, e, pair["refresh_token"].(string))
+		if next.Status != 200 {
+			t.Fatalf("the session did not survive the retry: %d %s", next.Status, next.Body)
+		}
+		// The retry's successor was used: the original token again is reuse.
+		if r := refresh(t, e, u.Refresh); r.Status != 401 {
+			t.Fatalf("original token after its successor was used: %d %s", r.Status, r.Body)
+		}
+		if r := refresh(t, e, next.Map(t)["refresh_token"].(string)); r.Status != 401 {
+			t.Fatalf("the family survived a reuse: %d %s", r.Status, r.Body)
+		}
+	})
+	t.Run("the unseen successor presented", func(t *testing.T) {
+		u := e.NewUser(t)
+		lost := refresh(t, e, u.Refresh)
+		retry := refresh(t, e, u.Refresh)
+		if lost.Status != 200 || retry.Status != 200 {
+			t.Fatalf("refresh and retry: %d, %d", lost.Status, retry.Status)
+		}
+		if r := refresh(t, e, lost.Map(t)["refresh_token"].(string)); r.Status != 401 {
+			t.Fatalf("the superseded successor: %d %s", r.Status, r.Body)
+		}
+		if r := refresh(t, e, retry.Map(t)["refresh_token"].(string)); r.Status != 401 {
+			t.Fatalf("the family survived the superseded successor: %d %s", r.Status, r.Body)
+		}
+	})
 }
 
 func sessionOf(t *testing.T, access string) string {
