@@ -86,8 +86,8 @@ func NewHasher(p HashParams, l HashLimits) (*Hasher, error) {
 	return h, nil
 }
 
-// Waiting returns the number of requests queued for a slot.
-func (h *Hasher) Waiting() int {
+// waiting returns the number of requests queued for a slot.
+func (h *Hasher) waiting() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.verifies) + len(h.news)

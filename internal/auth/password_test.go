@@ -23,9 +23,9 @@ func newTestHasher(t *testing.T, l HashLimits) *Hasher {
 func waitQueued(t *testing.T, h *Hasher, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for h.Waiting() != n {
+	for h.waiting() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d waiting, want %d", h.Waiting(), n)
+			t.Fatalf("%d waiting, want %d", h.waiting(), n)
 		}
 		runtime.Gosched()
 	}
@@ -91,8 +91,8 @@ func TestHashQueueIsBoundedAndServesVerificationsFirst(t *testing.T) {
 		held = want[:3] == "new"
 	}
 	h.release(held)
-	if h.Waiting() != 0 || h.free != 1 || h.newRunning != 0 {
-		t.Fatalf("after draining: %d waiting, %d free", h.Waiting(), h.free)
+	if h.waiting() != 0 || h.free != 1 || h.newRunning != 0 {
+		t.Fatalf("after draining: %d waiting, %d free", h.waiting(), h.free)
 	}
 }
 
@@ -108,16 +108,16 @@ func TestHashQueueShedsALongWait(t *testing.T) {
 	if _, _, err := h.Verify(ctx, "password", h.dummy); !isBusy(err) {
 		t.Fatalf("verify behind a held slot: %v, want ErrBusy", err)
 	}
-	if h.Waiting() != 0 {
-		t.Fatalf("%d still waiting after the timeout", h.Waiting())
+	if h.waiting() != 0 {
+		t.Fatalf("%d still waiting after the timeout", h.waiting())
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := h.Hash(cctx, "password"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled hash: %v", err)
 	}
-	if h.Waiting() != 0 {
-		t.Fatalf("%d still waiting after the cancellation", h.Waiting())
+	if h.waiting() != 0 {
+		t.Fatalf("%d still waiting after the cancellation", h.waiting())
 	}
 	h.release(false)
 	if _, err := h.Hash(ctx, "password"); err != nil {
@@ -153,7 +153,7 @@ func TestNewPasswordsLeaveASlotForVerifications(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.release(true)
-	if h.free != 2 || h.newRunning != 0 || h.Waiting() != 0 {
-		t.Fatalf("after draining: %d free, %d new running, %d waiting", h.free, h.newRunning, h.Waiting())
+	if h.free != 2 || h.newRunning != 0 || h.waiting() != 0 {
+		t.Fatalf("after draining: %d free, %d new running, %d waiting", h.free, h.newRunning, h.waiting())
 	}
 }
