@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/fx"
@@ -108,6 +109,21 @@ func TestSessionsHaveAnAbsoluteLifetimeAndArePruned(t *testing.T) {
 	}
 	if r := refresh(t, e, u.Refresh); r.Status != 200 {
 		t.Fatalf("the live session's refresh: %d %s", r.Status, r.Body)
+	}
+
+	// A session an hour from its end: refreshing works, but the new
+	// refresh token lives only until the session ends.
+	access, refreshToken := e.Login(t, u.Email, u.Password)
+	if _, err := e.Pool.Exec(ctx, "UPDATE auth_sessions SET created_at = now() - $2::interval WHERE id = $1",
+		sessionOf(t, access), (e.Config.Auth.SessionMaxLifetime - time.Hour).String()); err != nil {
+		t.Fatal(err)
+	}
+	r := refresh(t, e, refreshToken)
+	if r.Status != 200 {
+		t.Fatalf("refresh of a session an hour from its end: %d %s", r.Status, r.Body)
+	}
+	if left := r.Map(t)["refresh_expires_in"].(float64); left > 3600 || left < 3000 {
+		t.Fatalf("refresh_expires_in = %v an hour before the session ends", left)
 	}
 }
 
