@@ -111,6 +111,8 @@ var (
 	Registrations     = promName(auth.MetricRegistrations, Counter, false)
 	Logins            = promName(auth.MetricLogins, Counter, false)
 	Refreshes         = promName(auth.MetricRefreshes, Counter, false)
+	AuthThrottled     = promName(auth.MetricThrottled, Counter, false)
+	HashShed          = promName(auth.MetricHashShed, Counter, false)
 	TopUps            = promName(topup.MetricTopUps, Counter, false)
 	TopUpAmount       = promName(topup.MetricAmount, Counter, false)
 	Transfers         = promName(transfer.MetricTransfers, Counter, false)
@@ -138,6 +140,8 @@ func Catalog() []Metric {
 		counter("auth", auth.MetricRegistrations, nil),
 		counter("auth", auth.MetricLogins, result(auth.LoginResults)),
 		counter("auth", auth.MetricRefreshes, result(auth.RefreshResults)),
+		counter("auth", auth.MetricThrottled, map[string][]string{"operation": auth.ThrottledOps, "scope": auth.ThrottledScopes}),
+		counter("auth", auth.MetricHashShed, map[string][]string{"kind": auth.HashShedKinds}),
 		counter("topup", topup.MetricTopUps, map[string][]string{"method": topupMethods(), "result": movement.Results}),
 		counter("topup", topup.MetricAmount, map[string][]string{"method": topup.Methods}),
 		counter("transfer", transfer.MetricTransfers, result(movement.Results)),
