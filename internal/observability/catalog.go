@@ -104,6 +104,7 @@ var (
 	HTTPDuration      = promName(httpserver.MetricRequestDuration, Histogram, true)
 	OutboxPending     = promName(outbox.MetricPending, Gauge, false)
 	OutboxOldestAge   = promName(outbox.MetricOldestAge, Gauge, true)
+	OutboxParked      = promName(outbox.MetricParked, Gauge, false)
 	ConsumerLag       = promName(kafka.MetricConsumerLag, Gauge, false)
 	LedgerOK          = promName(ledger.MetricVerificationOK, Gauge, false)
 	LedgerViolations  = promName(ledger.MetricVerificationViolations, Gauge, false)
@@ -156,6 +157,7 @@ func Catalog() []Metric {
 		counter("email", notify.MetricRetries, nil),
 		gauge("", outbox.MetricPending, false, nil),
 		gauge("", outbox.MetricOldestAge, true, nil),
+		gauge("", outbox.MetricParked, false, nil),
 		gauge("", kafka.MetricConsumerLag, false, map[string][]string{LabelGroup: nil}),
 		gauge("saldo", ledger.MetricVerificationOK, false, nil),
 		gauge("saldo", ledger.MetricVerificationViolations, false, nil),

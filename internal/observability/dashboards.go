@@ -189,6 +189,7 @@ func OverviewDashboard() (dashboard.Dashboard, error) {
 	for _, p := range []panel{
 		{title: "Outbox backlog", unit: "short", queries: []query{{"sum(" + OutboxPending + ")", "pending events"}}},
 		{title: "Oldest pending event", unit: "s", queries: []query{{"max(" + OutboxOldestAge + ")", "age"}}},
+		{title: "Parked events", description: "Events the broker refused for good; each needs an operator.", unit: "short", queries: []query{{"max(" + OutboxParked + ")", "parked"}}},
 		{title: "Consumer lag by group", unit: "short", queries: []query{{"sum by (group) (" + ConsumerLag + ")", "{{group}}"}}},
 	} {
 		b.WithPanel(p.build())
