@@ -55,7 +55,7 @@ func createAdmin(ctx context.Context, cfg config.Config, log *zap.Logger, args [
 		return err
 	}
 	defer pool.Close()
-	hasher, err := auth.NewHasher(auth.HashParams{MemoryKiB: cfg.Auth.Argon2MemoryKiB, Time: cfg.Auth.Argon2Time, Threads: cfg.Auth.Argon2Threads})
+	hasher, err := auth.NewHasher(auth.HashParams{MemoryKiB: cfg.Auth.Argon2MemoryKiB, Time: cfg.Auth.Argon2Time, Threads: cfg.Auth.Argon2Threads}, auth.HashLimits{})
 	if err != nil {
 		return err
 	}

@@ -87,7 +87,8 @@ func WithFx(opts ...fx.Option) Option {
 // Config returns the configuration of a test application on dbURL and the
 // broker k: the code's defaults (config.Defaults) with only what a test
 // needs changed. Those changes are a loopback port, a fresh signing key
-// and the bootstrap administrator; cheap password hashing; no drain delay
+// and the bootstrap administrator; cheap password hashing, a deep hashing
+// queue and no practical per-IP registration limit; no drain delay
 // on stop; short polling and retry pauses, so events and retries are seen
 // within a test's patience; and the email consumer and payout processor
 // off, since most tests settle withdrawals and run SMTP themselves.
@@ -110,6 +111,11 @@ func Config(dbURL string, k config.Kafka) config.Config {
 	// their CPU on otherwise. TestUnknownEmailCostsAPasswordHash raises it.
 	cfg.Auth.Argon2MemoryKiB, cfg.Auth.Argon2Time, cfg.Auth.Argon2Threads = 1024, 1, 1
 	cfg.Auth.BootstrapAdminEmail, cfg.Auth.BootstrapAdminPassword = AdminEmail, AdminPassword
+	// Every test client registers from 127.0.0.1, and parallel tests share
+	// two CPUs: neither the per-IP registration limit nor hashing capacity
+	// may refuse their users. The tests of those limits set their own.
+	cfg.Auth.RegisterMaxPerIP = 1_000_000
+	cfg.Auth.HashQueue, cfg.Auth.HashMaxWait = 4096, 30*time.Second
 	cfg.SMTP.Timeout, cfg.SMTP.From = 2*time.Second, "paygate <no-reply@paygate.test>"
 	cfg.Notify.Enabled, cfg.Notify.RetryBackoff = false, 100*time.Millisecond
 	// With the processor on, a test sees payouts within milliseconds and

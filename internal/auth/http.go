@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"net"
 	"net/http"
 	"strings"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/paygate/paygate/internal/platform/apperr"
 	"github.com/paygate/paygate/internal/platform/authn"
+	"github.com/paygate/paygate/internal/platform/clientip"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 )
 
@@ -18,14 +18,15 @@ const Domain = "auth"
 
 // Handler serves /v1/auth and implements authn.Authenticator.
 type Handler struct {
-	svc        *Service
-	log        *zap.Logger
-	trustProxy bool
+	svc *Service
+	log *zap.Logger
+	// ips finds the client IP that throttles count against.
+	ips *clientip.Resolver
 }
 
 // NewHandler returns the auth HTTP handler.
-func NewHandler(svc *Service, log *zap.Logger, trustProxy bool) *Handler {
-	return &Handler{svc: svc, log: log, trustProxy: trustProxy}
+func NewHandler(svc *Service, log *zap.Logger, ips *clientip.Resolver) *Handler {
+	return &Handler{svc: svc, log: log, ips: ips}
 }
 
 // Require verifies the bearer token of every request before next runs and
@@ -77,7 +78,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 	if err := httpserver.DecodeJSON(r, &in); err != nil {
 		return err
 	}
-	u, err := h.svc.Register(r.Context(), in)
+	u, err := h.svc.Register(r.Context(), in, h.ips.IP(r))
 	if err != nil {
 		return err
 	}
@@ -106,7 +107,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if len(missing) > 0 {
 		return apperr.Validation("email and password are required.", missing...)
 	}
-	pair, err := h.svc.Login(r.Context(), in.Email, in.Password, h.clientIP(r))
+	pair, err := h.svc.Login(r.Context(), in.Email, in.Password, h.ips.IP(r))
 	if err != nil {
 		return err
 	}
@@ -182,28 +183,9 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if err := httpserver.DecodeJSON(r, &in); err != nil {
 		return err
 	}
-	if err := h.svc.ChangePassword(r.Context(), p, in.CurrentPassword, in.NewPassword); err != nil {
+	if err := h.svc.ChangePassword(r.Context(), p, in.CurrentPassword, in.NewPassword, h.ips.IP(r)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// clientIP is the address failed logins are counted against: the peer
-// address, or the first X-Forwarded-For entry when the deployment says a
-// trusted proxy sets it (otherwise a client could pick its own IP).
-func (h *Handler) clientIP(r *http.Request) string {
-	if h.trustProxy {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/paygate/paygate/internal/platform/authn"
+	"github.com/paygate/paygate/internal/platform/clientip"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
@@ -34,15 +35,17 @@ type ServiceParams struct {
 
 // ProvideService builds the auth service.
 func ProvideService(p ServiceParams) (*Service, error) {
-	hasher, err := NewHasher(HashParams{MemoryKiB: p.Auth.Argon2MemoryKiB, Time: p.Auth.Argon2Time, Threads: p.Auth.Argon2Threads})
-	if err != nil {
-		return nil, err
-	}
-	tokens, err := NewTokens(p.Auth)
-	if err != nil {
-		return nil, err
-	}
 	m, err := newMetrics(p.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := NewHasher(HashParams{MemoryKiB: p.Auth.Argon2MemoryKiB, Time: p.Auth.Argon2Time, Threads: p.Auth.Argon2Threads},
+		HashLimits{Concurrency: p.Auth.HashConcurrency, Queue: p.Auth.HashQueue, MaxWait: p.Auth.HashMaxWait})
+	if err != nil {
+		return nil, err
+	}
+	hasher.onShed = m.hashShed
+	tokens, err := NewTokens(p.Auth)
 	if err != nil {
 		return nil, err
 	}
@@ -51,8 +54,12 @@ func ProvideService(p ServiceParams) (*Service, error) {
 }
 
 // ProvideHandler builds the HTTP handler.
-func ProvideHandler(svc *Service, cfg config.Auth, log *zap.Logger) *Handler {
-	return NewHandler(svc, log, cfg.TrustProxyHeaders)
+func ProvideHandler(svc *Service, cfg config.Auth, log *zap.Logger) (*Handler, error) {
+	trusted, err := config.ParseCIDRs(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("PAYGATE_TRUSTED_PROXIES: %w", err)
+	}
+	return NewHandler(svc, log, clientip.New(trusted)), nil
 }
 
 // AsAccountHook annotates a constructor whose result joins the
@@ -68,7 +75,7 @@ func bootstrap(lc fx.Lifecycle, svc *Service, cfg config.Auth, log *zap.Logger) 
 		return
 	}
 	lc.Append(fx.StartHook(func(ctx context.Context) error {
-		created, err := svc.EnsureAdmin(ctx, cfg.BootstrapAdminEmail, cfg.BootstrapAdminPassword, "Paygate", "Administrator")
+		created, err := svc.EnsureBootstrapAdmin(ctx, cfg.BootstrapAdminEmail, cfg.BootstrapAdminPassword, "Paygate", "Administrator")
 		if err != nil {
 			return fmt.Errorf("bootstrap admin: %w", err)
 		}
@@ -79,12 +86,18 @@ func bootstrap(lc fx.Lifecycle, svc *Service, cfg config.Auth, log *zap.Logger) 
 	}))
 }
 
-// pruneFailures forgets failed logins older than the throttling window,
-// hourly.
-func pruneFailures(lc fx.Lifecycle, svc *Service, cfg config.Auth, log *zap.Logger) {
+// prune forgets, hourly, failed logins older than the throttling window,
+// registrations older than theirs, and ended sessions.
+func prune(lc fx.Lifecycle, svc *Service, cfg config.Auth, log *zap.Logger) {
 	lc.Append(periodic.Hook(time.Hour, func(ctx context.Context) {
 		if err := svc.store.PruneFailures(ctx, svc.db.Pool, time.Now().Add(-cfg.LoginFailureWindow)); err != nil && ctx.Err() == nil {
 			log.Warn("pruning failed logins failed", zap.Error(err))
+		}
+		if err := svc.store.PruneRegistrations(ctx, svc.db.Pool, time.Now().Add(-cfg.RegisterWindow)); err != nil && ctx.Err() == nil {
+			log.Warn("pruning registration attempts failed", zap.Error(err))
+		}
+		if _, err := svc.PruneSessions(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("pruning sessions failed", zap.Error(err))
 		}
 	}))
 }
@@ -100,5 +113,5 @@ var Module = fx.Module("auth",
 		func(s *Service) users.SessionRevoker { return s },
 		kafka.AsTopic(func(k config.Kafka) kafka.TopicSpec { return kafka.TopicSpec{Name: k.TopicAuth} }),
 	),
-	fx.Invoke(bootstrap, pruneFailures),
+	fx.Invoke(bootstrap, prune),
 )

@@ -104,6 +104,7 @@ var (
 	HTTPDuration      = promName(httpserver.MetricRequestDuration, Histogram, true)
 	OutboxPending     = promName(outbox.MetricPending, Gauge, false)
 	OutboxOldestAge   = promName(outbox.MetricOldestAge, Gauge, true)
+	OutboxParked      = promName(outbox.MetricParked, Gauge, false)
 	ConsumerLag       = promName(kafka.MetricConsumerLag, Gauge, false)
 	LedgerOK          = promName(ledger.MetricVerificationOK, Gauge, false)
 	LedgerViolations  = promName(ledger.MetricVerificationViolations, Gauge, false)
@@ -111,6 +112,8 @@ var (
 	Registrations     = promName(auth.MetricRegistrations, Counter, false)
 	Logins            = promName(auth.MetricLogins, Counter, false)
 	Refreshes         = promName(auth.MetricRefreshes, Counter, false)
+	AuthThrottled     = promName(auth.MetricThrottled, Counter, false)
+	HashShed          = promName(auth.MetricHashShed, Counter, false)
 	TopUps            = promName(topup.MetricTopUps, Counter, false)
 	TopUpAmount       = promName(topup.MetricAmount, Counter, false)
 	Transfers         = promName(transfer.MetricTransfers, Counter, false)
@@ -138,6 +141,8 @@ func Catalog() []Metric {
 		counter("auth", auth.MetricRegistrations, nil),
 		counter("auth", auth.MetricLogins, result(auth.LoginResults)),
 		counter("auth", auth.MetricRefreshes, result(auth.RefreshResults)),
+		counter("auth", auth.MetricThrottled, map[string][]string{"operation": auth.ThrottledOps, "scope": auth.ThrottledScopes}),
+		counter("auth", auth.MetricHashShed, map[string][]string{"kind": auth.HashShedKinds}),
 		counter("topup", topup.MetricTopUps, map[string][]string{"method": topupMethods(), "result": movement.Results}),
 		counter("topup", topup.MetricAmount, map[string][]string{"method": topup.Methods}),
 		counter("transfer", transfer.MetricTransfers, result(movement.Results)),
@@ -152,6 +157,7 @@ func Catalog() []Metric {
 		counter("email", notify.MetricRetries, nil),
 		gauge("", outbox.MetricPending, false, nil),
 		gauge("", outbox.MetricOldestAge, true, nil),
+		gauge("", outbox.MetricParked, false, nil),
 		gauge("", kafka.MetricConsumerLag, false, map[string][]string{LabelGroup: nil}),
 		gauge("saldo", ledger.MetricVerificationOK, false, nil),
 		gauge("saldo", ledger.MetricVerificationViolations, false, nil),

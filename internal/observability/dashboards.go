@@ -85,6 +85,10 @@ func domainPanels(domain string) []panel {
 			{title: "Registrations", unit: "ops", queries: []query{{rate(Registrations, ""), "registrations/s"}}},
 			{title: "Logins by result", unit: "ops", queries: []query{{rate(Logins, "result"), "{{result}}"}}},
 			{title: "Token refreshes by result", unit: "ops", queries: []query{{rate(Refreshes, "result"), "{{result}}"}}},
+			{title: "Throttled attempts", description: "Password checks and registrations refused with 429, by operation and by the limit (email or client IP) that refused them.",
+				unit: "ops", queries: []query{{rate(AuthThrottled, "operation, scope"), "{{operation}} by {{scope}}"}}},
+			{title: "Password hashing shed", description: "Requests refused with 503 because the bounded hashing queue was full or the wait too long: verifications (logins) and new passwords (registrations, password changes).",
+				unit: "ops", queries: []query{{rate(HashShed, "kind"), "{{kind}}"}}},
 		}
 	case "user":
 		return nil
@@ -185,6 +189,7 @@ func OverviewDashboard() (dashboard.Dashboard, error) {
 	for _, p := range []panel{
 		{title: "Outbox backlog", unit: "short", queries: []query{{"sum(" + OutboxPending + ")", "pending events"}}},
 		{title: "Oldest pending event", unit: "s", queries: []query{{"max(" + OutboxOldestAge + ")", "age"}}},
+		{title: "Parked events", description: "Events the broker refused for good; each needs an operator.", unit: "short", queries: []query{{"max(" + OutboxParked + ")", "parked"}}},
 		{title: "Consumer lag by group", unit: "short", queries: []query{{"sum by (group) (" + ConsumerLag + ")", "{{group}}"}}},
 	} {
 		b.WithPanel(p.build())

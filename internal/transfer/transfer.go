@@ -35,6 +35,9 @@ var (
 	ErrNotFound          = apperr.New(apperr.KindNotFound, "NOT_FOUND", "The transfer does not exist.")
 	ErrSelfTransfer      = apperr.New(apperr.KindBusinessRule, "SELF_TRANSFER", "You cannot transfer money to yourself.")
 	ErrRecipientNotFound = apperr.New(apperr.KindBusinessRule, "RECIPIENT_NOT_FOUND", "No active user matches the recipient.")
+	// ErrSenderInactive refuses a reversal that would credit a deactivated
+	// sender's wallet.
+	ErrSenderInactive = apperr.New(apperr.KindBusinessRule, "SENDER_INACTIVE", "The sender is deactivated; the reversal would credit an inactive wallet.")
 )
 
 // Statuses of a transfer.
@@ -287,6 +290,16 @@ func (s *Service) reverse(ctx context.Context, tx pgx.Tx, caller authn.Principal
 		return Transfer{}, err
 	}
 	t = t.direct(caller)
+	// The reversal credits the sender: both parties' rows are share-locked
+	// first (the lock order of book), and a deactivated sender refuses it,
+	// since money must never reach a deactivated wallet.
+	locked, err := s.users.LockMany(ctx, tx, []uuid.UUID{t.fromUserID, t.toUserID})
+	if err != nil {
+		return Transfer{}, err
+	}
+	if sender, ok := locked[t.fromUserID]; !ok || !sender.Active {
+		return Transfer{}, ErrSenderInactive
+	}
 	posted, err := movement.Reverse(ctx, tx, s.ledger, t.ledgerTx, "transfer-reversal:"+id.String())
 	if err != nil {
 		return Transfer{}, err

@@ -198,3 +198,34 @@ func TestTransferReversalAndDeactivationGuard(t *testing.T) {
 		t.Fatalf("non-admin verify: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestReversalToADeactivatedSenderIsRefused empties the sender's wallet
+// into the recipient's, deactivates the sender, and tries to reverse: the
+// reversal would credit a deactivated wallet, so it is refused with 422
+// SENDER_INACTIVE and nothing moves.
+func TestReversalToADeactivatedSenderIsRefused(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t)
+	admin := e.Admin(t)
+	alice, bob := e.NewUser(t), e.NewUser(t)
+	fund(t, e, alice, 100000)
+	id := transfer(t, e, alice, bob.Email, 100000, "all").Map(t)["id"].(string)
+	if r := e.Do(t, apptest.Request{Method: "DELETE", Path: "/v1/users/" + alice.ID, Token: admin.Token}); r.Status != 204 {
+		t.Fatalf("deactivating the emptied sender: %d %s", r.Status, r.Body)
+	}
+	r := e.Post(t, "/v1/transfers/"+id+"/reversal", admin.Token, map[string]string{"reason": "dispute"}, "Idempotency-Key", "rv")
+	if r.Status != 422 || r.Code() != "SENDER_INACTIVE" {
+		t.Fatalf("reversal to a deactivated sender: %d %s", r.Status, r.Body)
+	}
+	if b := balance(t, e, bob); b != 100000 {
+		t.Fatalf("recipient's balance after the refused reversal: %d", b)
+	}
+	if n := count(t, e, "SELECT count(*) FROM transfer_reversals"); n != 0 {
+		t.Fatalf("%d reversals recorded", n)
+	}
+	var held int64
+	if err := e.Pool.QueryRow(context.Background(), `SELECT coalesce(sum(a.balance), 0) FROM ledger_accounts a
+JOIN users u ON u.id = a.owner_user_id WHERE NOT u.active`).Scan(&held); err != nil || held != 0 {
+		t.Fatalf("deactivated wallets hold %d (%v)", held, err)
+	}
+}

@@ -73,7 +73,10 @@ func (s *Service) List(ctx context.Context, caller authn.Principal, f Filter, li
 
 // Update applies a partial update. Only administrators may change role or
 // active status; handlers refuse those fields from anyone else before this
-// point, and the check here keeps the rule when called from elsewhere.
+// point, and the check here keeps the rule when called from elsewhere. A
+// patch that deactivates the user and changes other fields is one
+// transaction: if any part is refused (the email is taken, the user holds
+// money), nothing changes.
 func (s *Service) Update(ctx context.Context, caller authn.Principal, id uuid.UUID, p Patch) (User, error) {
 	if !caller.CanAccessUser(id) {
 		return User{}, ErrNotFound
@@ -81,15 +84,14 @@ func (s *Service) Update(ctx context.Context, caller authn.Principal, id uuid.UU
 	if !caller.IsAdmin() && (p.Role != nil || p.Active != nil) {
 		return User{}, apperr.ErrForbidden
 	}
-	if p.Active != nil && !*p.Active {
-		// Deactivation has its own rules (money, sessions).
-		if err := s.Deactivate(ctx, caller, id); err != nil {
-			return User{}, err
-		}
-		p.Active = nil
-	}
 	var out User
 	err := s.db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if p.Active != nil && !*p.Active {
+			// Deactivation has its own rules (money, sessions).
+			if err := s.deactivate(ctx, tx, id); err != nil {
+				return err
+			}
+		}
 		var err error
 		out, err = s.store.Update(ctx, tx, id, p)
 		return err
@@ -100,33 +102,41 @@ func (s *Service) Update(ctx context.Context, caller authn.Principal, id uuid.UU
 // Deactivate marks the user inactive, keeping every record, and revokes
 // their sessions in the same transaction; login is refused from then on.
 // It is refused with ErrHoldsMoney while the user's wallet is not empty.
-// The user row is locked first, so a concurrent money movement into the
-// wallet that checks the user's status serialises behind it.
 func (s *Service) Deactivate(ctx context.Context, caller authn.Principal, id uuid.UUID) error {
 	if !caller.CanAccessUser(id) {
 		return ErrNotFound
 	}
 	return s.db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		u, err := s.store.GetForUpdate(ctx, tx, id)
-		if err != nil {
+		if err := s.deactivate(ctx, tx, id); err != nil {
 			return err
-		}
-		if !u.Active {
-			return nil
-		}
-		if s.money != nil {
-			holds, err := s.money.HoldsMoney(ctx, tx, id)
-			if err != nil {
-				return fmt.Errorf("check balance: %w", err)
-			}
-			if holds {
-				return ErrHoldsMoney
-			}
 		}
 		inactive := false
-		if _, err := s.store.Update(ctx, tx, id, Patch{Active: &inactive}); err != nil {
-			return err
-		}
-		return s.revoker.RevokeUserSessions(ctx, tx, id, "user deactivated")
+		_, err := s.store.Update(ctx, tx, id, Patch{Active: &inactive})
+		return err
 	})
+}
+
+// deactivate checks in tx that the user may be deactivated and revokes
+// their sessions; the caller then writes active = false in the same
+// transaction. The user row is locked first, so a concurrent money
+// movement into the wallet that checks the user's status serialises
+// behind it. An inactive user passes (deactivating twice is no error).
+func (s *Service) deactivate(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	u, err := s.store.GetForUpdate(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	if !u.Active {
+		return nil
+	}
+	if s.money != nil {
+		holds, err := s.money.HoldsMoney(ctx, tx, id)
+		if err != nil {
+			return fmt.Errorf("check balance: %w", err)
+		}
+		if holds {
+			return ErrHoldsMoney
+		}
+	}
+	return s.revoker.RevokeUserSessions(ctx, tx, id, "user deactivated")
 }

@@ -195,3 +195,35 @@ func TestDeactivation(t *testing.T) {
 	}
 	e.Login(t, u.Email, u.Password)
 }
+
+// TestAdminPatchThatDeactivatesIsOneTransaction sends a patch that
+// deactivates a user and gives them an email another user has: the
+// conflict refuses the whole patch, so the user stays active, keeps their
+// sessions and can still log in.
+func TestAdminPatchThatDeactivatesIsOneTransaction(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t)
+	admin := e.Admin(t)
+	u, other := e.NewUser(t), e.NewUser(t)
+	r := e.Do(t, apptest.Request{Method: "PATCH", Path: "/v1/users/" + u.ID, Token: admin.Token,
+		Body: map[string]any{"active": false, "email": other.Email, "firstname": "Changed"}})
+	if r.Status != http.StatusConflict || r.Code() != "EMAIL_TAKEN" {
+		t.Fatalf("patch with a taken email: %d %s", r.Status, r.Body)
+	}
+	got := e.Get(t, "/v1/users/"+u.ID, admin.Token).Map(t)
+	if got["active"] != true || got["firstname"] != "Test" || got["email"] != u.Email {
+		t.Fatalf("user after the refused patch: %v", got)
+	}
+	if r := e.Get(t, "/v1/auth/me", u.Token); r.Status != 200 {
+		t.Fatalf("the refused patch revoked the user's session: %d", r.Status)
+	}
+	// The same patch without the conflict deactivates and renames at once.
+	r = e.Do(t, apptest.Request{Method: "PATCH", Path: "/v1/users/" + u.ID, Token: admin.Token,
+		Body: map[string]any{"active": false, "firstname": "Changed"}})
+	if m := r.Map(t); r.Status != 200 || m["active"] != false || m["firstname"] != "Changed" {
+		t.Fatalf("deactivating patch: %d %s", r.Status, r.Body)
+	}
+	if r := e.Get(t, "/v1/auth/me", u.Token); r.Status != 401 {
+		t.Fatalf("a deactivated user's session: %d", r.Status)
+	}
+}

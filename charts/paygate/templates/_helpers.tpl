@@ -121,7 +121,7 @@ runs before the ConfigMap exists).
   "PAYGATE_SHUTDOWN_DRAIN_DELAY" (printf "%ds" (int .Values.shutdown.drainDelaySeconds))
   "PAYGATE_SHUTDOWN_TIMEOUT" (printf "%ds" (int .Values.shutdown.timeoutSeconds))
   "PAYGATE_MIGRATE_ON_START" (toString $c.migrateOnStart)
-  "PAYGATE_TRUST_PROXY_HEADERS" (toString $c.trustProxyHeaders)
+  "PAYGATE_TRUSTED_PROXIES" (join "," $c.trustedProxies)
   "PAYGATE_DATABASE_MAX_CONNS" (toString (int $c.database.maxConns))
   "PAYGATE_DATABASE_MIN_CONNS" (toString (int $c.database.minConns))
   "PAYGATE_KAFKA_BROKERS" (join "," $brokers)

@@ -72,6 +72,9 @@ type Kafka struct {
 	ConsumerMaxWait   time.Duration `envconfig:"KAFKA_CONSUMER_MAX_WAIT" default:"250ms" desc:"Longest a fetch waits for new records."`
 	ConsumerRebalance time.Duration `envconfig:"KAFKA_CONSUMER_SESSION_TIMEOUT" default:"10s" desc:"Consumer group session timeout."`
 
+	ConsumerRetryBackoff    time.Duration `envconfig:"KAFKA_CONSUMER_RETRY_BACKOFF" default:"200ms" desc:"First pause before a consumer tries a failed record again; it doubles per attempt, with jitter."`
+	ConsumerRetryMaxBackoff time.Duration `envconfig:"KAFKA_CONSUMER_RETRY_MAX_BACKOFF" default:"30s" desc:"Longest pause between attempts at a failed record."`
+
 	// Transport security and authentication towards the brokers; see
 	// kafka_security.go for the rules.
 	TLSEnabled    bool   `envconfig:"KAFKA_TLS_ENABLED" default:"false" desc:"Connect to the brokers over TLS."`
@@ -119,12 +122,27 @@ type Auth struct {
 	Argon2Time      uint32 `envconfig:"ARGON2_TIME" default:"2" desc:"Argon2id passes over memory for new hashes."`
 	Argon2Threads   uint8  `envconfig:"ARGON2_THREADS" default:"2" desc:"Argon2id parallelism for new hashes."`
 
-	LoginMaxFailuresPerEmail int           `envconfig:"LOGIN_MAX_FAILURES_PER_EMAIL" default:"5" desc:"Failed logins allowed per email within the window before 429."`
-	LoginMaxFailuresPerIP    int           `envconfig:"LOGIN_MAX_FAILURES_PER_IP" default:"20" desc:"Failed logins allowed per client IP within the window before 429."`
+	LoginMaxFailuresPerEmail int           `envconfig:"LOGIN_MAX_FAILURES_PER_EMAIL" default:"5" desc:"Failed password checks (logins and password changes) allowed per email within the window before 429."`
+	LoginMaxFailuresPerIP    int           `envconfig:"LOGIN_MAX_FAILURES_PER_IP" default:"20" desc:"Failed password checks (logins and password changes) allowed per client IP within the window before 429."`
 	LoginFailureWindow       time.Duration `envconfig:"LOGIN_FAILURE_WINDOW" default:"15m" desc:"Window over which failed logins are counted."`
-	TrustProxyHeaders        bool          `envconfig:"TRUST_PROXY_HEADERS" default:"false" desc:"Take the client IP from X-Forwarded-For (only behind a proxy that sets it)."`
+	// TrustedProxies are the networks of the reverse proxies in front of
+	// paygate; see internal/platform/clientip for how the client IP is
+	// read through them.
+	TrustedProxies []string `envconfig:"TRUSTED_PROXIES" default:"" desc:"Comma-separated CIDRs (or single IPs) of the reverse proxies in front of paygate. X-Forwarded-For is read only from a peer in this list, and the client IP is its rightmost entry not in it. Empty (the default): the peer address is the client IP."`
+	// TrustProxyHeaders is the removed boolean that PAYGATE_TRUSTED_PROXIES
+	// replaced; setting it true fails start-up so that a deployment relying
+	// on it notices instead of counting every client as its proxy.
+	TrustProxyHeaders bool `envconfig:"TRUST_PROXY_HEADERS" default:"false" desc:"Removed; use PAYGATE_TRUSTED_PROXIES. Setting it true fails start-up."`
 
-	BootstrapAdminEmail    string `envconfig:"BOOTSTRAP_ADMIN_EMAIL" default:"" desc:"Email of an administrator created at start when no user has it (optional)."`
+	RegisterMaxPerIP   int           `envconfig:"REGISTER_MAX_PER_IP" default:"10" desc:"Registrations allowed per client IP within PAYGATE_REGISTER_WINDOW before 429."`
+	RegisterWindow     time.Duration `envconfig:"REGISTER_WINDOW" default:"1h" desc:"Window over which registrations are counted per client IP."`
+	HashConcurrency    int           `envconfig:"PASSWORD_HASH_CONCURRENCY" default:"0" desc:"Password hashes computed at once (each takes PAYGATE_ARGON2_MEMORY_KIB); 0 means the number of CPUs, at least 2."`
+	HashQueue          int           `envconfig:"PASSWORD_HASH_QUEUE" default:"64" desc:"Requests that may wait for a hashing slot; beyond it they are refused at once with 503 and Retry-After. New passwords (registration, password change) may fill only half of it, so logins always find room."`
+	HashMaxWait        time.Duration `envconfig:"PASSWORD_HASH_MAX_WAIT" default:"2s" desc:"Longest a request waits for a hashing slot before it is refused with 503 and Retry-After."`
+	RefreshReuseGrace  time.Duration `envconfig:"REFRESH_REUSE_GRACE" default:"10s" desc:"A refresh token presented again this soon after its rotation (a retry after a lost response) gets a fresh pair instead of revoking the session, as long as its successor was not used; 0 disables."`
+	SessionMaxLifetime time.Duration `envconfig:"SESSION_MAX_LIFETIME" default:"720h" desc:"Absolute lifetime of a session (a login): refreshing cannot extend it; ended sessions are pruned hourly."`
+
+	BootstrapAdminEmail    string `envconfig:"BOOTSTRAP_ADMIN_EMAIL" default:"" desc:"Email of the administrator created at the first start (optional). It is created once in the life of the database and then recognised by its id, so changing its email later creates no second one."`
 	BootstrapAdminPassword string `envconfig:"BOOTSTRAP_ADMIN_PASSWORD" default:"" desc:"Password of the bootstrap administrator; set it from a secret. Secret."`
 }
 

@@ -59,6 +59,12 @@ func (c *Config) validate() []VarError {
 	if c.Kafka.TopicReplication == 0 || c.Kafka.TopicReplication < -1 {
 		bad("KAFKA_TOPIC_REPLICATION", "must be -1 (broker default) or at least 1")
 	}
+	if c.Kafka.ConsumerRetryBackoff <= 0 {
+		bad("KAFKA_CONSUMER_RETRY_BACKOFF", "must be positive")
+	}
+	if c.Kafka.ConsumerRetryMaxBackoff < c.Kafka.ConsumerRetryBackoff {
+		bad("KAFKA_CONSUMER_RETRY_MAX_BACKOFF", "must be at least PAYGATE_KAFKA_CONSUMER_RETRY_BACKOFF")
+	}
 	if c.Outbox.BatchSize < 1 || c.Outbox.BatchSize > 10000 {
 		bad("OUTBOX_BATCH_SIZE", "must be between 1 and 10000")
 	}
@@ -128,6 +134,33 @@ func (a *Auth) validate() []VarError {
 	}
 	if a.LoginFailureWindow <= 0 {
 		bad("LOGIN_FAILURE_WINDOW", "must be positive")
+	}
+	if _, err := ParseCIDRs(a.TrustedProxies); err != nil {
+		bad("TRUSTED_PROXIES", "%v", err)
+	}
+	if a.TrustProxyHeaders {
+		bad("TRUST_PROXY_HEADERS", "is removed: list the proxies' networks in PAYGATE_TRUSTED_PROXIES instead, and unset it")
+	}
+	if a.RegisterMaxPerIP < 1 {
+		bad("REGISTER_MAX_PER_IP", "must be at least 1")
+	}
+	if a.RegisterWindow <= 0 {
+		bad("REGISTER_WINDOW", "must be positive")
+	}
+	if a.HashConcurrency < 0 {
+		bad("PASSWORD_HASH_CONCURRENCY", "must not be negative")
+	}
+	if a.HashQueue < 0 {
+		bad("PASSWORD_HASH_QUEUE", "must not be negative")
+	}
+	if a.HashMaxWait <= 0 {
+		bad("PASSWORD_HASH_MAX_WAIT", "must be positive")
+	}
+	if a.RefreshReuseGrace < 0 || a.RefreshReuseGrace > time.Minute {
+		bad("REFRESH_REUSE_GRACE", "must be between 0 and 1m")
+	}
+	if a.SessionMaxLifetime <= a.AccessTTL {
+		bad("SESSION_MAX_LIFETIME", "must be longer than PAYGATE_ACCESS_TOKEN_TTL")
 	}
 	if (a.BootstrapAdminEmail == "") != (a.BootstrapAdminPassword == "") {
 		bad("BOOTSTRAP_ADMIN_PASSWORD", "PAYGATE_BOOTSTRAP_ADMIN_EMAIL and PAYGATE_BOOTSTRAP_ADMIN_PASSWORD go together")

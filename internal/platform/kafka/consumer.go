@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -13,10 +14,14 @@ import (
 )
 
 // Handler processes one record. Returning nil marks the record consumed.
-// Returning an error leaves it unmarked: the runner leaves the group
-// session, waits, rejoins, and the record is delivered again from the last
-// committed offset. Handlers that must not block a partition (mail sending)
-// route their own failures to retry topics and return nil.
+// Returning an error leaves it unmarked: the runner tries the same record
+// again in place, after a bounded exponential backoff with jitter, for as
+// long as the group session lasts; it does not leave and rejoin the group
+// (which would make every member rebalance, in a loop). When the session
+// ends (a rebalance, a stop), the record is delivered again from the last
+// committed offset to whoever owns its partition. Handlers that must not
+// block a partition (mail sending) route their own failures to retry
+// topics and return nil.
 type Handler func(ctx context.Context, msg *sarama.ConsumerMessage) error
 
 // GroupRunner consumes topics as one consumer group until stopped.
@@ -115,7 +120,8 @@ func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 // ConsumeClaim handles the records of one partition in order. A record in
 // hand is finished even when the session is being torn down: its context
-// is detached from the session's cancellation.
+// is detached from the session's cancellation. A failed record is tried
+// again in place (see Handler); it is marked only once handled.
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	for {
 		select {
@@ -125,15 +131,53 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			if !ok {
 				return nil
 			}
-			if err := h.runner.handler(context.WithoutCancel(sess.Context()), msg); err != nil {
-				h.runner.log.Warn("kafka handler failed; record will be redelivered",
-					zap.String("topic", msg.Topic), zap.Int32("partition", msg.Partition),
-					zap.Int64("offset", msg.Offset), zap.Error(err))
-				return err
+			if !h.handle(sess, msg) {
+				return nil // the session ended with the record unhandled
 			}
 			sess.MarkMessage(msg, "")
 		}
 	}
+}
+
+// handle runs the handler on msg until it succeeds, backing off between
+// attempts, and reports whether it did before the session ended.
+func (h *groupHandler) handle(sess sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage) bool {
+	for attempt := 0; ; attempt++ {
+		err := h.runner.handler(context.WithoutCancel(sess.Context()), msg)
+		if err == nil {
+			return true
+		}
+		d := RetryDelay(h.runner.cfg.ConsumerRetryBackoff, h.runner.cfg.ConsumerRetryMaxBackoff, attempt)
+		h.runner.log.Warn("kafka handler failed; retrying the record",
+			zap.String("topic", msg.Topic), zap.Int32("partition", msg.Partition),
+			zap.Int64("offset", msg.Offset), zap.Int("attempt", attempt+1), zap.Duration("backoff", d), zap.Error(err))
+		select {
+		case <-sess.Context().Done():
+			return false
+		case <-time.After(d):
+		}
+	}
+}
+
+// RetryDelay is the pause before retry attempt+1 of a failed record: base
+// doubled per attempt, capped at max, with "equal jitter" (a random point
+// in the upper half), so that consumers that failed together do not retry
+// in lockstep.
+func RetryDelay(base, max time.Duration, attempt int) time.Duration {
+	d := base
+	for range attempt {
+		if d >= max/2 {
+			d = max
+			break
+		}
+		d *= 2
+	}
+	d = min(d, max)
+	if d <= 1 {
+		return d
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
 }
 
 func sleep(ctx context.Context, d time.Duration) {

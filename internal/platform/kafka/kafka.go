@@ -142,12 +142,14 @@ func (p *Producer) Send(ctx context.Context, msgs []*sarama.ProducerMessage) err
 	var perrs sarama.ProducerErrors
 	if errors.As(err, &perrs) && len(perrs) > 0 {
 		failed := make([]*sarama.ProducerMessage, 0, len(perrs))
+		causes := make(map[*sarama.ProducerMessage]error, len(perrs))
 		for _, pe := range perrs {
 			failed = append(failed, pe.Msg)
+			causes[pe.Msg] = pe.Err
 		}
 		// ProducerErrors' own text only counts the failures; the first
 		// cause (e.g. TOPIC_AUTHORIZATION_FAILED) is what an operator needs.
-		return &SendError{Failed: failed, Err: fmt.Errorf("%w (first failure: %w)", err, perrs[0].Err)}
+		return &SendError{Failed: failed, Causes: causes, Err: fmt.Errorf("%w (first failure: %w)", err, perrs[0].Err)}
 	}
 	return &SendError{Failed: msgs, Err: err}
 }
@@ -177,6 +179,25 @@ func (p *Producer) Close() error {
 type SendError struct {
 	Failed []*sarama.ProducerMessage
 	Err    error
+	// Causes holds each failed record's own error, when the producer
+	// reported one.
+	Causes map[*sarama.ProducerMessage]error
+}
+
+// Permanent reports whether a record's send error means the broker (or the
+// client, checking the broker's limits) will never take the record as it
+// is: retrying it cannot help, while the records after it may go through.
+func Permanent(err error) bool {
+	for _, k := range []sarama.KError{sarama.ErrMessageSizeTooLarge, sarama.ErrInvalidMessage, sarama.ErrInvalidMessageSize,
+		sarama.ErrInvalidTopic, sarama.ErrMessageSetSizeTooLarge, sarama.ErrInvalidRecord, sarama.ErrPolicyViolation} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	// The producer refuses a record over the broker's size limit itself,
+	// with a configuration error that concerns that record alone.
+	var ce sarama.ConfigurationError
+	return errors.As(err, &ce) && strings.Contains(string(ce), "larger than configured Producer.MaxMessageBytes")
 }
 
 func (e *SendError) Error() string {

@@ -15,6 +15,9 @@ const (
 	// MetricOldestAge is the age of the oldest unpublished event: it grows
 	// while Kafka is unreachable or the relay is stuck.
 	MetricOldestAge = "paygate.outbox.oldest_pending_age"
+	// MetricParked is the number of events parked because the broker
+	// refused them for good; any is a fault an operator must look at.
+	MetricParked = "paygate.outbox.parked"
 )
 
 // RegisterMetrics exports the backlog gauges, read from the database at
@@ -31,19 +34,26 @@ func RegisterMetrics(mp metric.MeterProvider, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
+	parked, err := m.Int64ObservableGauge(MetricParked, metric.WithUnit("{event}"),
+		metric.WithDescription("Outbox events parked because the broker refused them for good."))
+	if err != nil {
+		return err
+	}
 	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		var n int64
+		var n, p int64
 		var oldest float64
 		if err := pool.QueryRow(ctx, `-- name: OutboxBacklog
-SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
-FROM outbox WHERE sent_at IS NULL`).Scan(&n, &oldest); err != nil {
+SELECT count(*) FILTER (WHERE parked_at IS NULL), count(*) FILTER (WHERE parked_at IS NOT NULL),
+  coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL)), 0)::float8
+FROM outbox WHERE sent_at IS NULL`).Scan(&n, &p, &oldest); err != nil {
 			return err
 		}
 		o.ObserveInt64(pending, n)
+		o.ObserveInt64(parked, p)
 		o.ObserveFloat64(age, oldest)
 		return nil
-	}, pending, age)
+	}, pending, parked, age)
 	return err
 }

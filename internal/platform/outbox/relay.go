@@ -212,7 +212,7 @@ type pendingRow struct {
 const selectPending = `-- name: SelectPendingEvents
 SELECT id, event_id, topic, event_key, event_type, source, subject, event_time, payload, traceparent, tracestate
 FROM outbox
-WHERE sent_at IS NULL
+WHERE sent_at IS NULL AND parked_at IS NULL
 ORDER BY id
 LIMIT $1
 FOR UPDATE SKIP LOCKED`
@@ -223,10 +223,16 @@ UPDATE outbox SET sent_at = now(), attempts = attempts + 1, last_error = '' WHER
 const markFailed = `-- name: MarkEventsFailed
 UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1)`
 
+const markParked = `-- name: ParkEvent
+UPDATE outbox SET attempts = attempts + 1, last_error = $2, parked_at = now() WHERE id = $1`
+
 // RelayOnce publishes one batch of pending events in id order and marks
 // the acknowledged ones sent, all in one transaction. It returns how many
 // events it published. Events Kafka did not acknowledge stay pending with
-// their error recorded, and are tried again by a later batch.
+// their error recorded, and are tried again by a later batch; an event
+// the broker refuses for good (kafka.Permanent), or one that cannot be
+// made into a record, is parked instead: kept with its error, out of the
+// relay's way, and counted by the parked gauge.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -279,7 +285,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		}
 	}
 	defer endSpans() // on early returns
-	var bad []int64
+	parked := map[int64]string{}
 	for _, p := range batch {
 		// The publish span continues the trace of the transaction that
 		// enqueued the event, and its own context travels in the record's
@@ -299,10 +305,9 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		p.traceparent, p.tracestate = carrier.Get("traceparent"), carrier.Get("tracestate")
 		m, err := r.message(p)
 		if err != nil {
-			// Cannot happen for events written by Enqueue; keep the row
-			// pending and visible rather than drop it.
-			r.log.Error("outbox: unpublishable event", zap.Int64("id", p.id), zap.Error(err))
-			bad = append(bad, p.id)
+			// Cannot happen for events written by Enqueue; park the row,
+			// visible, rather than drop it or retry it forever.
+			parked[p.id] = "unpublishable event: " + err.Error()
 			continue
 		}
 		msgs = append(msgs, m)
@@ -323,13 +328,19 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 			}
 		}
 	}
+	var se *kafka.SendError
+	errors.As(sendErr, &se)
 	var sent, notSent []int64
-	for _, id := range ids {
-		if failed[id] {
+	for m, id := range ids {
+		switch {
+		case !failed[id]:
+			sent = append(sent, id)
+		case se != nil && kafka.Permanent(se.Causes[m]):
+			parked[id] = "refused by the broker: " + se.Causes[m].Error()
+			spans[id].SetStatus(codes.Error, "refused for good; parked")
+		default:
 			notSent = append(notSent, id)
 			spans[id].SetStatus(codes.Error, "not acknowledged")
-		} else {
-			sent = append(sent, id)
 		}
 	}
 	endSpans()
@@ -337,25 +348,26 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		batchSpan.RecordError(sendErr)
 		batchSpan.SetStatus(codes.Error, "publish failed")
 	}
-	notSent = append(notSent, bad...)
+	for id, reason := range parked {
+		r.log.Error("outbox: event parked", zap.Int64("id", id), zap.String("reason", reason))
+		if _, err := tx.Exec(ctx, markParked, id, truncate(reason, 500)); err != nil {
+			return 0, fmt.Errorf("outbox: park: %w", err)
+		}
+	}
 	if len(sent) > 0 {
 		if _, err := tx.Exec(ctx, markSent, sent); err != nil {
 			return 0, fmt.Errorf("outbox: mark sent: %w", err)
 		}
 	}
 	if len(notSent) > 0 {
-		msg := "unpublishable event"
-		if sendErr != nil {
-			msg = sendErr.Error()
-		}
-		if _, err := tx.Exec(ctx, markFailed, notSent, truncate(msg, 500)); err != nil {
+		if _, err := tx.Exec(ctx, markFailed, notSent, truncate(sendErr.Error(), 500)); err != nil {
 			return 0, fmt.Errorf("outbox: mark failed: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("outbox: commit: %w", err)
 	}
-	if sendErr != nil {
+	if len(notSent) > 0 {
 		return len(sent), sendErr
 	}
 	return len(sent), nil

@@ -188,7 +188,7 @@ func (m *Migrator) Ahead(ctx context.Context) ([]Migration, error) {
 }
 
 func (m *Migrator) ahead(ctx context.Context, conn *pgx.Conn) ([]Migration, error) {
-	rows, err := conn.Query(ctx, "SELECT version, name FROM schema_migrations WHERE version > $1 ORDER BY version", m.Latest())
+	rows, err := conn.Query(ctx, "-- name: MigrationsAhead\nSELECT version, name FROM schema_migrations WHERE version > $1 ORDER BY version", m.Latest())
 	if err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table
