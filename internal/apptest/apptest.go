@@ -185,6 +185,22 @@ func (r *Response) Code() string {
 	return p.Code
 }
 
+// ProblemFields returns the fields the errors member of a problem names,
+// in order (none for another response).
+func (r *Response) ProblemFields() []string {
+	var p struct {
+		Errors []struct {
+			Field string `json:"field"`
+		} `json:"errors"`
+	}
+	_ = json.Unmarshal(r.Body, &p)
+	var out []string
+	for _, fe := range p.Errors {
+		out = append(out, fe.Field)
+	}
+	return out
+}
+
 // Request is one request to send.
 type Request struct {
 	Method string
