@@ -163,13 +163,15 @@ start_mailpit() {
 }
 
 PROM_URL=""
-# start_prometheus: Debian's Prometheus scraping the gateway every 5s.
+# start_prometheus: Debian's Prometheus scraping the gateway's operations
+# listener (PAYGATE_METRICS_ADDR, set by main before the services start)
+# every 5s.
 start_prometheus() {
 	ensure_apt_tool prometheus prometheus
 	kill_stale_pidfile prometheus "$PID_DIR/prometheus.pid" "prometheus"
 	local port target logfile="$LOG_DIR/prometheus.log"
 	port="$(port_or_free "${PAYGATE_DEV_PROMETHEUS_PORT:-9090}")"
-	target="${PAYGATE_HTTP_ADDR:-127.0.0.1:8080}"
+	target="$PAYGATE_METRICS_ADDR"
 	[[ "$target" == :* ]] && target="127.0.0.1$target"
 	mkdir -p "$RUN_DIR/prometheus"
 	cat >"$RUN_DIR/prometheus/prometheus.yml" <<YAML
@@ -231,6 +233,13 @@ main() {
 	build_gateway
 	kill_stale_pidfile paygate "$PID_DIR/paygate.pid" "$GATEWAY_BIN"
 
+	# The operations listener (/metrics, /readyz with details) is chosen
+	# first: Prometheus scrapes it.
+	if [[ -z "${PAYGATE_METRICS_ADDR:-}" ]]; then
+		PAYGATE_METRICS_ADDR="127.0.0.1:$(port_or_free "${PAYGATE_DEV_METRICS_PORT:-9464}")"
+	fi
+	export PAYGATE_METRICS_ADDR
+
 	local svc
 	for svc in "${DEV_SERVICES[@]}"; do
 		"start_$svc"
@@ -261,15 +270,16 @@ main() {
 		PAYGATE_MIGRATE_ON_START OTEL_TRACES_EXPORTER PAYGATE_SHUTDOWN_DRAIN_DELAY \
 		PAYGATE_JWT_PRIVATE_KEY PAYGATE_BOOTSTRAP_ADMIN_EMAIL PAYGATE_BOOTSTRAP_ADMIN_PASSWORD
 
-	local api="http://${PAYGATE_HTTP_ADDR}"
+	local api="http://${PAYGATE_HTTP_ADDR}" ops="http://${PAYGATE_METRICS_ADDR}"
 	api="${api/http:\/\/:/http://127.0.0.1:}"
+	ops="${ops/http:\/\/:/http://127.0.0.1:}"
 	cat >&2 <<EOF
 
   paygate (dev)
     API         $api
     API docs    $api/docs  (OpenAPI: $api/openapi.yaml; tour: make tour)
-    health      $api/healthz
-    metrics     $api/metrics
+    health      $api/healthz, $api/readyz
+    metrics     $ops/metrics  (operations listener; $ops/readyz names failed checks)
     mail inbox  ${MAIL_UI_URL:-(external SMTP ${PAYGATE_SMTP_HOST:-}:${PAYGATE_SMTP_PORT})}
     database    ${PAYGATE_DATABASE_URL:-}
     kafka       ${PAYGATE_KAFKA_BROKERS:-}
