@@ -13,7 +13,9 @@
 #             variable already set in the environment wins.
 #
 # Ctrl-C / SIGTERM stops everything in reverse start order (gateway first,
-# then mailpit, kafka, postgres). Logs of the background services are in
+# then mailpit, kafka, postgres), however many signals arrive meanwhile
+# (tested by internal/devscripts). PAYGATE_STATE (default .local) and the
+# PAYGATE_DEV_*_PORT variables move the state and the ports. Logs of the background services are in
 # .local/run/logs/.
 #
 # Adding a service (e.g. Prometheus, Jaeger): write start_<name> that starts
@@ -41,14 +43,24 @@ DEV_SERVICES=(postgres kafka mailpit prometheus)
 STOP_STACK=()
 push_stop() { STOP_STACK+=("$*"); }
 
+# A stop runs to its end however many signals arrive: supervisors and
+# `timeout` signal the whole process group, and GNU make forwards TERM to
+# this script as well, so two or more signals come at once, and Ctrl-C is
+# often pressed again. The first signal starts the stop and ignores the
+# rest from its first line on; a signal bash had already queued finds the
+# stop under way and returns to it (it used to exit the script in the
+# middle of the stop, leaving the services running). The stop also
+# survives its output going away (the terminal or the pipe of a killed
+# supervisor): SIGPIPE is ignored and errexit is off, so a failed log line
+# cannot end it.
 CLEANED_UP=0
 cleanup() {
 	local rc=$?
+	trap '' INT TERM HUP PIPE
+	set +e
 	((CLEANED_UP)) && return 0
 	CLEANED_UP=1
 	restore_output
-	# Keep going when the terminal or a pipe reading our output is gone.
-	trap '' INT TERM HUP PIPE
 	local i
 	for ((i = ${#STOP_STACK[@]} - 1; i >= 0; i--)); do
 		eval "${STOP_STACK[i]}" || true
@@ -58,9 +70,13 @@ cleanup() {
 }
 
 on_signal() {
+	trap '' INT TERM HUP PIPE
+	((CLEANED_UP)) && return 0
 	restore_output
-	echo >&2
-	log "received SIG$1, shutting down"
+	{
+		echo
+		log "received SIG$1, shutting down"
+	} 2>/dev/null || true
 	cleanup
 	# A requested stop is a clean exit.
 	trap - EXIT
