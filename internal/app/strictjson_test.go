@@ -41,6 +41,13 @@ func TestAmbiguousBodiesAreRefusedOverHTTP(t *testing.T) {
 	if r.Status != http.StatusBadRequest || r.Code() != "VALIDATION_FAILED" {
 		t.Fatalf("duplicate method: %d %s", r.Status, r.Body)
 	}
+	// A NUL character, which PostgreSQL cannot store, used to fail the
+	// top-up with a 500 deep in its transaction.
+	r = e.Do(t, apptest.Request{Method: http.MethodPost, Path: "/v1/topups", Token: a.Token,
+		Body: `{"amount":10000,"method":"ovo","reference":"a\u0000b"}`, Header: map[string]string{"Idempotency-Key": "strict-nul"}})
+	if r.Status != http.StatusBadRequest || r.Code() != "VALIDATION_FAILED" || len(r.ProblemFields()) != 1 || r.ProblemFields()[0] != "reference" {
+		t.Fatalf("NUL in reference: %d %s", r.Status, r.Body)
+	}
 	if list := e.Get(t, "/v1/topups", a.Token); len(list.Map(t)["data"].([]any)) != 0 {
 		t.Fatalf("a refused top-up was stored: %s", list.Body)
 	}

@@ -75,6 +75,8 @@ func TestStrictJSONRefusesAmbiguousBodies(t *testing.T) {
 		"nested int overflow":         {`{"items":[{"id":99999999999999999999}]}`, "VALIDATION_FAILED", "items[0].id"},
 		"float64 overflow in unknown": {`{"tags":[1e400]}`, "VALIDATION_FAILED", "tags[0]"},
 		"null amount":                 {`{"amount":null}`, "VALIDATION_FAILED", "amount"},
+		"nul in a string":             {`{"note":"a\u0000b"}`, "VALIDATION_FAILED", "note"},
+		"nul in a list":               {`{"tags":["\u0000"]}`, "VALIDATION_FAILED", "tags[0]"},
 		"trailing object":             {`{"amount":1}{"amount":2}`, "MALFORMED_JSON", ""},
 		"trailing garbage":            {`{"amount":1} x`, "MALFORMED_JSON", ""},
 		"trailing comma value":        {`{"amount":1},`, "MALFORMED_JSON", ""},

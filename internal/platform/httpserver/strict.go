@@ -31,7 +31,8 @@ const maxNesting = 32
 // the body must be valid UTF-8 with no lone surrogate escape, and hold
 // exactly one JSON value; no object may repeat a member; every member of
 // an object decoded into a struct must name a field exactly; and every
-// number must fit the field it sets. A problem with a member is a
+// number must fit the field it sets; null is refused where a field cannot
+// hold it, and U+0000 in any string. A problem with a member is a
 // VALIDATION_FAILED naming it (as a path: "payment.method", "items[2]");
 // a body that is not one JSON value is MALFORMED_JSON.
 func checkStrict(raw []byte, t reflect.Type) error {
@@ -111,6 +112,16 @@ func (w *walker) value(tok json.Token, t reflect.Type, path string, depth int) e
 		return w.array(t, path, depth+1)
 	case json.Number:
 		return checkNumber(v, t, path)
+	case string:
+		// No text column can hold U+0000 (PostgreSQL refuses it), so a
+		// string with one would fail as a fault deep in a transaction.
+		if strings.ContainsRune(v, 0) {
+			if path == "" {
+				return errNotObject
+			}
+			return apperr.Validation("A string holds the NUL character.",
+				apperr.FieldError{Field: path, Message: "must not contain the NUL character (U+0000)"})
+		}
 	}
 	return nil
 }
