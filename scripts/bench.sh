@@ -45,6 +45,7 @@ log "building the gateway"
 HTTP_PORT="$(free_port)"
 key="$("$ROOT/paygate" jwt-keygen | sed -n 's/^PAYGATE_JWT_PRIVATE_KEY=//p')"
 env PAYGATE_ENV=prod PAYGATE_LOG_LEVEL=warn PAYGATE_HTTP_ADDR="127.0.0.1:$HTTP_PORT" \
+	PAYGATE_METRICS_ADDR="127.0.0.1:$(free_port)" \
 	PAYGATE_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/paygate?sslmode=disable" \
 	PAYGATE_DATABASE_MAX_CONNS=$((CLIENTS + 8)) PAYGATE_MIGRATE_ON_START=true \
 	PAYGATE_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" PAYGATE_KAFKA_CREATE_TOPICS=true \

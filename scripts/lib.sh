@@ -5,8 +5,8 @@
 #
 # Layout:
 #   $PAYGATE_ROOT   the repository root.
-#   $PAYGATE_STATE  $PAYGATE_ROOT/.local (git-ignored): run state, logs, the
-#                   gateway binary.
+#   $PAYGATE_STATE  $PAYGATE_ROOT/.local (git-ignored) unless set: run
+#                   state, logs, the gateway binary.
 #   $PAYGATE_CACHE  ${XDG_CACHE_HOME:-$HOME/.cache}/paygate, outside the repo:
 #                   dev tool binaries keyed by version, so warm runs build
 #                   nothing.
@@ -20,7 +20,7 @@ set -euo pipefail
 
 PAYGATE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC2034 # used by the scripts that source this file
-PAYGATE_STATE="$PAYGATE_ROOT/.local"
+PAYGATE_STATE="${PAYGATE_STATE:-$PAYGATE_ROOT/.local}"
 PAYGATE_CACHE="${PAYGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/paygate}"
 PAYGATE_TOOLS="$PAYGATE_ROOT/tools"
 

@@ -13,7 +13,9 @@
 #             variable already set in the environment wins.
 #
 # Ctrl-C / SIGTERM stops everything in reverse start order (gateway first,
-# then mailpit, kafka, postgres). Logs of the background services are in
+# then mailpit, kafka, postgres), however many signals arrive meanwhile
+# (tested by internal/devscripts). PAYGATE_STATE (default .local) and the
+# PAYGATE_DEV_*_PORT variables move the state and the ports. Logs of the background services are in
 # .local/run/logs/.
 #
 # Adding a service (e.g. Prometheus, Jaeger): write start_<name> that starts
@@ -41,14 +43,24 @@ DEV_SERVICES=(postgres kafka mailpit prometheus)
 STOP_STACK=()
 push_stop() { STOP_STACK+=("$*"); }
 
+# A stop runs to its end however many signals arrive: supervisors and
+# `timeout` signal the whole process group, and GNU make forwards TERM to
+# this script as well, so two or more signals come at once, and Ctrl-C is
+# often pressed again. The first signal starts the stop and ignores the
+# rest from its first line on; a signal bash had already queued finds the
+# stop under way and returns to it (it used to exit the script in the
+# middle of the stop, leaving the services running). The stop also
+# survives its output going away (the terminal or the pipe of a killed
+# supervisor): SIGPIPE is ignored and errexit is off, so a failed log line
+# cannot end it.
 CLEANED_UP=0
 cleanup() {
 	local rc=$?
+	trap '' INT TERM HUP PIPE
+	set +e
 	((CLEANED_UP)) && return 0
 	CLEANED_UP=1
 	restore_output
-	# Keep going when the terminal or a pipe reading our output is gone.
-	trap '' INT TERM HUP PIPE
 	local i
 	for ((i = ${#STOP_STACK[@]} - 1; i >= 0; i--)); do
 		eval "${STOP_STACK[i]}" || true
@@ -58,9 +70,13 @@ cleanup() {
 }
 
 on_signal() {
+	trap '' INT TERM HUP PIPE
+	((CLEANED_UP)) && return 0
 	restore_output
-	echo >&2
-	log "received SIG$1, shutting down"
+	{
+		echo
+		log "received SIG$1, shutting down"
+	} 2>/dev/null || true
 	cleanup
 	# A requested stop is a clean exit.
 	trap - EXIT
@@ -163,13 +179,15 @@ start_mailpit() {
 }
 
 PROM_URL=""
-# start_prometheus: Debian's Prometheus scraping the gateway every 5s.
+# start_prometheus: Debian's Prometheus scraping the gateway's operations
+# listener (PAYGATE_METRICS_ADDR, set by main before the services start)
+# every 5s.
 start_prometheus() {
 	ensure_apt_tool prometheus prometheus
 	kill_stale_pidfile prometheus "$PID_DIR/prometheus.pid" "prometheus"
 	local port target logfile="$LOG_DIR/prometheus.log"
 	port="$(port_or_free "${PAYGATE_DEV_PROMETHEUS_PORT:-9090}")"
-	target="${PAYGATE_HTTP_ADDR:-127.0.0.1:8080}"
+	target="$PAYGATE_METRICS_ADDR"
 	[[ "$target" == :* ]] && target="127.0.0.1$target"
 	mkdir -p "$RUN_DIR/prometheus"
 	cat >"$RUN_DIR/prometheus/prometheus.yml" <<YAML
@@ -231,6 +249,13 @@ main() {
 	build_gateway
 	kill_stale_pidfile paygate "$PID_DIR/paygate.pid" "$GATEWAY_BIN"
 
+	# The operations listener (/metrics, /readyz with details) is chosen
+	# first: Prometheus scrapes it.
+	if [[ -z "${PAYGATE_METRICS_ADDR:-}" ]]; then
+		PAYGATE_METRICS_ADDR="127.0.0.1:$(port_or_free "${PAYGATE_DEV_METRICS_PORT:-9464}")"
+	fi
+	export PAYGATE_METRICS_ADDR
+
 	local svc
 	for svc in "${DEV_SERVICES[@]}"; do
 		"start_$svc"
@@ -261,15 +286,16 @@ main() {
 		PAYGATE_MIGRATE_ON_START OTEL_TRACES_EXPORTER PAYGATE_SHUTDOWN_DRAIN_DELAY \
 		PAYGATE_JWT_PRIVATE_KEY PAYGATE_BOOTSTRAP_ADMIN_EMAIL PAYGATE_BOOTSTRAP_ADMIN_PASSWORD
 
-	local api="http://${PAYGATE_HTTP_ADDR}"
+	local api="http://${PAYGATE_HTTP_ADDR}" ops="http://${PAYGATE_METRICS_ADDR}"
 	api="${api/http:\/\/:/http://127.0.0.1:}"
+	ops="${ops/http:\/\/:/http://127.0.0.1:}"
 	cat >&2 <<EOF
 
   paygate (dev)
     API         $api
     API docs    $api/docs  (OpenAPI: $api/openapi.yaml; tour: make tour)
-    health      $api/healthz
-    metrics     $api/metrics
+    health      $api/healthz, $api/readyz
+    metrics     $ops/metrics  (operations listener; $ops/readyz names failed checks)
     mail inbox  ${MAIL_UI_URL:-(external SMTP ${PAYGATE_SMTP_HOST:-}:${PAYGATE_SMTP_PORT})}
     database    ${PAYGATE_DATABASE_URL:-}
     kafka       ${PAYGATE_KAFKA_BROKERS:-}

@@ -10,6 +10,10 @@
 #      go build (root and tools/ modules); staticcheck and goimports are
 #      pinned in scripts/lib.sh and built once into the cache;
 #   3. go test -race -count=1 ./... (root and tools/), plus $GOTESTFLAGS;
+#      then a short run of every native fuzz target (func FuzzXxx in the
+#      root module: the request decoders, the xendit callback verifier, ...)
+#      for $FUZZTIME each (default 10s), from the seed corpora committed
+#      under each package's testdata/fuzz/;
 #   4. the Kubernetes delivery checks (scripts/k8s-test.sh: Dockerfile, Helm
 #      chart, k8s/, skaffold.yaml, against a real kube-apiserver).
 #
@@ -192,6 +196,34 @@ go_test() {
 	in_dir "$dir" go test -race -count=1 ${GOTESTFLAGS:-} ./...
 }
 
+# fuzz_targets prints "PACKAGE TARGET" for every native fuzz target of
+# the root module, so that a new FuzzXxx joins the step by itself.
+fuzz_targets() {
+	go_files | grep '_test\.go$' | while IFS= read -r f; do
+		sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$PAYGATE_ROOT/$f" | while IFS= read -r target; do
+			echo "./$(dirname "$f") $target"
+		done
+	done | LC_ALL=C sort -u
+}
+
+# fuzz_short runs each fuzz target for $FUZZTIME (default 10s): long
+# enough to catch a regression the corpus's neighbours reach, short enough
+# for every make test. A failing input is written under the package's
+# testdata/fuzz/ by go test; commit it with the fix.
+fuzz_short() {
+	local pkg target rc=0 n=0
+	while read -r pkg target; do
+		n=$((n + 1))
+		log "fuzz $pkg $target (${FUZZTIME:-10s})"
+		in_dir "$PAYGATE_ROOT" go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-10s}" "$pkg" || rc=1
+	done < <(fuzz_targets)
+	((n > 0)) || {
+		echo "no fuzz targets found" >&2
+		return 1
+	}
+	return "$rc"
+}
+
 main() {
 	local svc
 	for svc in "${TEST_SERVICES[@]}"; do
@@ -210,6 +242,7 @@ main() {
 	step "go build ./... (tools)" in_dir "$PAYGATE_TOOLS" go build -o /dev/null ./...
 	step "go test ./..." go_test "$PAYGATE_ROOT"
 	step "go test ./... (tools)" go_test "$PAYGATE_TOOLS"
+	step "fuzz (short)" fuzz_short
 	step "otel collector config (validate)" validate_collector
 	# Dockerfile, Helm chart, k8s/ and skaffold.yaml against a real
 	# kube-apiserver (scripts/k8s-test.sh; builds its tools once into the cache).

@@ -157,8 +157,14 @@ func TestRefusalsMatchTheSpec(t *testing.T) {
 		t.Fatalf("out of range: %d %s", r.Status, r.Body)
 	}
 
-	// Probes and metrics.
-	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+	// Probes; metrics are on the operations listener only.
+	if r := e.Get(t, "/metrics", ""); r.Status != 404 {
+		t.Errorf("/metrics on the API port: %d", r.Status)
+	}
+	if len(e.Metrics(t)) == 0 {
+		t.Error("/metrics on the operations listener is empty")
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
 		if r := e.Get(t, path, ""); r.Status != 200 {
 			t.Errorf("%s: %d", path, r.Status)
 		}

@@ -86,12 +86,16 @@ func TestProbesFollowTheDatabase(t *testing.T) {
 	if code, body := get(t, base+"/healthz"); code != 200 {
 		t.Fatalf("/healthz = %d %s", code, body)
 	}
-	if code, body := get(t, base+"/readyz"); code != 200 || !strings.Contains(body, `"schema":"ok"`) {
+	ops := "http://" + srv.MetricsAddr()
+	if code, body := get(t, ops+"/readyz"); code != 200 || !strings.Contains(body, `"schema":"ok"`) {
 		t.Fatalf("/readyz = %d %s", code, body)
 	}
-	code, metrics := get(t, base+"/metrics")
+	code, metrics := get(t, ops+"/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics = %d", code)
+	}
+	if code, _ := get(t, base+"/metrics"); code != 404 {
+		t.Fatalf("/metrics on the API port = %d, want 404", code)
 	}
 	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_cpu_seconds_total", "process_resident_memory_bytes", "http_server_request_duration_seconds_bucket"} {
 		if !strings.Contains(metrics, name) {
@@ -101,9 +105,13 @@ func TestProbesFollowTheDatabase(t *testing.T) {
 
 	cluster.Stop()
 	eventually(t, "/readyz to fail while the database is down", func() bool {
-		code, body := get(t, base+"/readyz")
+		code, body := get(t, ops+"/readyz")
 		return code == 503 && strings.Contains(body, `"postgres":"unreachable`)
 	})
+	// The public port says so without naming what failed.
+	if code, body := get(t, base+"/readyz"); code != 503 || strings.TrimSpace(body) != `{"status":"unavailable"}` {
+		t.Fatalf("public /readyz while the database is down = %d %s", code, body)
+	}
 	if code, _ := get(t, base+"/healthz"); code != 200 {
 		t.Fatalf("/healthz = %d while the database is down; liveness must not follow dependencies", code)
 	}

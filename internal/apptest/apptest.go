@@ -60,10 +60,13 @@ const (
 type Env struct {
 	T       testing.TB
 	BaseURL string
-	Config  config.Config
-	Pool    *pgxpool.Pool
-	Broker  *kafkatest.Broker
-	Client  *http.Client
+	// MetricsURL is the operations listener: /metrics and the detailed
+	// /readyz. It is not part of the API contract.
+	MetricsURL string
+	Config     config.Config
+	Pool       *pgxpool.Pool
+	Broker     *kafkatest.Broker
+	Client     *http.Client
 }
 
 // Option adjusts the configuration or the graph of a test application.
@@ -99,7 +102,7 @@ func Config(dbURL string, k config.Kafka) config.Config {
 	}
 	cfg := config.Defaults()
 	cfg.Env = "dev"
-	cfg.HTTP.Addr, cfg.HTTP.DrainDelay = "127.0.0.1:0", 0
+	cfg.HTTP.Addr, cfg.HTTP.MetricsAddr, cfg.HTTP.DrainDelay = "127.0.0.1:0", "127.0.0.1:0", 0
 	cfg.Database.URL = dbURL
 	// The concurrency tests drive hot accounts into serialization
 	// failures; a few more attempts keep their answers 2xx.
@@ -151,9 +154,25 @@ func StartWithBroker(t testing.TB, broker *kafkatest.Broker, opts ...Option) *En
 	a := fxtest.New(t, app.Options(s.cfg, log, s.extra...), fx.Populate(&srv, &pool))
 	a.RequireStart()
 	t.Cleanup(a.RequireStop)
-	return &Env{T: t, BaseURL: "http://" + srv.Addr(), Config: s.cfg, Pool: pool, Broker: broker,
+	return &Env{T: t, BaseURL: "http://" + srv.Addr(), MetricsURL: "http://" + srv.MetricsAddr(), Config: s.cfg, Pool: pool, Broker: broker,
 		Client: &http.Client{Timeout: 60 * time.Second, Transport: ContractTransport(t, &http.Transport{
 			MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second})}}
+}
+
+// Metrics reads the operations listener's /metrics in the Prometheus text
+// format, failing the test unless it answers 200.
+func (e *Env) Metrics(t testing.TB) []byte {
+	t.Helper()
+	resp, err := http.Get(e.MetricsURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
+	}
+	return b
 }
 
 // Nop returns a logger for helpers that need one.
@@ -189,6 +208,22 @@ func (r *Response) Code() string {
 	}
 	_ = json.Unmarshal(r.Body, &p)
 	return p.Code
+}
+
+// ProblemFields returns the fields the errors member of a problem names,
+// in order (none for another response).
+func (r *Response) ProblemFields() []string {
+	var p struct {
+		Errors []struct {
+			Field string `json:"field"`
+		} `json:"errors"`
+	}
+	_ = json.Unmarshal(r.Body, &p)
+	var out []string
+	for _, fe := range p.Errors {
+		out = append(out, fe.Field)
+	}
+	return out
 }
 
 // Request is one request to send.

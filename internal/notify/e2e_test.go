@@ -146,7 +146,7 @@ func (m *mailApp) waitMails(t *testing.T, addr string, want map[string]int, time
 // metric reads one sample of /metrics; 0 when absent.
 func (m *mailApp) metric(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get(m.BaseURL + "/metrics")
+	resp, err := http.Get(m.MetricsURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -199,7 +199,7 @@ func TestDashboardsAndAlertsAgainstRealPrometheus(t *testing.T) {
 		c.SMTP.Host, c.SMTP.Port = mail.Host, mail.Port
 		c.Notify.Enabled, c.Notify.MaxAttempts, c.Notify.RetryBackoff = true, 2, 50*time.Millisecond
 	}))
-	prom := startPrometheus(t, strings.TrimPrefix(e.BaseURL, "http://"))
+	prom := startPrometheus(t, strings.TrimPrefix(e.MetricsURL, "http://"))
 	pw := "password-refused"
 	e.Post(t, "/v1/auth/register", "", map[string]string{"firstname": "R", "lastname": "R", "email": "refused@paygate.test",
 		"password": pw, "confirm_password": pw})

@@ -35,7 +35,10 @@ type Config struct {
 
 // HTTP holds the settings of the public HTTP server.
 type HTTP struct {
-	Addr              string        `envconfig:"HTTP_ADDR" default:":8080" desc:"Address the HTTP API listens on."`
+	Addr string `envconfig:"HTTP_ADDR" default:":8080" desc:"Address the HTTP API listens on."`
+	// MetricsAddr is the operations listener: /metrics and the detailed
+	// /readyz stay off the public port.
+	MetricsAddr       string        `envconfig:"METRICS_ADDR" default:":9464" desc:"Address of the operations listener: GET /metrics (Prometheus) and a /readyz that names failing checks; keep it off the public network. Must differ from PAYGATE_HTTP_ADDR."`
 	ReadHeaderTimeout time.Duration `envconfig:"HTTP_READ_HEADER_TIMEOUT" default:"5s" desc:"Time allowed to read request headers."`
 	ReadTimeout       time.Duration `envconfig:"HTTP_READ_TIMEOUT" default:"15s" desc:"Time allowed to read a whole request."`
 	WriteTimeout      time.Duration `envconfig:"HTTP_WRITE_TIMEOUT" default:"30s" desc:"Time allowed to write a response."`

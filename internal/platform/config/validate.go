@@ -23,6 +23,11 @@ func (c *Config) validate() []VarError {
 	default:
 		bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
 	}
+	if _, port, err := net.SplitHostPort(c.HTTP.MetricsAddr); err != nil {
+		bad("METRICS_ADDR", "%q is not host:port", c.HTTP.MetricsAddr)
+	} else if _, hport, herr := net.SplitHostPort(c.HTTP.Addr); herr == nil && port == hport && port != "0" {
+		bad("METRICS_ADDR", "must not use the port of PAYGATE_HTTP_ADDR (%s): metrics stay off the public listener", port)
+	}
 	if c.HTTP.MaxBodyBytes <= 0 {
 		bad("HTTP_MAX_BODY_BYTES", "must be positive")
 	}

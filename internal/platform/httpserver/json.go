@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/paygate/paygate/internal/platform/apperr"
@@ -18,7 +19,11 @@ import (
 // It refuses a content type other than application/json (415), a body over
 // the server's limit (413), malformed JSON, trailing data and unknown fields
 // (400). Refusing unknown fields is what stops mass assignment: a client
-// cannot slip a "role" or "balance" member into a request.
+// cannot slip a "role" or "balance" member into a request. It also refuses
+// (400, naming the member) every body whose meaning would depend on how a
+// parser breaks ties: a member given twice, a member name that matches a
+// field only when case is ignored, a number out of its field's range, and
+// invalid UTF-8; see checkStrict.
 func DecodeJSON(r *http.Request, dst any) error {
 	_, err := DecodeJSONBody(r, dst)
 	return err
@@ -44,6 +49,9 @@ func DecodeJSONBody(r *http.Request, dst any) ([]byte, error) {
 }
 
 func decodeBytes(raw []byte, dst any) error {
+	if err := checkStrict(raw, reflect.TypeOf(dst)); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {

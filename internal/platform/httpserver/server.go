@@ -1,7 +1,11 @@
 // Package httpserver is paygate's HTTP front: a gorilla/mux router with the
 // shared middleware (request id, tracing, panic recovery, access log and
-// metrics, body limits), RFC 9457 problem responses, the /healthz, /readyz
-// and /metrics probes, and a graceful shutdown that drains before it stops.
+// metrics, body limits), RFC 9457 problem responses, the /healthz and
+// /readyz probes, and a graceful shutdown that drains before it stops.
+//
+// A second, operations listener (PAYGATE_METRICS_ADDR) serves /metrics and
+// a /readyz that names the failing checks; the public port serves neither,
+// so scraping and diagnostics never face the internet.
 package httpserver
 
 import (
@@ -49,18 +53,22 @@ type Check struct {
 	Probe func(ctx context.Context) error
 }
 
-// Server serves the API and the probes.
+// Server serves the API and the probes on the public listener, and the
+// metrics and detailed readiness on the operations listener.
 type Server struct {
 	cfg      config.HTTP
 	log      *zap.Logger
 	root     *mux.Router
 	handler  http.Handler
+	ops      http.Handler
 	checks   []Check
 	draining atomic.Bool
 
-	mu  sync.Mutex
-	srv *http.Server
-	ln  net.Listener
+	mu     sync.Mutex
+	srv    *http.Server
+	ln     net.Listener
+	opsSrv *http.Server
+	opsLn  net.Listener
 }
 
 // Options are the collaborators of a Server.
@@ -96,10 +104,7 @@ func New(o Options) (*Server, error) {
 	})
 	root.NotFoundHandler, root.MethodNotAllowedHandler = notFound, notAllowed
 	root.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods(http.MethodGet, http.MethodHead)
-	root.Handle("/readyz", http.HandlerFunc(s.readyz)).Methods(http.MethodGet, http.MethodHead)
-	if o.Metrics != nil {
-		root.Handle("/metrics", o.Metrics).Methods(http.MethodGet)
-	}
+	root.Handle("/readyz", s.readyz(false)).Methods(http.MethodGet, http.MethodHead)
 	// Domains register full paths ("/v1/...") on the root router rather
 	// than on a PathPrefix subrouter: gorilla/mux loses the 405 of a
 	// subrouter route once a sibling route is tried after it.
@@ -120,48 +125,75 @@ func New(o Options) (*Server, error) {
 		// otelhttp's own would duplicate them without it.
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 		otelhttp.WithFilter(func(r *http.Request) bool {
-			return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != "/metrics"
+			return r.URL.Path != "/healthz" && r.URL.Path != "/readyz"
 		}),
 	)
 	s.handler = h
+
+	ops := http.NewServeMux()
+	ops.Handle("GET /healthz", http.HandlerFunc(s.healthz))
+	ops.Handle("GET /readyz", s.readyz(true))
+	if o.Metrics != nil {
+		ops.Handle("GET /metrics", o.Metrics)
+	}
+	s.ops = recoverer(o.Log)(ops)
 	return s, nil
 }
 
 // Handler returns the full handler chain, for tests that serve it themselves.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// OpsHandler returns the operations listener's handler (/metrics, /readyz
+// with details, /healthz), for tests that serve it themselves.
+func (s *Server) OpsHandler() http.Handler { return s.ops }
+
 // Router returns the root router, for tests that inspect the routes.
 func (s *Server) Router() *mux.Router { return s.root }
 
-// Start listens on the configured address and serves in the background.
-// Listening happens here, not in the goroutine, so a port already in use
-// fails the start instead of being logged later.
+// Start listens on the configured addresses, the operations listener
+// first, and serves both in the background. Listening happens here, not in
+// the goroutines, so a port already in use fails the start instead of
+// being logged later.
 func (s *Server) Start(context.Context) error {
+	opsLn, err := net.Listen("tcp", s.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (PAYGATE_METRICS_ADDR): %w", s.cfg.MetricsAddr, err)
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
+		_ = opsLn.Close()
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
-	srv := &http.Server{
-		Handler:           s.handler,
+	srv, opsSrv := s.newHTTPServer(s.handler, "http"), s.newHTTPServer(s.ops, "ops")
+	s.mu.Lock()
+	s.srv, s.ln, s.opsSrv, s.opsLn = srv, ln, opsSrv, opsLn
+	s.mu.Unlock()
+	s.serve(opsSrv, opsLn, "operations listener")
+	s.serve(srv, ln, "http server")
+	return nil
+}
+
+func (s *Server) newHTTPServer(h http.Handler, name string) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+		ErrorLog:          zap.NewStdLog(s.log.Named(name)),
 	}
-	s.mu.Lock()
-	s.srv, s.ln = srv, ln
-	s.mu.Unlock()
-	s.log.Info("http server listening", zap.String("addr", ln.Addr().String()))
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("http server stopped", zap.Error(err))
-		}
-	}()
-	return nil
 }
 
-// Addr returns the address the server listens on, once started.
+func (s *Server) serve(srv *http.Server, ln net.Listener, what string) {
+	s.log.Info(what+" listening", zap.String("addr", ln.Addr().String()))
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error(what+" stopped", zap.Error(err))
+		}
+	}()
+}
+
+// Addr returns the address the public listener listens on, once started.
 func (s *Server) Addr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -171,12 +203,39 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
+// MetricsAddr returns the address the operations listener listens on,
+// once started.
+func (s *Server) MetricsAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opsLn == nil {
+		return ""
+	}
+	return s.opsLn.Addr().String()
+}
+
 // Stop drains the server: /readyz answers 503 at once so that load
 // balancers take this instance out of rotation, then after the drain delay
 // the listener closes and in-flight requests get the shutdown timeout to
 // finish. Consumers and the producer stop after this hook returns, because
-// the server is the last component started.
+// the server is the last component started. The operations listener
+// closes last, so metrics are scraped while the public one drains.
 func (s *Server) Stop(ctx context.Context) error {
+	err := s.stopPublic(ctx)
+	s.mu.Lock()
+	opsSrv := s.opsSrv
+	s.mu.Unlock()
+	if opsSrv != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if oerr := opsSrv.Shutdown(sctx); oerr != nil {
+			_ = opsSrv.Close()
+		}
+	}
+	return err
+}
+
+func (s *Server) stopPublic(ctx context.Context) error {
 	s.draining.Store(true)
 	s.log.Info("draining http server", zap.Duration("drain_delay", s.cfg.DrainDelay))
 	select {
@@ -203,19 +262,40 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readinessReport is the body of /readyz.
+// readinessReport is the body of /readyz. Checks, which names what
+// failed, is only sent on the operations listener: an error text can carry
+// host names and versions an attacker should not learn.
 type readinessReport struct {
 	Status string            `json:"status"`
-	Checks map[string]string `json:"checks"`
+	Checks map[string]string `json:"checks,omitempty"`
 }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+// readyz answers 200 when every check passes and 503 otherwise; with
+// details, the body names each check's result.
+func (s *Server) readyz(details bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rep := s.readiness(r.Context())
+		status := http.StatusOK
+		if rep.Status != "ok" {
+			status = http.StatusServiceUnavailable
+		}
+		if !details {
+			rep.Checks = nil
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(rep)
+	})
+}
+
+func (s *Server) readiness(ctx context.Context) readinessReport {
 	rep := readinessReport{Status: "ok", Checks: map[string]string{}}
 	if s.draining.Load() {
 		rep.Status = "unavailable"
 		rep.Checks["draining"] = "shutting down"
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -234,12 +314,5 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	wg.Wait()
-	status := http.StatusOK
-	if rep.Status != "ok" {
-		status = http.StatusServiceUnavailable
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(rep)
+	return rep
 }

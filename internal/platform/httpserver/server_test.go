@@ -197,26 +197,67 @@ func TestRequestIDAndAccessLog(t *testing.T) {
 	}
 }
 
-func TestReadinessReportsFailingCheck(t *testing.T) {
+// TestOperationsListener: /metrics and the detailed readiness are served
+// on the operations listener only. The public port answers 404 for
+// /metrics, and its /readyz says ok or unavailable without naming what
+// failed (an error text can carry host names and versions); the
+// operations listener's names each check.
+func TestOperationsListener(t *testing.T) {
 	t.Parallel()
 	var failing atomic.Bool
 	failing.Store(true)
-	ts, _ := newServer(t,
-		httpserver.Check{Name: "postgres", Probe: func(context.Context) error {
-			if failing.Load() {
-				return errors.New("unreachable")
-			}
-			return nil
-		}},
-		httpserver.Check{Name: "schema", Probe: func(context.Context) error { return nil }},
-	)
-	resp, body := do(t, "GET", ts.URL+"/readyz", "", "")
-	if resp.StatusCode != 503 || !strings.Contains(string(body), `"postgres":"unreachable"`) || !strings.Contains(string(body), `"schema":"ok"`) {
-		t.Fatalf("got %d %s", resp.StatusCode, body)
+	s, err := httpserver.New(httpserver.Options{
+		Config:         config.HTTP{Addr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", MaxBodyBytes: 64, ShutdownTimeout: time.Second},
+		Log:            zap.NewNop(),
+		MeterProvider:  metricnoop.NewMeterProvider(),
+		TracerProvider: tracenoop.NewTracerProvider(),
+		Propagator:     propagation.TraceContext{},
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "up 1\n")
+		}),
+		Checks: []httpserver.Check{
+			{Name: "postgres", Probe: func(context.Context) error {
+				if failing.Load() {
+					return errors.New("dial tcp db.internal:5432: connection refused")
+				}
+				return nil
+			}},
+			{Name: "schema", Probe: func(context.Context) error { return nil }},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	api, ops := "http://"+s.Addr(), "http://"+s.MetricsAddr()
+	if s.Addr() == s.MetricsAddr() {
+		t.Fatalf("one listener for both: %s", s.Addr())
+	}
+
+	if resp, body := do(t, "GET", api+"/metrics", "", ""); resp.StatusCode != 404 {
+		t.Errorf("public /metrics: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := do(t, "GET", ops+"/metrics", "", ""); resp.StatusCode != 200 || string(body) != "up 1\n" {
+		t.Errorf("operations /metrics: %d %s", resp.StatusCode, body)
+	}
+	resp, body := do(t, "GET", api+"/readyz", "", "")
+	if resp.StatusCode != 503 || strings.TrimSpace(string(body)) != `{"status":"unavailable"}` {
+		t.Errorf("public /readyz: %d %s, want 503 without details", resp.StatusCode, body)
+	}
+	resp, body = do(t, "GET", ops+"/readyz", "", "")
+	if resp.StatusCode != 503 || !strings.Contains(string(body), `"postgres":"dial tcp db.internal:5432: connection refused"`) || !strings.Contains(string(body), `"schema":"ok"`) {
+		t.Errorf("operations /readyz: %d %s, want 503 naming the check", resp.StatusCode, body)
 	}
 	failing.Store(false)
-	resp, body = do(t, "GET", ts.URL+"/readyz", "", "")
-	if resp.StatusCode != 200 {
-		t.Fatalf("got %d %s", resp.StatusCode, body)
+	for _, base := range []string{api, ops} {
+		if resp, body := do(t, "GET", base+"/readyz", "", ""); resp.StatusCode != 200 {
+			t.Errorf("%s/readyz: %d %s", base, resp.StatusCode, body)
+		}
+		if resp, body := do(t, "GET", base+"/healthz", "", ""); resp.StatusCode != 200 {
+			t.Errorf("%s/healthz: %d %s", base, resp.StatusCode, body)
+		}
 	}
 }

@@ -47,13 +47,16 @@ func Key(r *http.Request) (string, error) {
 	return k, nil
 }
 
-// Fingerprint identifies a request: the method, the route template and the
-// canonical form of the JSON body (object members sorted, numbers kept
-// exact), so that a retry re-encoded by another client library still
-// matches.
+// Fingerprint identifies a request: the method, the concrete path (with
+// its ids: /v1/topups/<id>/reversal, not the route template, so that a key
+// names one resource) and the canonical form of the JSON body (object
+// members sorted, numbers kept exact), so that a retry re-encoded by
+// another client library still matches. The same key sent for another
+// resource therefore answers IDEMPOTENCY_KEY_REUSED instead of replaying
+// the first resource's response.
 func Fingerprint(r *http.Request, body []byte) []byte {
 	h := sha256.New()
-	h.Write([]byte(r.Method + " " + httpserver.RouteTemplate(r.Context()) + "\n"))
+	h.Write([]byte(r.Method + " " + r.URL.Path + "\n"))
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
