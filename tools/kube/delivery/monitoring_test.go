@@ -340,8 +340,8 @@ func TestMonitoringSelectors(t *testing.T) {
 		if !subset(strMap(get(sm, "spec", "selector", "matchLabels")), svc.Labels()) {
 			t.Errorf("%s: the ServiceMonitor does not select the Service", v)
 		}
-		if str(sm, "spec", "endpoints", 0, "port") != str(svc, "spec", "ports", 0, "name") || str(sm, "spec", "endpoints", 0, "path") != "/metrics" {
-			t.Errorf("%s: the ServiceMonitor scrapes %v, want the Service's port /metrics", v, get(sm, "spec", "endpoints"))
+		if str(sm, "spec", "endpoints", 0, "port") != "metrics" || str(svc, "spec", "ports", 1, "name") != "metrics" || str(sm, "spec", "endpoints", 0, "path") != "/metrics" {
+			t.Errorf("%s: the ServiceMonitor scrapes %v, want the Service's metrics port, /metrics", v, get(sm, "spec", "endpoints"))
 		}
 	}
 	// k8s/monitoring's ServiceMonitor is selected too.
