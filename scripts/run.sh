@@ -269,6 +269,10 @@ main() {
 	: "${OTEL_TRACES_EXPORTER:=none}"
 	# No load balancer to drain in dev: make Ctrl-C quick.
 	: "${PAYGATE_SHUTDOWN_DRAIN_DELAY:=0s}"
+	# Every local registration (make tour, curl, a browser) comes from
+	# 127.0.0.1: the production limit per IP would stop a developer after
+	# a few tours an hour.
+	: "${PAYGATE_REGISTER_MAX_PER_IP:=10000}"
 	# A dev signing key, made once and kept with the other local state, so
 	# tokens survive a restart of make run.
 	if [[ -z "${PAYGATE_JWT_PRIVATE_KEY:-}" ]]; then
@@ -283,7 +287,7 @@ main() {
 	: "${PAYGATE_BOOTSTRAP_ADMIN_EMAIL:=admin@paygate.local}"
 	: "${PAYGATE_BOOTSTRAP_ADMIN_PASSWORD:=admin-password}"
 	export PAYGATE_ENV PAYGATE_HTTP_ADDR PAYGATE_KAFKA_CREATE_TOPICS PAYGATE_SMTP_PORT \
-		PAYGATE_MIGRATE_ON_START OTEL_TRACES_EXPORTER PAYGATE_SHUTDOWN_DRAIN_DELAY \
+		PAYGATE_MIGRATE_ON_START OTEL_TRACES_EXPORTER PAYGATE_SHUTDOWN_DRAIN_DELAY PAYGATE_REGISTER_MAX_PER_IP \
 		PAYGATE_JWT_PRIVATE_KEY PAYGATE_BOOTSTRAP_ADMIN_EMAIL PAYGATE_BOOTSTRAP_ADMIN_PASSWORD
 
 	local api="http://${PAYGATE_HTTP_ADDR}" ops="http://${PAYGATE_METRICS_ADDR}"
