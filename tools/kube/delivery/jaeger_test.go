@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/tools/kube/cluster"
 	"sigs.k8s.io/yaml"
 )
 
@@ -191,7 +192,7 @@ func jaegerV2Version(t *testing.T) string {
 // the configuration validates, the health check answers, a span sent over
 // OTLP/HTTP comes back from the query API, and SIGTERM stops it promptly.
 func TestJaegerRuns(t *testing.T) {
-	bin := toolPath(t, "PAYGATE_JAEGER")
+	bin := cluster.ToolFromEnv(t, "PAYGATE_JAEGER")
 	raw, err := os.ReadFile(filepath.Join(repoRoot(), "k8s", "jaeger", "config.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paygate/paygate/tools/kube/cluster"
 	"sigs.k8s.io/yaml"
 )
 
@@ -472,7 +473,7 @@ func checkCollectorImage(t *testing.T, dep Object) {
 // span_metrics).
 func checkCollectorComponents(t *testing.T, cfg map[string]any) {
 	t.Helper()
-	out, err := exec.Command(toolPath(t, "PAYGATE_OTELCOL"), "components").Output()
+	out, err := exec.Command(cluster.ToolFromEnv(t, "PAYGATE_OTELCOL"), "components").Output()
 	if err != nil {
 		t.Fatalf("otelcol components: %v", err)
 	}

@@ -169,15 +169,6 @@ func crdsDir() (string, error) {
 	return d, nil
 }
 
-func toolPath(t *testing.T, env string) string {
-	t.Helper()
-	p := os.Getenv(env)
-	if p == "" {
-		t.Fatalf("%s is not set: run scripts/k8s-test.sh (make chart-test), which builds the cluster tools", env)
-	}
-	return p
-}
-
 // run runs a command with stdin and returns its combined output.
 func run(stdin []byte, env []string, name string, args ...string) ([]byte, error) {
 	cmd := exec.Command(name, args...)
@@ -205,7 +196,7 @@ func helm(t *testing.T, c *cluster.Cluster, args ...string) ([]byte, error) {
 		// No server: make sure nothing reaches one by accident.
 		env = append(env, "KUBECONFIG="+filepath.Join(helmHome(t), "no-kubeconfig"))
 	}
-	return run(nil, env, toolPath(t, "PAYGATE_HELM"), args...)
+	return run(nil, env, cluster.ToolFromEnv(t, "PAYGATE_HELM"), args...)
 }
 
 var (

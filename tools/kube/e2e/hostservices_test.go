@@ -58,11 +58,11 @@ func startHostServices(t *testing.T, dir string) hostServices {
 
 	kport := freePort(t)
 	s.Broker = net.JoinHostPort(cluster.HostIP, strconv.Itoa(kport))
-	startProcess(t, dir, nil, "hostkafka", "hostkafka: listening", env(t, "PAYGATE_HOSTKAFKA"), "-addr", s.Broker, "-partitions", "3")
+	startProcess(t, dir, nil, "hostkafka", "hostkafka: listening", cluster.ToolFromEnv(t, "PAYGATE_HOSTKAFKA"), "-addr", s.Broker, "-partitions", "3")
 
 	s.SMTPPort = freePort(t)
 	httpPort := freePort(t)
-	startProcess(t, dir, nil, "mailpit", "", env(t, "PAYGATE_MAILPIT"),
+	startProcess(t, dir, nil, "mailpit", "", cluster.ToolFromEnv(t, "PAYGATE_MAILPIT"),
 		"--smtp", net.JoinHostPort(cluster.HostIP, strconv.Itoa(s.SMTPPort)),
 		"--listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
 		"--database", filepath.Join(dir, "mailpit.db"),

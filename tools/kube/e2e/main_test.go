@@ -62,31 +62,21 @@ func cleanUp() {
 	cluster.StopAll()
 }
 
-// env returns the variable or fails the test.
-func env(t *testing.T, name string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		t.Fatalf("%s is not set: run scripts/k8s-test.sh (make chart-test), which builds the cluster tools", name)
-	}
-	return v
-}
-
 // startCluster starts the single-node cluster and applies k8s/namespace.
 func startCluster(t *testing.T) *cluster.Cluster {
 	t.Helper()
 	o := cluster.Options{
-		Etcd:      env(t, "PAYGATE_ETCD"),
-		APIServer: env(t, "PAYGATE_KUBE_APISERVER"),
+		Etcd:      cluster.ToolFromEnv(t, "PAYGATE_ETCD"),
+		APIServer: cluster.ToolFromEnv(t, "PAYGATE_KUBE_APISERVER"),
 		Node: &cluster.NodeOptions{
-			Kubelet:           env(t, "PAYGATE_KUBELET"),
-			ControllerManager: env(t, "PAYGATE_KUBE_CONTROLLER_MANAGER"),
-			Scheduler:         env(t, "PAYGATE_KUBE_SCHEDULER"),
-			Proxy:             env(t, "PAYGATE_KUBE_PROXY"),
-			Kubectl:           env(t, "PAYGATE_KUBECTL"),
-			CoreDNS:           env(t, "PAYGATE_COREDNS"),
-			CoreDNSVersion:    env(t, "PAYGATE_COREDNS_VERSION"),
-			Pause:             env(t, "PAYGATE_PAUSE"),
+			Kubelet:           cluster.ToolFromEnv(t, "PAYGATE_KUBELET"),
+			ControllerManager: cluster.ToolFromEnv(t, "PAYGATE_KUBE_CONTROLLER_MANAGER"),
+			Scheduler:         cluster.ToolFromEnv(t, "PAYGATE_KUBE_SCHEDULER"),
+			Proxy:             cluster.ToolFromEnv(t, "PAYGATE_KUBE_PROXY"),
+			Kubectl:           cluster.ToolFromEnv(t, "PAYGATE_KUBECTL"),
+			CoreDNS:           cluster.ToolFromEnv(t, "PAYGATE_COREDNS"),
+			CoreDNSVersion:    cluster.ToolFromEnv(t, "PAYGATE_COREDNS_VERSION"),
+			Pause:             cluster.ToolFromEnv(t, "PAYGATE_PAUSE"),
 		},
 	}
 	start := time.Now()
@@ -134,7 +124,7 @@ func newKube(t *testing.T, c *cluster.Cluster) *kube {
 		t.Fatal(err)
 	}
 	atExit(func() { _ = os.RemoveAll(home) })
-	return &kube{c: c, kubectlB: env(t, "PAYGATE_KUBECTL"), helmB: env(t, "PAYGATE_HELM"), helmHome: home}
+	return &kube{c: c, kubectlB: cluster.ToolFromEnv(t, "PAYGATE_KUBECTL"), helmB: cluster.ToolFromEnv(t, "PAYGATE_HELM"), helmHome: home}
 }
 
 func (k *kube) env() []string {
