@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paygate/paygate/tools/kube/cluster"
 	"sigs.k8s.io/yaml"
+
+	"github.com/paygate/paygate/tools/kube/cluster"
 )
 
 // jaegerListenHost is how every endpoint of k8s/jaeger/config.yaml names

@@ -11,8 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/paygate/paygate/tools/kube/cluster"
 	"sigs.k8s.io/yaml"
+
+	"github.com/paygate/paygate/tools/kube/cluster"
 )
 
 // kustomizations lists the k8s/ directories that hold a kustomization, in
