@@ -15,6 +15,7 @@ import (
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/notify"
 	"github.com/paygate/paygate/internal/payout"
+	"github.com/paygate/paygate/internal/provider/xendit"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/idempotency"
@@ -59,6 +60,7 @@ func Options(cfg config.Config, log *zap.Logger, extra ...fx.Option) fx.Option {
 		topup.Module,
 		transfer.Module,
 		withdraw.Module,
+		xendit.Module,
 		payout.Module,
 		notify.Module,
 		apidocs.Module,

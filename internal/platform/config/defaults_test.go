@@ -31,7 +31,7 @@ func TestDefaultsLeaveTheRequiredEmpty(t *testing.T) {
 		t.Fatalf("required or empty variables got values: %q %v %q %v",
 			cfg.Database.URL, cfg.Kafka.Brokers, cfg.Auth.JWTPrivateKey, cfg.Auth.JWTVerifyKeys)
 	}
-	if cfg.HTTP.Addr != ":8080" || cfg.Payout.SimFailureRate != 0.1 || cfg.Auth.Argon2Threads != 2 || !cfg.Notify.Enabled {
+	if cfg.HTTP.Addr != ":8080" || cfg.Provider.Timeout != 10*time.Second || cfg.Auth.Argon2Threads != 2 || !cfg.Notify.Enabled {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
 }

@@ -35,8 +35,8 @@ import (
 
 // Default callback paths at paygate.
 const (
-	DefaultPaymentsCallbackPath = "/v1/callbacks/xendit/payments"
-	DefaultPayoutsCallbackPath  = "/v1/callbacks/xendit/payouts"
+	DefaultPaymentsCallbackPath = "/v1/callbacks/sandbox/payments"
+	DefaultPayoutsCallbackPath  = "/v1/callbacks/sandbox/payouts"
 )
 
 // Options configure a Server.
