@@ -12,6 +12,7 @@ import (
 
 	"github.com/paygate/paygate/internal/apidocs"
 	"github.com/paygate/paygate/internal/auth"
+	"github.com/paygate/paygate/internal/callbacks"
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/notify"
 	"github.com/paygate/paygate/internal/payout"
@@ -62,6 +63,7 @@ func Options(cfg config.Config, log *zap.Logger, extra ...fx.Option) fx.Option {
 		withdraw.Module,
 		xendit.Module,
 		payout.Module,
+		callbacks.Module,
 		notify.Module,
 		apidocs.Module,
 		fx.Options(extra...),

@@ -33,6 +33,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka/kafkatest"
 	"github.com/paygate/paygate/internal/platform/pgtest"
+	"github.com/paygate/paygate/internal/provider/providertest"
 )
 
 // init turns trace export off for the test binary unless the environment
@@ -67,6 +68,9 @@ type Env struct {
 	Pool       *pgxpool.Pool
 	Broker     *kafkatest.Broker
 	Client     *http.Client
+	// Provider is the sandbox payment provider the application talks to,
+	// with callbacks pointed at the application.
+	Provider *providertest.Env
 }
 
 // Option adjusts the configuration or the graph of a test application.
@@ -122,6 +126,12 @@ func Config(dbURL string, k config.Kafka) config.Config {
 	cfg.SMTP.Timeout, cfg.SMTP.From = 2*time.Second, "paygate <no-reply@paygate.test>"
 	cfg.Notify.Enabled, cfg.Notify.RetryBackoff = false, 100*time.Millisecond
 	cfg.Payout.Enabled = false
+	// The sandbox provider of providertest, whose URL Start fills in. The
+	// poller waits long enough that a test sees what callbacks do; the
+	// poller's tests shorten it.
+	cfg.Provider.Name = config.ProviderSandbox
+	cfg.Provider.SecretKey, cfg.Provider.CallbackToken = providertest.SecretKey, providertest.CallbackToken
+	cfg.Provider.Timeout, cfg.Provider.PollInterval, cfg.Provider.PollAfter = 2*time.Second, time.Hour, time.Hour
 	return cfg
 }
 
@@ -142,7 +152,9 @@ func Start(t testing.TB, opts ...Option) *Env {
 func StartWithBroker(t testing.TB, broker *kafkatest.Broker, opts ...Option) *Env {
 	t.Helper()
 	dbURL := pgtest.NewDatabase(t)
+	prov := providertest.Start(t)
 	s := &settings{cfg: Config(dbURL, broker.Config())}
+	s.cfg.Provider.URL = prov.URL
 	for _, o := range opts {
 		o(s)
 	}
@@ -152,7 +164,9 @@ func StartWithBroker(t testing.TB, broker *kafkatest.Broker, opts ...Option) *En
 	a := fxtest.New(t, app.Options(s.cfg, log, s.extra...), fx.Populate(&srv, &pool))
 	a.RequireStart()
 	t.Cleanup(a.RequireStop)
+	prov.Sandbox.SetCallbackBaseURL("http://" + srv.Addr())
 	return &Env{T: t, BaseURL: "http://" + srv.Addr(), MetricsURL: "http://" + srv.MetricsAddr(), Config: s.cfg, Pool: pool, Broker: broker,
+		Provider: prov,
 		Client: &http.Client{Timeout: 60 * time.Second, Transport: ContractTransport(t, &http.Transport{
 			MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second})}}
 }
@@ -347,4 +361,47 @@ func (e *Env) Admin(t testing.TB) User {
 	resp.JSON(t, &u)
 	u.Token, u.Refresh, u.Password = access, refresh, AdminPassword
 	return u
+}
+
+// TopUp creates a top-up of amount for u (method "bca", a virtual
+// account) and returns it as the API answered: pending, with payment
+// instructions.
+func (e *Env) TopUp(t testing.TB, u User, amount int64) map[string]any {
+	t.Helper()
+	resp := e.Post(t, "/v1/topups", u.Token, map[string]any{"amount": amount, "method": "bca"},
+		"Idempotency-Key", fmt.Sprintf("topup-%d-%d", seq.Add(1), time.Now().UnixNano()))
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("top-up: %d %s", resp.Status, resp.Body)
+	}
+	return resp.Map(t)
+}
+
+// Fund tops u's wallet up by amount the way a customer does: a top-up,
+// paid at the sandbox provider, credited when the provider's callback
+// arrives. It returns the top-up's id once it succeeded.
+func (e *Env) Fund(t testing.TB, u User, amount int64) string {
+	t.Helper()
+	id, _ := e.TopUp(t, u, amount)["id"].(string)
+	if _, err := e.Provider.Sandbox.Pay(id, 0, ""); err != nil {
+		t.Fatalf("sandbox pay %s: %v", id, err)
+	}
+	e.WaitTopUp(t, u.Token, id, "succeeded")
+	return id
+}
+
+// WaitTopUp waits up to 10 s until the top-up id, read with token, has
+// status, and returns it.
+func (e *Env) WaitTopUp(t testing.TB, token, id, status string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := e.Get(t, "/v1/topups/"+id, token).Map(t)
+		if m["status"] == status {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("top-up %s is %v, want %s: %v", id, m["status"], status, m)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
