@@ -22,8 +22,14 @@ import (
 	"github.com/paygate/paygate/internal/provider"
 )
 
-// Domain is the paygate.domain of this package's spans and metrics.
-const Domain = "callbacks"
+// The callbacks belong to the flows they complete: payment callbacks to
+// the top-up domain and payout callbacks to the withdrawal domain, whose
+// dashboards show them (paygate.domain of their spans and HTTP metrics).
+// The admin list is with the top-ups, where most callbacks come from.
+const (
+	paymentsDomain = "topup"
+	payoutsDomain  = "withdraw"
+)
 
 // Errors of the callback endpoints.
 var (
@@ -58,10 +64,9 @@ func NewHandler(name provider.Name, v provider.CallbackVerifier, in *Inbox, pool
 // RegisterRoutes adds the callback routes (authenticated by the
 // provider's scheme, never by a user token) and the admin list.
 func (h *Handler) RegisterRoutes(r *mux.Router) {
-	rt := httpserver.NewRouter(r, Domain, h.log)
-	rt.Handle(http.MethodPost, "/v1/callbacks/{provider}/payments", h.receive(KindPayment))
-	rt.Handle(http.MethodPost, "/v1/callbacks/{provider}/payouts", h.receive(KindPayout))
-	admin := httpserver.NewRouter(r, Domain, h.log, h.auth.Require)
+	httpserver.NewRouter(r, paymentsDomain, h.log).Handle(http.MethodPost, "/v1/callbacks/{provider}/payments", h.receive(KindPayment))
+	httpserver.NewRouter(r, payoutsDomain, h.log).Handle(http.MethodPost, "/v1/callbacks/{provider}/payouts", h.receive(KindPayout))
+	admin := httpserver.NewRouter(r, paymentsDomain, h.log, h.auth.Require)
 	admin.Handle(http.MethodGet, "/v1/admin/callbacks", h.list)
 }
 

@@ -11,10 +11,12 @@ import (
 	"strings"
 
 	"github.com/paygate/paygate/internal/auth"
+	"github.com/paygate/paygate/internal/callbacks"
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/movement"
 	"github.com/paygate/paygate/internal/notify"
 	"github.com/paygate/paygate/internal/payout"
+	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
 	"github.com/paygate/paygate/internal/platform/outbox"
@@ -87,7 +89,10 @@ var Domains = []string{"auth", "user", "saldo", "topup", "transfer", "withdraw",
 var HTTPDomains = []string{"auth", "user", "saldo", "topup", "transfer", "withdraw", "platform", "none"}
 
 // PayoutResults are the values of the payout result label.
-var PayoutResults = []string{"succeeded", "refused", "error"}
+var PayoutResults = []string{withdraw.ResultAccepted, withdraw.ResultSucceeded, withdraw.ResultFailed, "refused", "error"}
+
+// Providers are the values of the provider label.
+var Providers = []string{config.ProviderSandbox, config.ProviderXendit}
 
 // Label names whose values are checked by rule rather than by list.
 const (
@@ -116,6 +121,8 @@ var (
 	HashShed          = promName(auth.MetricHashShed, Counter, false)
 	TopUps            = promName(topup.MetricTopUps, Counter, false)
 	TopUpAmount       = promName(topup.MetricAmount, Counter, false)
+	TopUpSettlements  = promName(topup.MetricSettlements, Counter, false)
+	Callbacks         = promName(callbacks.MetricCallbacks, Counter, false)
 	Transfers         = promName(transfer.MetricTransfers, Counter, false)
 	TransferAmount    = promName(transfer.MetricAmount, Counter, false)
 	Withdrawals       = promName(withdraw.MetricRequests, Counter, false)
@@ -145,6 +152,9 @@ func Catalog() []Metric {
 		counter("auth", auth.MetricHashShed, map[string][]string{"kind": auth.HashShedKinds}),
 		counter("topup", topup.MetricTopUps, map[string][]string{"method": topupMethods(), "result": movement.Results}),
 		counter("topup", topup.MetricAmount, map[string][]string{"method": topup.Methods}),
+		counter("topup", topup.MetricSettlements, map[string][]string{"method": topup.Methods, "result": topup.SettlementResults}),
+		counter("topup", callbacks.MetricCallbacks, map[string][]string{"provider": Providers,
+			"kind": {callbacks.KindPayment, callbacks.KindPayout}, "outcome": callbacks.Outcomes}),
 		counter("transfer", transfer.MetricTransfers, result(movement.Results)),
 		counter("transfer", transfer.MetricAmount, nil),
 		counter("withdraw", withdraw.MetricRequests, result(movement.Results)),

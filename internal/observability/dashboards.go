@@ -100,8 +100,16 @@ func domainPanels(domain string) []panel {
 		}
 	case "topup":
 		return []panel{
-			{title: "Top-ups by method and result", unit: "ops", queries: []query{{rate(TopUps, "method, result"), "{{method}} {{result}}"}}},
-			{title: "Top-up volume by method", unit: "short", description: "Minor units per second.", queries: []query{{rate(TopUpAmount, "method"), "{{method}}"}}},
+			{title: "Top-ups requested by method and result", description: "success: pending with the provider's payment instructions.",
+				unit: "ops", queries: []query{{rate(TopUps, "method, result"), "{{method}} {{result}}"}}},
+			{title: "Top-ups ended by result", description: "succeeded (credited), failed, expired, mismatch (paid another amount; nothing credited).",
+				unit: "ops", queries: []query{{rate(TopUpSettlements, "result"), "{{result}}"}}},
+			{title: "Credited volume by method", unit: "short", description: "Minor units per second credited to wallets.", queries: []query{{rate(TopUpAmount, "method"), "{{method}}"}}},
+			{title: "Payment callbacks by outcome", unit: "ops", queries: []query{{fmt.Sprintf(
+				`sum by (outcome) (rate(%s{kind="payment"}[$__rate_interval]))`, Callbacks), "{{outcome}}"}}},
+			{title: "Callbacks needing attention (1h)", description: "Unmatched references, amount mismatches, payments after a top-up ended and malformed bodies: listed by GET /v1/admin/callbacks?outcome=attention.",
+				stat: true, queries: []query{{fmt.Sprintf(
+					`sum(increase(%s{outcome=~"unmatched|mismatch|late|malformed"}[1h])) or vector(0)`, Callbacks), "callbacks"}}},
 		}
 	case "transfer":
 		return []panel{
@@ -113,7 +121,10 @@ func domainPanels(domain string) []panel {
 			{title: "Withdrawal requests by result", unit: "ops", queries: []query{{rate(Withdrawals, "result"), "{{result}}"}}},
 			{title: "Settled withdrawals by status", unit: "ops", queries: []query{{rate(WithdrawalsSettle, "status"), "{{status}}"}}},
 			{title: "Settled volume by status", unit: "short", description: "Minor units per second.", queries: []query{{rate(WithdrawnAmount, "status"), "{{status}}"}}},
-			{title: "Payouts by result", unit: "ops", queries: []query{{rate(Payouts, "result"), "{{result}}"}}},
+			{title: "Payout creates by result", description: "accepted: the provider took it and will call back; refused: the provider rejected the request; error: outcome unknown, retried under the same idempotency key.",
+				unit: "ops", queries: []query{{rate(Payouts, "result"), "{{result}}"}}},
+			{title: "Payout callbacks by outcome", unit: "ops", queries: []query{{fmt.Sprintf(
+				`sum by (outcome) (rate(%s{kind="payout"}[$__rate_interval]))`, Callbacks), "{{outcome}}"}}},
 		}
 	case "email":
 		return emailPanels()
