@@ -208,3 +208,22 @@ func TestChannelTable(t *testing.T) {
 		}
 	}
 }
+
+// TestPaymentsDocChannelTable keeps the channel table of docs/payments.md
+// equal to Channels.
+func TestPaymentsDocChannelTable(t *testing.T) {
+	var b strings.Builder
+	if err := xendit.WriteChannelTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "payments.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "DO NOT EDIT -->\n", "<!-- END channel table -->"
+	_, rest, ok1 := strings.Cut(string(doc), begin)
+	table, _, ok2 := strings.Cut(rest, end)
+	if !ok1 || !ok2 || table != b.String() {
+		t.Fatalf("docs/payments.md's channel table is not xendit.Channels; replace it with:\n%s", b.String())
+	}
+}
