@@ -78,6 +78,12 @@ func startMailAppWith(t *testing.T, srv *smtptest.Server, broker *kafkatest.Brok
 		apptest.WithConfig(func(c *config.Config) {
 			c.SMTP = config.SMTP{Host: srv.Host, Port: srv.Port, TLS: "none", Timeout: 2 * time.Second, From: "paygate <no-reply@paygate.test>"}
 			c.Notify = notifyConfig()
+			// The provider adapter refuses to start without credentials,
+			// which apptest.Config does not set yet; the sandbox's
+			// development ones open nothing.
+			if c.Provider.SecretKey == "" && c.Provider.CallbackToken == "" {
+				c.Provider.SecretKey, c.Provider.CallbackToken = config.SandboxDevSecretKey, config.SandboxDevCallbackToken
+			}
 			for _, f := range adjust {
 				f(c)
 			}
