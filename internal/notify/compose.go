@@ -47,12 +47,14 @@ type passwordChangedView struct {
 
 type topupView struct {
 	base
-	Amount       string
-	Method       string
-	Reference    string
-	BalanceAfter string
-	TopUpID      string
-	Date         string
+	Amount string
+	Method string
+	// TopUpReference is the customer's own reference of the top-up; the
+	// footer's Reference is the event's.
+	TopUpReference string
+	BalanceAfter   string
+	TopUpID        string
+	Date           string
 }
 
 // transferSentView and transferReceivedView each hold one party's own
@@ -140,7 +142,7 @@ func compose(eventID, typ, contentType string, data []byte) ([]outgoing, error) 
 			return nil, err
 		}
 		return []outgoing{{TemplateTopupSucceeded, to, topupView{base: base{p.Firstname, ref},
-			Amount: FormatAmount(p.Amount, p.Currency), Method: p.Method, Reference: p.Reference,
+			Amount: FormatAmount(p.Amount, p.Currency), Method: p.Method, TopUpReference: p.Reference,
 			BalanceAfter: FormatAmount(p.BalanceAfter, p.Currency), TopUpID: p.TopUpID.String(), Date: formatTime(p.CreatedAt)}}}, nil
 
 	case events.TypeTransferSucceeded:

@@ -115,6 +115,34 @@ func TestEveryMailedTypeRendersItsMail(t *testing.T) {
 	}
 }
 
+// TestTopUpMailsFooterNamesTheEvent: the footer's reference is the event
+// id, never the top-up's own reference, which the mail shows as such.
+func TestTopUpMailsFooterNamesTheEvent(t *testing.T) {
+	t.Parallel()
+	r, err := NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, payload := range map[string]any{
+		events.TypeTopUpSucceeded: events.TopUpSucceeded{Email: "ann@example.com", Amount: 1, Currency: "IDR", Method: "ovo",
+			Reference: "INV-7"},
+	} {
+		id := uuid.NewString()
+		outs, err := compose(id, typ, "application/json", mustJSON(t, payload))
+		if err != nil || len(outs) != 1 {
+			t.Fatalf("compose %s: %d mails, %v", typ, len(outs), err)
+		}
+		_, text, html, err := r.Render(outs[0].template, outs[0].view)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(text, "Reference: "+id) || !strings.Contains(html, "Reference: "+id) ||
+			!strings.Contains(text, "Reference:     INV-7") {
+			t.Errorf("%s: footer lacks the event id %s or the body the top-up reference:\n%s", typ, id, text)
+		}
+	}
+}
+
 // TestTransferMailsShowOnlyTheirOwnBalance is the unit-level guard of the
 // old system's leak; the end-to-end test checks the mails on the wire.
 func TestTransferMailsShowOnlyTheirOwnBalance(t *testing.T) {
