@@ -266,7 +266,7 @@ func TestEveryEventMailsTheRightPeople(t *testing.T) {
 	mustContain(t, am[notify.TemplateWelcome][0], alice.AccountNumber)
 	mustContain(t, am[notify.TemplateTopupSucceeded][0], "IDR 1.000.000", "ovo")
 	mustContain(t, bm[notify.TemplateTopupSucceeded][0], "IDR 300.000")
-	if s := am[notify.TemplateTopupSucceeded][0].Subject; s != "Top-up of IDR 1.000.000 received" {
+	if s := am[notify.TemplateTopupSucceeded][0].Subject; s != "Top-up of IDR 1.000.000 paid" {
 		t.Errorf("top-up subject %q", s)
 	}
 
