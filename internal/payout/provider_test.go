@@ -226,3 +226,43 @@ func TestFailedPayoutReleasesTheHoldAndMailsTheReason(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestPayoutPollerSettlesWhenTheCallbackIsLost drops every callback of a
+// payout: the poller asks the provider about the withdrawal pending past
+// PAYGATE_PROVIDER_POLL_AFTER and settles it as a callback would.
+func TestPayoutPollerSettlesWhenTheCallbackIsLost(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.WithConfig(func(c *config.Config) {
+		c.Payout.Enabled = true
+		c.Provider.PollInterval, c.Provider.PollAfter = 50*time.Millisecond, time.Millisecond
+	}))
+	u := e.NewUser(t)
+	e.Fund(t, u, 300000)
+	e.Provider.Sandbox.SetAmountFaults(65000, sandbox.Faults{Callbacks: sandbox.CallbackFaults{Drop: 100}})
+	e.Provider.Sandbox.SetAmountFaults(66000, sandbox.Faults{PayoutFailureCode: "REJECTED_BY_CHANNEL", Callbacks: sandbox.CallbackFaults{Drop: 100}})
+	var ids []uuid.UUID
+	for _, amount := range []int{65000, 66000} {
+		r := e.Post(t, "/v1/withdrawals", u.Token, map[string]any{"amount": amount, "bank_code": "BNI",
+			"bank_account_number": "1234567890", "bank_account_name": "Payee"}, "Idempotency-Key", fmt.Sprint("p", amount))
+		if r.Status != 201 {
+			t.Fatalf("withdraw: %d %s", r.Status, r.Body)
+		}
+		ids = append(ids, uuid.MustParse(r.Map(t)["id"].(string)))
+	}
+	waitStatus(t, e, u.Token, ids[0], "succeeded")
+	w := waitStatus(t, e, u.Token, ids[1], "failed")
+	if w["failure_reason"] != withdraw.FailureReason("REJECTED_BY_CHANNEL") {
+		t.Fatalf("failure reason %v", w["failure_reason"])
+	}
+	var polled int
+	if err := e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM withdrawal_settlements WHERE source = 'poll'").Scan(&polled); err != nil {
+		t.Fatal(err)
+	}
+	if polled != 2 {
+		t.Fatalf("%d withdrawals settled by the poller, want 2", polled)
+	}
+	if n := e.Provider.Sandbox.Stats().Callbacks[sandbox.DeliveryDelivered]; n > 1 {
+		// The top-up's own callback is the only one delivered.
+		t.Fatalf("%d callbacks delivered although payout callbacks were dropped", n)
+	}
+}
