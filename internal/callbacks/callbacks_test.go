@@ -396,6 +396,13 @@ func TestProviderDownOrSlowAtCreate(t *testing.T) {
 	if first.Status != 201 {
 		t.Fatalf("after the provider came back: %d %s", first.Status, first.Body)
 	}
+	// A replay needs no provider: with it down again, the stored answer.
+	e.Provider.Sandbox.SetFaults(sandbox.Faults{Down: true})
+	replay := e.Post(t, "/v1/topups", u.Token, body, "Idempotency-Key", "down")
+	if replay.Status != 201 || string(replay.Body) != string(first.Body) || replay.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay while the provider is down: %d %s", replay.Status, replay.Body)
+	}
+	e.Provider.Sandbox.SetFaults(sandbox.Faults{})
 
 	for name, f := range map[string]sandbox.Faults{
 		"error after create": {FailCreates: 10, FailAfterCreate: true},
@@ -484,4 +491,51 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestConcurrentCreatesWithOneKeyMakeOnePayment sends one top-up request
+// ten times at once under one Idempotency-Key: every answer is the one
+// top-up (or 409 while it is being recorded), and the provider holds one
+// payment for it.
+func TestConcurrentCreatesWithOneKeyMakeOnePayment(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t)
+	u := e.NewUser(t)
+	var wg sync.WaitGroup
+	ids := make(chan string, 10)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.Post(t, "/v1/topups", u.Token, map[string]any{"amount": 25000, "method": "mandiri"}, "Idempotency-Key", "same")
+			switch r.Status {
+			case 201:
+				ids <- r.Map(t)["id"].(string)
+			case 409:
+				if r.Code() != "IDEMPOTENCY_IN_PROGRESS" {
+					t.Errorf("409 %s", r.Body)
+				}
+			default:
+				t.Errorf("%d %s", r.Status, r.Body)
+			}
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	var id string
+	for got := range ids {
+		if id != "" && got != id {
+			t.Fatalf("two top-ups for one key: %s and %s", id, got)
+		}
+		id = got
+	}
+	if id == "" {
+		t.Fatal("no request got the top-up")
+	}
+	if st := e.Provider.Sandbox.Stats(); st.PaymentsByReference[id] != 1 || st.Payments != 1 {
+		t.Fatalf("provider payments: %d for the top-up, %d in all", st.PaymentsByReference[id], st.Payments)
+	}
+	if n := count(t, e, "SELECT count(*) FROM topups"); n != 1 {
+		t.Fatalf("%d top-ups", n)
+	}
 }

@@ -180,60 +180,86 @@ func (s *Service) Validate(in CreateRequest) (Request, error) {
 	return Request{Amount: in.Amount, Method: m, Reference: in.Reference}, nil
 }
 
-// Create validates in and books the top-up under the claim, once.
+// Create validates in and, once per Idempotency-Key, asks the provider
+// for the payment and records the top-up as pending.
+//
+// The provider is called before the key's transaction, never inside it:
+// a slow provider then holds no database connection and no lock. That is
+// safe because the call is idempotent at the provider: the top-up's id
+// (the provider's reference and idempotency key) and expiry are pinned
+// per key in an intent committed first, so a retry, a concurrent
+// duplicate or a crash between the call and the record all send the very
+// same create and get the same payment back. A request whose key already
+// completed is replayed before anything else, so a replay needs no
+// provider.
 func (s *Service) Create(ctx context.Context, c idempotency.Claim, caller authn.Principal, in CreateRequest) (idempotency.Response, error) {
+	method, ok := CanonicalMethod(in.Method)
+	if !ok {
+		method = "unknown" // keeps the label bounded
+	}
+	if res, found, err := s.keys.Lookup(ctx, c.Owner, c.Key, c.Fingerprint); err != nil || found {
+		return res, err
+	}
+	req, err := s.Validate(in)
+	if err != nil {
+		s.metrics.record(ctx, method, movement.Result(err), 0)
+		return idempotency.Response{}, err
+	}
+	p, intent, err := s.requestPayment(ctx, c, caller, req)
+	if err != nil {
+		s.metrics.record(ctx, method, movement.Result(err), 0)
+		return idempotency.Response{}, err
+	}
 	return movement.Create(ctx, s.keys, c,
-		func() (Request, error) { return s.Validate(in) },
-		func(ctx context.Context, tx pgx.Tx, req Request) (TopUp, error) { return s.open(ctx, tx, c, caller, req) },
-		func(req *Request, result string) {
-			method, ok := CanonicalMethod(in.Method)
-			if !ok {
-				method = "unknown" // keeps the label bounded
-			}
-			var amount int64
-			if req != nil && result == "success" {
-				amount = req.Amount
-			}
-			s.metrics.record(ctx, method, result, amount)
-		})
+		func() (Request, error) { return req, nil },
+		func(ctx context.Context, tx pgx.Tx, req Request) (TopUp, error) { return s.open(ctx, tx, caller, req, p, intent) },
+		func(_ *Request, result string) { s.metrics.record(ctx, method, result, 0) })
 }
 
-// open asks the provider for the payment of a top-up and records the
-// top-up as pending, in tx (which holds the Idempotency-Key). The top-up's
-// id and expiry come from the key's intent, committed before the provider
-// is called: a retry after a provider timeout sends the same create.
-//
-// The provider is called inside tx on purpose: tx holds the key's
-// advisory lock, so a concurrent retry gets IDEMPOTENCY_IN_PROGRESS
-// instead of a second create, and the payer's share lock keeps an admin
-// from deactivating them halfway.
-func (s *Service) open(ctx context.Context, tx pgx.Tx, c idempotency.Claim, caller authn.Principal, req Request) (TopUp, error) {
+// requestPayment asks the provider for the payment of the key's top-up.
+func (s *Service) requestPayment(ctx context.Context, c idempotency.Claim, caller authn.Principal, req Request) (provider.Payment, intent, error) {
+	// Checked again under a lock when the top-up is recorded; checked here
+	// so that no payment is requested for someone who may not top up.
+	u, err := s.users.Get(ctx, s.db.Pool, caller.UserID)
+	if err != nil {
+		return provider.Payment{}, intent{}, err
+	}
+	if !u.Active {
+		return provider.Payment{}, intent{}, users.ErrInactive
+	}
+	in, err := s.store.Intent(ctx, s.db.Pool, c, time.Now().Add(s.expiry))
+	if err != nil {
+		return provider.Payment{}, intent{}, err
+	}
+	p, err := s.payments.CreatePayment(ctx, provider.PaymentRequest{Reference: in.TopUpID.String(), Amount: req.Amount,
+		Currency: s.cfg.Currency, Method: req.Method, ExpiresAt: in.ExpiresAt,
+		CustomerName: u.Firstname + " " + u.Lastname})
+	switch {
+	case errors.Is(err, provider.ErrRejected):
+		return provider.Payment{}, intent{}, ErrProviderRejected
+	case err != nil:
+		return provider.Payment{}, intent{}, fmt.Errorf("%w: %w", ErrProviderUnavailable, err)
+	case p.Amount != req.Amount || p.Currency != s.cfg.Currency || p.Reference != in.TopUpID.String():
+		// The provider answered with another payment than the one asked
+		// for: never show its instructions to the customer.
+		return provider.Payment{}, intent{}, fmt.Errorf("topup: the provider answered payment %s (%s) of %d %s for %s, %d %s",
+			p.ID, p.Reference, p.Amount, p.Currency, in.TopUpID, req.Amount, s.cfg.Currency)
+	}
+	return p, in, nil
+}
+
+// open records the top-up as pending with the provider's payment p, in tx
+// (which holds the Idempotency-Key), and enqueues paygate.topup.pending.
+func (s *Service) open(ctx context.Context, tx pgx.Tx, caller authn.Principal, req Request, p provider.Payment, in intent) (TopUp, error) {
 	u, err := s.users.LockActive(ctx, tx, caller.UserID)
 	if err != nil {
 		return TopUp{}, err
 	}
-	intent, err := s.store.Intent(ctx, s.db.Pool, c, time.Now().Add(s.expiry))
-	if err != nil {
-		return TopUp{}, err
-	}
-	p, err := s.payments.CreatePayment(ctx, provider.PaymentRequest{Reference: intent.TopUpID.String(), Amount: req.Amount,
-		Currency: s.cfg.Currency, Method: req.Method, ExpiresAt: intent.ExpiresAt,
-		CustomerName: u.Firstname + " " + u.Lastname})
-	switch {
-	case errors.Is(err, provider.ErrRejected):
-		return TopUp{}, ErrProviderRejected
-	case err != nil:
-		return TopUp{}, fmt.Errorf("%w: %w", ErrProviderUnavailable, err)
-	case p.Amount != req.Amount || p.Currency != s.cfg.Currency:
-		// The provider answered with another payment than the one asked
-		// for: never show its instructions to the customer.
-		return TopUp{}, fmt.Errorf("topup: the provider answered payment %s of %d %s for %d %s", p.ID, p.Amount, p.Currency, req.Amount, s.cfg.Currency)
-	}
-	expires := intent.ExpiresAt
+	expires := in.ExpiresAt
 	if !p.ExpiresAt.IsZero() {
 		expires = p.ExpiresAt
 	}
-	t := TopUp{ID: intent.TopUpID, UserID: u.ID, Amount: req.Amount, Currency: s.cfg.Currency, Method: req.Method,
+	t := TopUp{ID: in.TopUpID, UserID: u.ID, Amount: req.Amount, Currency: s.cfg.Currency, Method: req.Method,
 		Reference: req.Reference, Status: StatusPending, Payment: &p.Instructions, ExpiresAt: &expires,
 		provider: string(s.payments.Name()), paymentID: p.ID}
 	if t.CreatedAt, err = s.store.Insert(ctx, tx, t); err != nil {
