@@ -182,7 +182,13 @@ func fund(t *testing.T, e *mailApp, u apptest.User, amount int64) string {
 	if r.Status != http.StatusCreated {
 		t.Fatalf("top-up: %d %s", r.Status, r.Body)
 	}
-	return r.Map(t)["id"].(string)
+	// The customer pays at the provider; its callback credits the wallet.
+	id := r.Map(t)["id"].(string)
+	if _, err := e.Provider.Sandbox.Pay(id, 0, ""); err != nil {
+		t.Fatalf("sandbox pay %s: %v", id, err)
+	}
+	e.WaitTopUp(t, u.Token, id, "succeeded")
+	return id
 }
 
 func send(t *testing.T, e *mailApp, from apptest.User, to string, amount int64, key string) *apptest.Response {

@@ -123,7 +123,7 @@ func TestStrimziUserAndTopicsAreWhatPaygateNeeds(t *testing.T) {
 		Password: uuid.NewString(), ACLs: strimziACLs(t)}, topics...)
 	e := startMailAppOn(t, broker, nil, func(c *config.Config) {
 		c.Kafka.CreateTopics = false
-		c.Payout.Enabled, c.Payout.SimFailureRate = true, 0
+		c.Payout.Enabled = true
 	})
 	k := e.Config.Kafka
 	for _, want := range []string{k.TopicAuth, k.TopicTopup, k.TopicTransfer, k.TopicWithdraw, e.Config.Notify.RetryTopic, e.Config.Notify.DLQTopic} {
