@@ -34,6 +34,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/kafka/kafkatest"
 	"github.com/paygate/paygate/internal/platform/pgtest"
 	"github.com/paygate/paygate/internal/provider/providertest"
+	"github.com/paygate/paygate/internal/provider/sandbox"
 )
 
 // init turns trace export off for the test binary unless the environment
@@ -77,8 +78,9 @@ type Env struct {
 type Option func(*settings)
 
 type settings struct {
-	cfg   config.Config
-	extra []fx.Option
+	cfg     config.Config
+	extra   []fx.Option
+	sandbox []func(*sandbox.Options)
 }
 
 // WithConfig lets a test change the configuration before start.
@@ -89,6 +91,19 @@ func WithConfig(f func(*config.Config)) Option {
 // WithFx adds options to the application graph.
 func WithFx(opts ...fx.Option) Option {
 	return func(s *settings) { s.extra = append(s.extra, opts...) }
+}
+
+// WithSandbox changes the options of the test's sandbox provider before
+// it starts.
+func WithSandbox(f func(*sandbox.Options)) Option {
+	return func(s *settings) { s.sandbox = append(s.sandbox, f) }
+}
+
+// WithAutoPay starts the sandbox in auto-pay mode, as `make run` does: it
+// pays every new payment in full 50 ms after its create, and its callback
+// credits the top-up.
+func WithAutoPay() Option {
+	return WithSandbox(func(o *sandbox.Options) { o.AutoPay, o.AutoPayDelay = true, 50*time.Millisecond })
 }
 
 // Config returns the configuration of a test application on dbURL and the
@@ -126,9 +141,10 @@ func Config(dbURL string, k config.Kafka) config.Config {
 	cfg.SMTP.Timeout, cfg.SMTP.From = 2*time.Second, "paygate <no-reply@paygate.test>"
 	cfg.Notify.Enabled, cfg.Notify.RetryBackoff = false, 100*time.Millisecond
 	cfg.Payout.Enabled = false
-	// The sandbox provider of providertest, whose URL Start fills in. The
-	// poller waits long enough that a test sees what callbacks do; the
-	// poller's tests shorten it.
+	// The sandbox provider of providertest, whose URL Start fills in
+	// after the options ran (unless one set another). The poller waits
+	// long enough that a test sees what callbacks do; the poller's tests
+	// shorten it.
 	cfg.Provider.Name = config.ProviderSandbox
 	cfg.Provider.SecretKey, cfg.Provider.CallbackToken = providertest.SecretKey, providertest.CallbackToken
 	cfg.Provider.Timeout, cfg.Provider.PollInterval, cfg.Provider.PollAfter = 2*time.Second, time.Hour, time.Hour
@@ -152,11 +168,13 @@ func Start(t testing.TB, opts ...Option) *Env {
 func StartWithBroker(t testing.TB, broker *kafkatest.Broker, opts ...Option) *Env {
 	t.Helper()
 	dbURL := pgtest.NewDatabase(t)
-	prov := providertest.Start(t)
 	s := &settings{cfg: Config(dbURL, broker.Config())}
-	s.cfg.Provider.URL = prov.URL
 	for _, o := range opts {
 		o(s)
+	}
+	prov := providertest.Start(t, s.sandbox...)
+	if s.cfg.Provider.URL == "" {
+		s.cfg.Provider.URL = prov.URL
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel))
 	var srv *httpserver.Server

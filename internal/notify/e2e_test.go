@@ -78,12 +78,6 @@ func startMailAppWith(t *testing.T, srv *smtptest.Server, broker *kafkatest.Brok
 		apptest.WithConfig(func(c *config.Config) {
 			c.SMTP = config.SMTP{Host: srv.Host, Port: srv.Port, TLS: "none", Timeout: 2 * time.Second, From: "paygate <no-reply@paygate.test>"}
 			c.Notify = notifyConfig()
-			// The provider adapter refuses to start without credentials,
-			// which apptest.Config does not set yet; the sandbox's
-			// development ones open nothing.
-			if c.Provider.SecretKey == "" && c.Provider.CallbackToken == "" {
-				c.Provider.SecretKey, c.Provider.CallbackToken = config.SandboxDevSecretKey, config.SandboxDevCallbackToken
-			}
 			for _, f := range adjust {
 				f(c)
 			}
@@ -188,7 +182,13 @@ func fund(t *testing.T, e *mailApp, u apptest.User, amount int64) string {
 	if r.Status != http.StatusCreated {
 		t.Fatalf("top-up: %d %s", r.Status, r.Body)
 	}
-	return r.Map(t)["id"].(string)
+	// The customer pays at the provider; its callback credits the wallet.
+	id := r.Map(t)["id"].(string)
+	if _, err := e.Provider.Sandbox.Pay(id, 0, ""); err != nil {
+		t.Fatalf("sandbox pay %s: %v", id, err)
+	}
+	e.WaitTopUp(t, u.Token, id, "succeeded")
+	return id
 }
 
 func send(t *testing.T, e *mailApp, from apptest.User, to string, amount int64, key string) *apptest.Response {

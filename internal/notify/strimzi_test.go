@@ -17,7 +17,6 @@ import (
 	"github.com/paygate/paygate/internal/notify"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/kafka/kafkatest"
-	"github.com/paygate/paygate/internal/provider/providertest"
 )
 
 // strimziDir holds the Strimzi resources a cluster operator applies for
@@ -122,14 +121,9 @@ func TestStrimziUserAndTopicsAreWhatPaygateNeeds(t *testing.T) {
 	topics := strimziTopics(t)
 	broker := kafkatest.NewSecureBroker(t, kafkatest.Security{SASL: config.SASLSCRAMSHA512, User: "paygate",
 		Password: uuid.NewString(), ACLs: strimziACLs(t)}, topics...)
-	// The payout processor pays out through an in-process sandbox; with no
-	// callback endpoint to call, the poller learns each outcome.
-	sb := providertest.Start(t)
 	e := startMailAppOn(t, broker, nil, func(c *config.Config) {
 		c.Kafka.CreateTopics = false
 		c.Payout.Enabled = true
-		c.Provider.URL, c.Provider.SecretKey, c.Provider.CallbackToken = sb.URL, providertest.SecretKey, providertest.CallbackToken
-		c.Provider.PollInterval, c.Provider.PollAfter = 100*time.Millisecond, 50*time.Millisecond
 	})
 	k := e.Config.Kafka
 	for _, want := range []string{k.TopicAuth, k.TopicTopup, k.TopicTransfer, k.TopicWithdraw, e.Config.Notify.RetryTopic, e.Config.Notify.DLQTopic} {

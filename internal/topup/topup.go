@@ -212,7 +212,9 @@ func (s *Service) Create(ctx context.Context, c idempotency.Claim, caller authn.
 	}
 	return movement.Create(ctx, s.keys, c,
 		func() (Request, error) { return req, nil },
-		func(ctx context.Context, tx pgx.Tx, req Request) (TopUp, error) { return s.open(ctx, tx, caller, req, p, intent) },
+		func(ctx context.Context, tx pgx.Tx, req Request) (TopUp, error) {
+			return s.open(ctx, tx, caller, req, p, intent)
+		},
 		func(_ *Request, result string) { s.metrics.record(ctx, method, result, 0) })
 }
 

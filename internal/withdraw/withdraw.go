@@ -86,14 +86,14 @@ type Users interface {
 
 // Service books, settles and reads withdrawals.
 type Service struct {
-	db      *postgres.DB
-	keys    *idempotency.Store
-	ledger  Ledger
-	users   Users
-	store   Store
-	cfg     config.Money
-	limit   movement.Limit
-	topic   string
+	db     *postgres.DB
+	keys   *idempotency.Store
+	ledger Ledger
+	users  Users
+	store  Store
+	cfg    config.Money
+	limit  movement.Limit
+	topic  string
 	// provider names the payment provider that pays withdrawals out: its
 	// clearing account receives captured holds.
 	provider provider.Name
