@@ -18,6 +18,7 @@ func TestDefaultsAreWhatLoadGives(t *testing.T) {
 	}
 	got := config.Defaults()
 	got.Database.URL, got.Kafka.Brokers, got.Auth.JWTPrivateKey = loaded.Database.URL, loaded.Kafka.Brokers, loaded.Auth.JWTPrivateKey
+	got.Provider.SecretKey, got.Provider.CallbackToken = loaded.Provider.SecretKey, loaded.Provider.CallbackToken
 	if !reflect.DeepEqual(got, loaded) {
 		t.Fatalf("Defaults() = %+v\nLoad()     = %+v", got, loaded)
 	}

@@ -30,9 +30,9 @@ const (
 // step with it (the poller and the reconciliation).
 type Provider struct {
 	Name              string        `envconfig:"PROVIDER" default:"sandbox" desc:"Payment provider: sandbox (the local provider of paygate sandbox, Xendit's API) or xendit."`
-	URL               string        `envconfig:"PROVIDER_URL" desc:"Provider API base URL; http://127.0.0.1:8090 for sandbox and https://api.xendit.co for xendit when empty."`
-	SecretKey         string        `envconfig:"PROVIDER_SECRET_KEY" desc:"Secret API key (HTTP basic auth user name). Required in prod; dev with the sandbox uses the sandbox's development key. Keep it in a Secret."`
-	CallbackToken     string        `envconfig:"PROVIDER_CALLBACK_TOKEN" desc:"Callback verification token the provider sends as x-callback-token. Required in prod; dev with the sandbox uses the sandbox's. Keep it in a Secret."`
+	URL               string        `envconfig:"PROVIDER_URL" default:"" desc:"Provider API base URL; http://127.0.0.1:8090 for sandbox and https://api.xendit.co for xendit when empty."`
+	SecretKey         string        `envconfig:"PROVIDER_SECRET_KEY" default:"" desc:"Secret API key (HTTP basic auth user name). Required, except in dev with the sandbox, which uses the sandbox's development key. Secret."`
+	CallbackToken     string        `envconfig:"PROVIDER_CALLBACK_TOKEN" default:"" desc:"Callback verification token the provider sends as x-callback-token. Required, except in dev with the sandbox, which uses the sandbox's. Secret."`
 	Timeout           time.Duration `envconfig:"PROVIDER_TIMEOUT" default:"10s" desc:"Timeout of one provider API call."`
 	MaxAttempts       int           `envconfig:"PROVIDER_MAX_ATTEMPTS" default:"3" desc:"Attempts of a provider call whose outcome is unknown; creates are retried only under their idempotency key."`
 	SuccessReturnURL  string        `envconfig:"PROVIDER_SUCCESS_RETURN_URL" default:"https://paygate.local/topups/done" desc:"Where hosted checkout sends the customer after paying."`
