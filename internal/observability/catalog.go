@@ -132,9 +132,12 @@ var (
 	Emails            = promName(notify.MetricEmails, Counter, false)
 	DeadLetters       = promName(notify.MetricDeadLetters, Counter, false)
 	Retries           = promName(notify.MetricRetries, Counter, false)
-	DBPoolAcquired    = "pgxpool_acquired_connections"
-	DBPoolIdle        = "pgxpool_idle_connections"
-	DBPoolMax         = "pgxpool_max_connections"
+	// ProviderClientDuration is the duration of calls to the payment
+	// provider's API.
+	ProviderClientDuration = "http_client_request_duration_seconds"
+	DBPoolAcquired         = "pgxpool_acquired_connections"
+	DBPoolIdle             = "pgxpool_idle_connections"
+	DBPoolMax              = "pgxpool_max_connections"
 )
 
 // Catalog returns every metric paygate exports beyond the Go runtime and
@@ -172,12 +175,23 @@ func Catalog() []Metric {
 		gauge("saldo", ledger.MetricVerificationOK, false, nil),
 		gauge("saldo", ledger.MetricVerificationViolations, false, nil),
 		gauge("saldo", ledger.MetricVerificationTime, true, nil),
+		// The payment provider client's metrics (otelhttp): one server
+		// address, the provider's.
+		{Name: ProviderClientDuration, Type: Histogram, Labels: providerClientLabels()},
+		{Name: "http_client_request_body_size_bytes", Type: Histogram, Labels: providerClientLabels()},
 		// Database client metrics of otelpgx.
 		{Name: "db_client_operation_duration_seconds", Type: Histogram, Labels: map[string][]string{
 			"db_system": {"postgresql"}, "db_system_name": {"postgresql"},
 			"pgx_operation_type": {"acquire", "query", "batch", "copy", "prepare", "connect"},
 			"db_operation_name":  nil, "pgx_status": nil, "error_type": nil}},
 	}, poolMetrics()...)
+}
+
+// providerClientLabels are the labels otelhttp gives client metrics.
+func providerClientLabels() map[string][]string {
+	return map[string][]string{"http_request_method": Methods, "http_response_status_code": nil, "server_address": nil,
+		"server_port": nil, "url_scheme": {"http", "https"}, "network_protocol_name": {"http"}, "network_protocol_version": nil,
+		"error_type": nil}
 }
 
 // poolMetrics are the pgx pool statistics otelpgx exports.

@@ -107,6 +107,13 @@ func domainPanels(domain string) []panel {
 			{title: "Credited volume by method", unit: "short", description: "Minor units per second credited to wallets.", queries: []query{{rate(TopUpAmount, "method"), "{{method}}"}}},
 			{title: "Payment callbacks by outcome", unit: "ops", queries: []query{{fmt.Sprintf(
 				`sum by (outcome) (rate(%s{kind="payment"}[$__rate_interval]))`, Callbacks), "{{outcome}}"}}},
+			{title: "Provider API latency p50 / p99", description: "Calls to the payment provider: payment and payout creates, status reads, the settled transactions list.",
+				unit: "s", queries: []query{
+					{fmt.Sprintf(`histogram_quantile(0.50, sum by (le) (rate(%s_bucket[$__rate_interval])))`, ProviderClientDuration), "p50"},
+					{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, ProviderClientDuration), "p99"},
+				}},
+			{title: "Provider API answers by status", unit: "ops", queries: []query{{fmt.Sprintf(
+				`sum by (http_response_status_code) (rate(%s_count[$__rate_interval]))`, ProviderClientDuration), "{{http_response_status_code}}"}}},
 			{title: "Callbacks needing attention (1h)", description: "Unmatched references, amount mismatches, payments after a top-up ended and malformed bodies: listed by GET /v1/admin/callbacks?outcome=attention.",
 				stat: true, queries: []query{{fmt.Sprintf(
 					`sum(increase(%s{outcome=~"unmatched|mismatch|late|malformed"}[1h])) or vector(0)`, Callbacks), "callbacks"}}},

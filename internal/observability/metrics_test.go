@@ -3,6 +3,7 @@ package observability_test
 import (
 	"bytes"
 	"context"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -176,6 +177,13 @@ func TestMetricsHaveOnlyBoundedLabels(t *testing.T) {
 				case k == observability.LabelPoolName:
 					if pools[v] = true; len(pools) > 1 {
 						t.Errorf("%s: more than one pool name: %v", name, pools)
+					}
+				case k == "server_address" || k == "server_port":
+					// The provider client calls one host: the configured
+					// provider's.
+					u, err := url.Parse(e.Config.Provider.BaseURL())
+					if err != nil || (k == "server_address" && v != u.Hostname()) || (k == "server_port" && v != u.Port()) {
+						t.Errorf("%s: %s=%q is not the provider's (%s)", name, k, v, e.Config.Provider.BaseURL())
 					}
 				case k == observability.LabelGroup:
 					if !slices.Contains(groups, v) {
