@@ -18,6 +18,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
 	"github.com/paygate/paygate/internal/platform/outbox"
+	"github.com/paygate/paygate/internal/reconcile"
 	"github.com/paygate/paygate/internal/topup"
 	"github.com/paygate/paygate/internal/transfer"
 	"github.com/paygate/paygate/internal/withdraw"
@@ -84,7 +85,7 @@ var Domains = []string{"auth", "user", "saldo", "topup", "transfer", "withdraw",
 // HTTPDomains are the values of the HTTP metric's domain label: the
 // domains that serve HTTP, "platform" for probes and metrics, and "none"
 // for requests no route matched.
-var HTTPDomains = []string{"auth", "user", "saldo", "topup", "transfer", "withdraw", "platform", "none"}
+var HTTPDomains = []string{"auth", "user", "saldo", "topup", "transfer", "withdraw", "reconcile", "platform", "none"}
 
 // PayoutResults are the values of the payout result label.
 var PayoutResults = []string{"succeeded", "refused", "error"}
@@ -109,6 +110,8 @@ var (
 	LedgerOK          = promName(ledger.MetricVerificationOK, Gauge, false)
 	LedgerViolations  = promName(ledger.MetricVerificationViolations, Gauge, false)
 	LedgerVerifiedAt  = promName(ledger.MetricVerificationTime, Gauge, true)
+	Unreconciled      = promName(reconcile.MetricUnreconciled, Gauge, false)
+	ReconciledAt      = promName(reconcile.MetricLastRun, Gauge, true)
 	Registrations     = promName(auth.MetricRegistrations, Counter, false)
 	Logins            = promName(auth.MetricLogins, Counter, false)
 	Refreshes         = promName(auth.MetricRefreshes, Counter, false)
@@ -162,6 +165,8 @@ func Catalog() []Metric {
 		gauge("saldo", ledger.MetricVerificationOK, false, nil),
 		gauge("saldo", ledger.MetricVerificationViolations, false, nil),
 		gauge("saldo", ledger.MetricVerificationTime, true, nil),
+		gauge("saldo", reconcile.MetricUnreconciled, false, map[string][]string{"kind": reconcile.KindNames()}),
+		gauge("saldo", reconcile.MetricLastRun, true, nil),
 		// Database client metrics of otelpgx.
 		{Name: "db_client_operation_duration_seconds", Type: Histogram, Labels: map[string][]string{
 			"db_system": {"postgresql"}, "db_system_name": {"postgresql"},
