@@ -24,6 +24,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/postgres"
 	"github.com/paygate/paygate/internal/platform/telemetry"
 	"github.com/paygate/paygate/internal/provider/xendit"
+	"github.com/paygate/paygate/internal/reconcile"
 	"github.com/paygate/paygate/internal/saldo"
 	"github.com/paygate/paygate/internal/topup"
 	"github.com/paygate/paygate/internal/transfer"
@@ -64,6 +65,7 @@ func Options(cfg config.Config, log *zap.Logger, extra ...fx.Option) fx.Option {
 		xendit.Module,
 		payout.Module,
 		callbacks.Module,
+		reconcile.Module,
 		notify.Module,
 		apidocs.Module,
 		fx.Options(extra...),

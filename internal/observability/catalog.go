@@ -20,6 +20,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
 	"github.com/paygate/paygate/internal/platform/outbox"
+	"github.com/paygate/paygate/internal/reconcile"
 	"github.com/paygate/paygate/internal/topup"
 	"github.com/paygate/paygate/internal/transfer"
 	"github.com/paygate/paygate/internal/withdraw"
@@ -114,6 +115,8 @@ var (
 	LedgerOK          = promName(ledger.MetricVerificationOK, Gauge, false)
 	LedgerViolations  = promName(ledger.MetricVerificationViolations, Gauge, false)
 	LedgerVerifiedAt  = promName(ledger.MetricVerificationTime, Gauge, true)
+	Unreconciled      = promName(reconcile.MetricUnreconciled, Gauge, false)
+	ReconciledAt      = promName(reconcile.MetricLastRun, Gauge, true)
 	Registrations     = promName(auth.MetricRegistrations, Counter, false)
 	Logins            = promName(auth.MetricLogins, Counter, false)
 	Refreshes         = promName(auth.MetricRefreshes, Counter, false)
@@ -179,6 +182,8 @@ func Catalog() []Metric {
 		// address, the provider's.
 		{Name: ProviderClientDuration, Type: Histogram, Labels: providerClientLabels()},
 		{Name: "http_client_request_body_size_bytes", Type: Histogram, Labels: providerClientLabels()},
+		gauge("saldo", reconcile.MetricUnreconciled, false, map[string][]string{"kind": reconcile.KindNames()}),
+		gauge("saldo", reconcile.MetricLastRun, true, nil),
 		// Database client metrics of otelpgx.
 		{Name: "db_client_operation_duration_seconds", Type: Histogram, Labels: map[string][]string{
 			"db_system": {"postgresql"}, "db_system_name": {"postgresql"},

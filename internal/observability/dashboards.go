@@ -139,6 +139,33 @@ func domainPanels(domain string) []panel {
 	return nil
 }
 
+// row is a titled row of panels.
+type row struct {
+	title  string
+	panels []panel
+}
+
+// unreconciledTotal is the number of mismatches the last scheduled
+// reconciliation found, across kinds: the max over replicas per kind,
+// since every replica reports its own last run over a window of the same
+// length, and summing them would count one mismatch once per replica.
+var unreconciledTotal = "sum(max by (kind) (" + Unreconciled + "))"
+
+// domainRows are the rows of a domain dashboard after its business
+// panels.
+func domainRows(domain string) []row {
+	if domain != "saldo" {
+		return nil
+	}
+	return []row{{title: "Reconciliation with the payment provider", panels: []panel{
+		{title: "Unreconciled transactions", description: "Mismatches between the provider's settled transactions and the ledger found by the last scheduled reconciliation; `paygate reconcile` lists them.",
+			stat: true, queries: []query{{unreconciledTotal, "unreconciled"}}},
+		{title: "Since last reconciliation", unit: "s", stat: true, queries: []query{{"time() - max(" + ReconciledAt + ")", "age"}}},
+		{title: "Unreconciled by kind", unit: "short", description: "paid_not_credited, credited_not_paid, amount_differs, paid_out_not_settled, settled_not_paid_out.",
+			queries: []query{{"max by (kind) (" + Unreconciled + ")", "{{kind}}"}}},
+	}}}
+}
+
 // jaegerLink searches Jaeger for the domain's traces.
 func jaegerLink(domain string) cog.Builder[dashboard.DashboardLink] {
 	tags := url.QueryEscape(fmt.Sprintf(`{"paygate.domain":%q}`, domain))
@@ -178,6 +205,12 @@ func DomainDashboard(domain string) (dashboard.Dashboard, error) {
 			b.WithPanel(p.build())
 		}
 	}
+	for _, r := range domainRows(domain) {
+		b.WithRow(dashboard.NewRowBuilder(r.title))
+		for _, p := range r.panels {
+			b.WithPanel(p.build())
+		}
+	}
 	return b.Build()
 }
 
@@ -186,7 +219,7 @@ func DomainDashboard(domain string) (dashboard.Dashboard, error) {
 const SLOTarget = 0.999
 
 // OverviewDashboard builds the overview: RED per domain, SLO burn, outbox
-// and lag, ledger health, database pool.
+// and lag, ledger health and reconciliation, database pool.
 func OverviewDashboard() (dashboard.Dashboard, error) {
 	count := HTTPDuration + "_count"
 	b := newDashboard("paygate-overview", "paygate / overview", "")
@@ -216,6 +249,8 @@ func OverviewDashboard() (dashboard.Dashboard, error) {
 	for _, p := range []panel{
 		{title: "Ledger verification", stat: true, queries: []query{{"min(" + LedgerOK + ")", "ok"}}},
 		{title: "Ledger violations", stat: true, queries: []query{{"max(" + LedgerViolations + ")", "violations"}}},
+		{title: "Unreconciled transactions", description: "Mismatches with the payment provider found by the last scheduled reconciliation.",
+			stat: true, queries: []query{{unreconciledTotal, "unreconciled"}}},
 		{title: "DB pool", unit: "short", queries: []query{
 			{"sum(" + DBPoolAcquired + ")", "in use"}, {"sum(" + DBPoolIdle + ")", "idle"}, {"sum(" + DBPoolMax + ")", "max"}}},
 	} {

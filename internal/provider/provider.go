@@ -168,6 +168,37 @@ type SettledTransaction struct {
 	SettledAt time.Time
 }
 
+// Booking is paygate's own record of a money movement through the
+// provider, the counterpart of a SettledTransaction in reconciliation: a
+// top-up (Kind payment) or a withdrawal (Kind payout) as paygate's books
+// have it. The top-up and withdraw domains return their records in this
+// shape so that reconciliation compares both sides without reading their
+// tables or importing their types.
+type Booking struct {
+	Kind      TransactionKind
+	Reference string // paygate's top-up or withdrawal id
+	// Provider is the provider the movement went through: a top-up's, or
+	// the provider of a withdrawal's recorded payout; empty for a top-up
+	// booked before the payment rails and a withdrawal with no payout.
+	Provider string
+	// Status is the movement's status as the API shows it (pending,
+	// succeeded, failed, expired, reversed).
+	Status string
+	// Booked reports whether the ledger moved the money: the wallet was
+	// credited (a succeeded top-up, reversed since or not) or the
+	// withdrawal's hold was captured (a succeeded withdrawal).
+	Booked bool
+	// Amount and Currency are what was requested, and so what the ledger
+	// moved when Booked.
+	Amount   int64
+	Currency string
+	// ReasonCode is why a movement ended without being booked (e.g.
+	// AMOUNT_MISMATCH, EXPIRED, the provider's failure code).
+	ReasonCode string
+	CreatedAt  time.Time
+	SettledAt  *time.Time // when it ended in paygate; nil while pending
+}
+
 // Event is a verified callback, in paygate's terms.
 type Event struct {
 	// ID deduplicates deliveries: the provider's event or object id plus

@@ -42,7 +42,7 @@ type Provider struct {
 	PollAfter         time.Duration `envconfig:"PROVIDER_POLL_AFTER" default:"5m" desc:"Age after which a pending top-up or payout is asked about, in case its callback was lost."`
 	ExpiryGrace       time.Duration `envconfig:"PROVIDER_EXPIRY_GRACE" default:"10m" desc:"After a top-up's expiry, how long the provider may still report it pending before paygate expires it itself."`
 	ReconcileInterval time.Duration `envconfig:"RECONCILE_INTERVAL" default:"1h" desc:"How often the provider's settled transactions are reconciled with the ledger (feeds the unreconciled gauge)."`
-	ReconcileWindow   time.Duration `envconfig:"RECONCILE_WINDOW" default:"48h" desc:"The period the scheduled reconciliation covers, ending now."`
+	ReconcileWindow   time.Duration `envconfig:"RECONCILE_WINDOW" default:"48h" desc:"The period the scheduled reconciliation covers (at most 744h). It ends PAYGATE_PROVIDER_POLL_AFTER plus PAYGATE_PROVIDER_POLL_INTERVAL ago: by then paygate has booked what the provider settled."`
 }
 
 // BaseURL is the provider's API base URL: PROVIDER_URL or the provider's
@@ -108,8 +108,10 @@ func (p *Provider) validate() []VarError {
 	if p.ReconcileInterval <= 0 {
 		bad("RECONCILE_INTERVAL", "must be positive")
 	}
-	if p.ReconcileWindow <= 0 {
-		bad("RECONCILE_WINDOW", "must be positive")
+	// One reconciliation covers at most 31 days (reconcile.MaxWindow; the
+	// config does not import the domain).
+	if p.ReconcileWindow <= 0 || p.ReconcileWindow > 31*24*time.Hour {
+		bad("RECONCILE_WINDOW", "must be positive and at most 744h")
 	}
 	return out
 }
