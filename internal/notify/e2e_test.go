@@ -293,10 +293,10 @@ func TestEveryEventMailsTheRightPeople(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	aliceWant := map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTopupPending: 2,
+	aliceWant := map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTopupPending: 3,
 		notify.TemplateTopupExpired: 1, notify.TemplateTransferSent: 1, notify.TemplateWithdrawalRequested: 2,
 		notify.TemplateWithdrawalSucceeded: 1, notify.TemplateWithdrawalFailed: 1}
-	bobWant := map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTopupPending: 1,
+	bobWant := map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTopupPending: 2,
 		notify.TemplateTopupFailed: 1, notify.TemplateTransferReceived: 1, notify.TemplatePasswordChanged: 1}
 	am := e.waitMails(t, alice.Email, aliceWant, 60*time.Second)
 	bm := e.waitMails(t, bob.Email, bobWant, 60*time.Second)
@@ -406,7 +406,7 @@ func TestRedeliveredEventsSendNothingNew(t *testing.T) {
 	if r := send(t, e, alice, bob.Email, 70000, uuid.NewString()); r.Status != http.StatusCreated {
 		t.Fatalf("transfer: %d %s", r.Status, r.Body)
 	}
-	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1}, 60*time.Second)
+	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupPending: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1}, 60*time.Second)
 	e.waitMails(t, bob.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTransferReceived: 1}, 60*time.Second)
 	e.settle(t, 60*time.Second)
 	before := len(e.smtp.Messages())
@@ -540,11 +540,11 @@ func TestSMTPOutageDelaysButDeliversEachMailOnce(t *testing.T) {
 	time.Sleep(time.Second)
 	e.smtp.Refuse(0)
 
-	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1}, 60*time.Second)
+	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupPending: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1}, 60*time.Second)
 	e.waitMails(t, bob.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTransferReceived: 1}, 60*time.Second)
 	e.settle(t, 60*time.Second)
 	// Nothing more arrives once every record, retries included, is done.
-	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1}, time.Second)
+	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupPending: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1}, time.Second)
 	e.waitMails(t, bob.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTransferReceived: 1}, time.Second)
 	if recs := e.Broker.ReadToEnd(t, e.Config.Notify.DLQTopic); len(recs) != 0 {
 		t.Fatalf("dead letters: %v", recs[0].Headers)
