@@ -24,6 +24,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/provider"
 	"github.com/paygate/paygate/internal/provider/sandbox"
+	"github.com/paygate/paygate/internal/provider/xendit"
 	"github.com/paygate/paygate/internal/withdraw"
 )
 
@@ -251,7 +252,7 @@ func TestPayoutPollerSettlesWhenTheCallbackIsLost(t *testing.T) {
 	}
 	waitStatus(t, e, u.Token, ids[0], "succeeded")
 	w := waitStatus(t, e, u.Token, ids[1], "failed")
-	if w["failure_reason"] != withdraw.FailureReason("REJECTED_BY_CHANNEL") {
+	if w["failure_reason"] != xendit.PayoutFailureReason("REJECTED_BY_CHANNEL") {
 		t.Fatalf("failure reason %v", w["failure_reason"])
 	}
 	var polled int

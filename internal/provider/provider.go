@@ -108,8 +108,11 @@ type Payment struct {
 	Instructions Instructions
 	ExpiresAt    time.Time
 	PaidAt       *time.Time
-	// FailureCode is the provider's reason for a failed payment.
-	FailureCode string
+	// FailureCode is the provider's reason for a failed payment, and
+	// FailureReason the same in words for the customer; the adapter
+	// translates its provider's codes, so no domain needs to know them.
+	FailureCode   string
+	FailureReason string
 }
 
 // PayoutRequest asks the provider to pay money out to a bank account.
@@ -146,6 +149,8 @@ type Payout struct {
 	Amount      int64
 	Currency    string
 	FailureCode string // e.g. INVALID_DESTINATION, INSUFFICIENT_BALANCE
+	// FailureReason is FailureCode in words for the customer.
+	FailureReason string
 }
 
 // TransactionKind is what a settled transaction was.

@@ -30,26 +30,13 @@ const (
 	ResultLate = "late"
 )
 
-// failureReasons are what a customer reads for the provider's payment
-// failure codes.
-var failureReasons = map[string]string{
-	"PAYMENT_EXPIRED":        "The payment was not made in time.",
-	"INSUFFICIENT_BALANCE":   "The payment account had insufficient balance.",
-	"DECLINED_BY_ISSUER":     "The card issuer declined the payment.",
-	"DECLINED_BY_PROVIDER":   "The payment channel declined the payment.",
-	"USER_CANCELLED":         "The payment was cancelled.",
-	"CHANNEL_UNAVAILABLE":    "The payment channel was unavailable.",
-	"ACCOUNT_ACCESS_BLOCKED": "The payment account is blocked.",
-}
-
-func failureReason(code string) string {
-	if r, ok := failureReasons[code]; ok {
-		return r
+// failureReason is the customer's text for a failed payment: the
+// provider's, or a plain one when it gave none.
+func failureReason(p provider.Payment) string {
+	if p.FailureReason != "" {
+		return p.FailureReason
 	}
-	if code == "" {
-		return "The payment provider refused the payment."
-	}
-	return fmt.Sprintf("The payment failed (%s).", code)
+	return "The payment provider refused the payment."
 }
 
 // settlement is what ends a pending top-up.
@@ -104,7 +91,7 @@ func (s *Service) ApplyPayment(ctx context.Context, tx pgx.Tx, p provider.Paymen
 		t, err = s.credit(ctx, tx, t, source)
 		return ResultSucceeded, t, err
 	case provider.PaymentFailed:
-		t, err = s.close(ctx, tx, t, settlement{status: StatusFailed, reasonCode: p.FailureCode, reason: failureReason(p.FailureCode), source: source})
+		t, err = s.close(ctx, tx, t, settlement{status: StatusFailed, reasonCode: p.FailureCode, reason: failureReason(p), source: source})
 		return ResultFailed, t, err
 	case provider.PaymentExpired:
 		if source == SourceCallback {

@@ -25,27 +25,13 @@ const (
 	ResultUnchanged = "unchanged" // already settled: nothing moved
 )
 
-// failureReasons are what a customer reads for the provider's payout
-// failure codes (Xendit's payout failure codes).
-var failureReasons = map[string]string{
-	"INSUFFICIENT_BALANCE":       "The payment provider could not fund the payout; no money left your wallet.",
-	"INVALID_DESTINATION":        "The bank account does not exist or cannot receive transfers.",
-	"REJECTED_BY_CHANNEL":        "The bank refused the transfer.",
-	"TEMPORARY_TRANSFER_ERROR":   "The bank was unavailable; please try again later.",
-	"TRANSFER_ERROR":             "The transfer failed at the bank.",
-	"UNKNOWN_BANK_NETWORK_ERROR": "The bank network failed to complete the transfer.",
-	"DESTINATION_MAXIMUM_LIMIT":  "The amount exceeds what the bank account may receive.",
-}
-
-// FailureReason returns the customer's text for a payout failure code.
-func FailureReason(code string) string {
-	if r, ok := failureReasons[code]; ok {
-		return r
+// failureReason is the customer's text for a failed payout: the
+// provider's, or a plain one when it gave none.
+func failureReason(p provider.Payout) string {
+	if p.FailureReason != "" {
+		return p.FailureReason
 	}
-	if code == "" {
-		return "The bank refused the payout."
-	}
-	return fmt.Sprintf("The payout failed (%s).", code)
+	return "The bank refused the payout."
 }
 
 // outcomeOf is the settlement a terminal payout calls for.
@@ -54,7 +40,7 @@ func outcomeOf(p provider.Payout, source string) Outcome {
 		return Outcome{Succeeded: true, ProviderReference: p.ID, Source: source}
 	}
 	return Outcome{Succeeded: false, ProviderReference: p.ID, Source: source, ReasonCode: p.FailureCode,
-		Reason: FailureReason(p.FailureCode)}
+		Reason: failureReason(p)}
 }
 
 // RecordPayout records the payout the provider answered a create with,
