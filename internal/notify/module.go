@@ -97,6 +97,9 @@ var Module = fx.Module("notify",
 		ProvideConsumer,
 		kafka.AsTopic(func(n config.Notify) kafka.TopicSpec { return kafka.TopicSpec{Name: n.RetryTopic} }),
 		kafka.AsTopic(func(n config.Notify) kafka.TopicSpec { return kafka.TopicSpec{Name: n.DLQTopic} }),
+		kafka.AsDeadLetterQueue(func(n config.Notify) kafka.DeadLetterQueue {
+			return kafka.DeadLetterQueue{Consumer: "email", Group: n.Group, Topic: n.DLQTopic, RetryTopic: n.RetryTopic}
+		}),
 	),
 	fx.Invoke(run),
 )
