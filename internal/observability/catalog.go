@@ -12,6 +12,7 @@ import (
 
 	"github.com/paygate/paygate/internal/auth"
 	"github.com/paygate/paygate/internal/callbacks"
+	"github.com/paygate/paygate/internal/deadletters"
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/movement"
 	"github.com/paygate/paygate/internal/notify"
@@ -132,6 +133,9 @@ var (
 	WithdrawalsSettle = promName(withdraw.MetricSettled, Counter, false)
 	WithdrawnAmount   = promName(withdraw.MetricAmount, Counter, false)
 	Payouts           = promName(payout.MetricPayouts, Counter, false)
+	ConsumerRetries   = promName(kafka.MetricConsumerRetries, Counter, false)
+	ConsumerDead      = promName(kafka.MetricConsumerDeadLetters, Counter, false)
+	DeadLetterReplays = promName(deadletters.MetricReplays, Counter, false)
 	Emails            = promName(notify.MetricEmails, Counter, false)
 	DeadLetters       = promName(notify.MetricDeadLetters, Counter, false)
 	Retries           = promName(notify.MetricRetries, Counter, false)
@@ -175,6 +179,9 @@ func Catalog() []Metric {
 		gauge("", outbox.MetricOldestAge, true, nil),
 		gauge("", outbox.MetricParked, false, nil),
 		gauge("", kafka.MetricConsumerLag, false, map[string][]string{LabelGroup: nil}),
+		counter("", kafka.MetricConsumerRetries, map[string][]string{LabelGroup: nil}),
+		counter("", kafka.MetricConsumerDeadLetters, map[string][]string{LabelGroup: nil, "reason": kafka.DeadLetterReasons}),
+		counter("", deadletters.MetricReplays, map[string][]string{"consumer": {"email", "payouts"}}),
 		gauge("saldo", ledger.MetricVerificationOK, false, nil),
 		gauge("saldo", ledger.MetricVerificationViolations, false, nil),
 		gauge("saldo", ledger.MetricVerificationTime, true, nil),

@@ -130,6 +130,11 @@ func domainPanels(domain string) []panel {
 			{title: "Settled volume by status", unit: "short", description: "Minor units per second.", queries: []query{{rate(WithdrawnAmount, "status"), "{{status}}"}}},
 			{title: "Payout creates by result", description: "accepted: the provider took it and will call back; refused: the provider rejected the request; error: outcome unknown, retried under the same idempotency key.",
 				unit: "ops", queries: []query{{rate(Payouts, "result"), "{{result}}"}}},
+			{title: "Consumer retries and dead letters", description: "Events the payout processor (and any consumer with the platform's retry policy) moved to its retry topic, and those it gave up on; GET /v1/admin/dead-letters lists and replays them.",
+				unit: "ops", queries: []query{
+					{fmt.Sprintf(`sum by (group) (rate(%s[$__rate_interval]))`, ConsumerRetries), "{{group}} retries"},
+					{fmt.Sprintf(`sum by (group, reason) (rate(%s[$__rate_interval]))`, ConsumerDead), "{{group}} dead letter: {{reason}}"},
+				}},
 			{title: "Payout callbacks by outcome", unit: "ops", queries: []query{{fmt.Sprintf(
 				`sum by (outcome) (rate(%s{kind="payout"}[$__rate_interval]))`, Callbacks), "{{outcome}}"}}},
 		}

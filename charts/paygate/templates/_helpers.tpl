@@ -139,6 +139,8 @@ runs before the ConfigMap exists).
   "PAYGATE_NOTIFY_DLQ_TOPIC" $c.kafka.topics.notifyDlq
   "PAYGATE_NOTIFY_GROUP" $c.kafka.groups.notify
   "PAYGATE_PAYOUT_GROUP" $c.kafka.groups.payout
+  "PAYGATE_PAYOUT_RETRY_TOPIC" $c.kafka.topics.payoutRetry
+  "PAYGATE_PAYOUT_DLQ_TOPIC" $c.kafka.topics.payoutDlq
   "PAYGATE_SMTP_HOST" $smtpHost
   "PAYGATE_SMTP_PORT" (toString (int $c.smtp.port))
   "PAYGATE_SMTP_TLS" $c.smtp.tls
