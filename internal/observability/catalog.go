@@ -17,6 +17,7 @@ import (
 	"github.com/paygate/paygate/internal/movement"
 	"github.com/paygate/paygate/internal/notify"
 	"github.com/paygate/paygate/internal/payout"
+	"github.com/paygate/paygate/internal/platform/batch"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
@@ -134,6 +135,9 @@ var (
 	WithdrawnAmount   = promName(withdraw.MetricAmount, Counter, false)
 	Payouts           = promName(payout.MetricPayouts, Counter, false)
 	ConsumerRetries   = promName(kafka.MetricConsumerRetries, Counter, false)
+	BatchSize         = promName(batch.MetricSize, Histogram, false)
+	BatchQueueWait    = promName(batch.MetricQueueWait, Histogram, true)
+	BatchDuration     = promName(batch.MetricDuration, Histogram, true)
 	ConsumerDead      = promName(kafka.MetricConsumerDeadLetters, Counter, false)
 	DeadLetterReplays = promName(deadletters.MetricReplays, Counter, false)
 	Emails            = promName(notify.MetricEmails, Counter, false)
@@ -175,6 +179,9 @@ func Catalog() []Metric {
 			"result": {notify.ResultSent, notify.ResultFailed, notify.ResultDuplicate}}),
 		counter("email", notify.MetricDeadLetters, map[string][]string{"reason": {notify.ReasonPoison, notify.ReasonRejected, notify.ReasonExhausted}}),
 		counter("email", notify.MetricRetries, nil),
+		{Name: BatchSize, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},
+		{Name: BatchQueueWait, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},
+		{Name: BatchDuration, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},
 		gauge("", outbox.MetricPending, false, nil),
 		gauge("", outbox.MetricOldestAge, true, nil),
 		gauge("", outbox.MetricParked, false, nil),

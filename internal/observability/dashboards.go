@@ -122,6 +122,16 @@ func domainPanels(domain string) []panel {
 		return []panel{
 			{title: "Transfers by result", unit: "ops", queries: []query{{rate(Transfers, "result"), "{{result}}"}}},
 			{title: "Transfer volume", unit: "short", description: "Minor units per second.", queries: []query{{rate(TransferAmount, ""), "volume"}}},
+			{title: "Group commit: transfers per batch", description: "Transfers booked in one transaction (one commit): mean, and p99.",
+				unit: "short", queries: []query{
+					{fmt.Sprintf(`sum(rate(%[1]s_sum[$__rate_interval])) / clamp_min(sum(rate(%[1]s_count[$__rate_interval])), 1e-9)`, BatchSize), "mean"},
+					{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, BatchSize), "p99"},
+				}},
+			{title: "Group commit: queue wait and batch duration p99", description: "How long a transfer waited for its batch, and how long a batch took to book and commit.",
+				unit: "s", queries: []query{
+					{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, BatchQueueWait), "queue wait p99"},
+					{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, BatchDuration), "batch p99"},
+				}},
 		}
 	case "withdraw":
 		return []panel{

@@ -161,5 +161,8 @@ type Money struct {
 	WithdrawMin          int64         `envconfig:"WITHDRAW_MIN" default:"50000" desc:"Smallest withdrawal, in minor units."`
 	WithdrawMax          int64         `envconfig:"WITHDRAW_MAX" default:"50000000" desc:"Largest withdrawal, in minor units."`
 	IdempotencyRetention time.Duration `envconfig:"IDEMPOTENCY_RETENTION" default:"24h" desc:"How long Idempotency-Key responses are kept (at least 24h)."`
+	BatchWindow          time.Duration `envconfig:"BATCH_WINDOW" default:"0s" desc:"How long a batch of transfers stays open for more after its first (group commit). 0: a batch takes what queued while the previous ones were booked, adding no wait."`
+	BatchMaxSize         int           `envconfig:"BATCH_MAX_SIZE" default:"128" desc:"Most transfers booked in one transaction; 1 books each alone."`
+	BatchWorkers         int           `envconfig:"BATCH_WORKERS" default:"2" desc:"Batches of transfers booked at once."`
 	VerifyInterval       time.Duration `envconfig:"LEDGER_VERIFY_INTERVAL" default:"10m" desc:"How often the ledger is verified in the background, after a first run at start, by one replica at a time (feeds the verification metrics)."`
 }
