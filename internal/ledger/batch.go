@@ -217,4 +217,3 @@ func apply(t Transaction, accounts map[uuid.UUID]*lockedAccount) ([]int64, error
 	}
 	return next, nil
 }
-

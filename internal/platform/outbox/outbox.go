@@ -108,4 +108,3 @@ func EnqueueMany(ctx context.Context, tx pgx.Tx, events []Event) ([]uuid.UUID, e
 	}
 	return ids, nil
 }
-
