@@ -8,15 +8,22 @@
 #             skipped when PAYGATE_KAFKA_BROKERS is set.
 #   mailpit   SMTP 127.0.0.1:1025, inbox/API http://127.0.0.1:8025; skipped
 #             when PAYGATE_SMTP_HOST is set.
+#   sandbox   the payment provider sandbox (paygate sandbox, from the same
+#             binary) on 127.0.0.1:8090, paying every top-up after a second
+#             and calling the gateway back; state in .local/run/sandbox.json.
+#             The gateway gets PAYGATE_PROVIDER=sandbox and its URL. Skipped
+#             when PAYGATE_PROVIDER is another provider (xendit) or
+#             PAYGATE_PROVIDER_URL is set.
 #   paygate   go build ./cmd/paygate (or PAYGATE_BIN=/path to run another
 #             binary), with PAYGATE_* settings for the services above. Every
 #             variable already set in the environment wins.
 #
 # Ctrl-C / SIGTERM stops everything in reverse start order (gateway first,
-# then mailpit, kafka, postgres), however many signals arrive meanwhile
-# (tested by internal/devscripts). PAYGATE_STATE (default .local) and the
-# PAYGATE_DEV_*_PORT variables move the state and the ports. Logs of the background services are in
-# .local/run/logs/.
+# then the sandbox, prometheus, mailpit, kafka, postgres), however many
+# signals arrive meanwhile (tested by internal/devscripts). PAYGATE_STATE
+# (default .local) and the PAYGATE_DEV_*_PORT variables move the state and
+# the ports (PAYGATE_DEV_SANDBOX_PORT the sandbox's). Logs of the background
+# services are in .local/run/logs/.
 #
 # Adding a service (e.g. Prometheus, Jaeger): write start_<name> that starts
 # it, registers its stop with push_stop, and exports the env the gateway
@@ -31,7 +38,7 @@ LOG_DIR="$RUN_DIR/logs"
 PID_DIR="$RUN_DIR/pids"
 
 # Services started before the gateway, in order.
-DEV_SERVICES=(postgres kafka mailpit prometheus)
+DEV_SERVICES=(postgres kafka mailpit prometheus sandbox)
 # JAEGER=1 adds Jaeger v2 (built once from its Go module, slowly)
 # and points the gateway's OTLP trace exporter at it.
 [[ "${JAEGER:-0}" == 1 ]] && DEV_SERVICES+=(jaeger)
@@ -209,6 +216,42 @@ YAML
 	PROM_URL="http://127.0.0.1:$port"
 }
 
+SANDBOX_URL=""
+# start_sandbox: the payment provider sandbox (`paygate sandbox`, from the
+# gateway's binary) with auto-pay, sending its callbacks to the gateway's
+# HTTP address (PAYGATE_HTTP_ADDR, set by main before the services start).
+# Both sides use the same credentials: PAYGATE_PROVIDER_SECRET_KEY and
+# PAYGATE_PROVIDER_CALLBACK_TOKEN when set, else the sandbox's development
+# ones, which the gateway also defaults to in dev (SANDBOX_* variables
+# left in the environment are dropped, so they cannot come between).
+start_sandbox() {
+	if [[ "${PAYGATE_PROVIDER:-sandbox}" != sandbox ]]; then
+		log "PAYGATE_PROVIDER=$PAYGATE_PROVIDER, not starting the payment sandbox"
+		return 0
+	fi
+	if [[ -n "${PAYGATE_PROVIDER_URL:-}" ]]; then
+		log "PAYGATE_PROVIDER_URL is set, using the sandbox at $PAYGATE_PROVIDER_URL"
+		export PAYGATE_PROVIDER=sandbox
+		return 0
+	fi
+	kill_stale_pidfile sandbox "$PID_DIR/sandbox.pid" "$GATEWAY_BIN sandbox"
+	local port gw logfile="$LOG_DIR/sandbox.log"
+	port="$(port_or_free "${PAYGATE_DEV_SANDBOX_PORT:-8090}")"
+	[[ "$port" == "${PAYGATE_DEV_SANDBOX_PORT:-8090}" ]] ||
+		warn "port ${PAYGATE_DEV_SANDBOX_PORT:-8090} is taken, the payment sandbox uses $port"
+	gw="$(loopback_url "$PAYGATE_HTTP_ADDR")"
+	local -a creds=(-u SANDBOX_SECRET_KEY -u SANDBOX_CALLBACK_TOKEN)
+	[[ -n "${PAYGATE_PROVIDER_SECRET_KEY:-}" ]] && creds+=("SANDBOX_SECRET_KEY=$PAYGATE_PROVIDER_SECRET_KEY")
+	[[ -n "${PAYGATE_PROVIDER_CALLBACK_TOKEN:-}" ]] && creds+=("SANDBOX_CALLBACK_TOKEN=$PAYGATE_PROVIDER_CALLBACK_TOKEN")
+	: >"$logfile"
+	log "starting the payment sandbox on 127.0.0.1:$port (auto-pay, callbacks to $gw)"
+	start_bg sandbox "$logfile" env "${creds[@]}" "$GATEWAY_BIN" sandbox -auto-pay \
+		-listen "127.0.0.1:$port" -callback-url "$gw" -state "$RUN_DIR/sandbox.json"
+	wait_port "$port" 30 "$BG_PID" || fail_with_log sandbox "$logfile"
+	SANDBOX_URL="http://127.0.0.1:$port"
+	export PAYGATE_PROVIDER=sandbox PAYGATE_PROVIDER_URL="$SANDBOX_URL"
+}
+
 JAEGER_URL=""
 # start_jaeger: Jaeger v2 with k8s/jaeger/config.yaml (the cluster's
 # configuration: in-memory storage, OTLP receivers, query UI and API),
@@ -226,6 +269,15 @@ start_jaeger() {
 
 # ---------------------------------------------------------------------------
 # Gateway.
+
+# loopback_url ADDR: http://HOST:PORT for a listen address, with an empty
+# or wildcard host (":8080", "0.0.0.0:8080") as 127.0.0.1.
+loopback_url() {
+	local addr="$1" host port
+	host="${addr%:*}" port="${addr##*:}"
+	case "$host" in "" | 0.0.0.0 | "[::]" | "::") host=127.0.0.1 ;; esac
+	echo "http://$host:$port"
+}
 
 build_gateway() {
 	if [[ -n "${PAYGATE_BIN:-}" ]]; then
@@ -255,6 +307,9 @@ main() {
 		PAYGATE_METRICS_ADDR="127.0.0.1:$(port_or_free "${PAYGATE_DEV_METRICS_PORT:-9464}")"
 	fi
 	export PAYGATE_METRICS_ADDR
+	# The API address too: the payment sandbox calls the gateway back there.
+	: "${PAYGATE_HTTP_ADDR:=127.0.0.1:8080}"
+	export PAYGATE_HTTP_ADDR
 
 	local svc
 	for svc in "${DEV_SERVICES[@]}"; do
@@ -262,7 +317,6 @@ main() {
 	done
 
 	: "${PAYGATE_ENV:=dev}"
-	: "${PAYGATE_HTTP_ADDR:=127.0.0.1:8080}"
 	: "${PAYGATE_KAFKA_CREATE_TOPICS:=true}"
 	: "${PAYGATE_SMTP_PORT:=1025}"
 	: "${PAYGATE_MIGRATE_ON_START:=true}"
@@ -290,9 +344,18 @@ main() {
 		PAYGATE_MIGRATE_ON_START OTEL_TRACES_EXPORTER PAYGATE_SHUTDOWN_DRAIN_DELAY PAYGATE_REGISTER_MAX_PER_IP \
 		PAYGATE_JWT_PRIVATE_KEY PAYGATE_BOOTSTRAP_ADMIN_EMAIL PAYGATE_BOOTSTRAP_ADMIN_PASSWORD
 
-	local api="http://${PAYGATE_HTTP_ADDR}" ops="http://${PAYGATE_METRICS_ADDR}"
-	api="${api/http:\/\/:/http://127.0.0.1:}"
-	ops="${ops/http:\/\/:/http://127.0.0.1:}"
+	local api ops provider
+	api="$(loopback_url "$PAYGATE_HTTP_ADDR")"
+	ops="$(loopback_url "$PAYGATE_METRICS_ADDR")"
+	if [[ -n "$SANDBOX_URL" ]]; then
+		local pay="${GATEWAY_BIN#"$PAYGATE_ROOT"/} sandbox pay <topup id>"
+		[[ "$SANDBOX_URL" == "http://127.0.0.1:8090" ]] || pay+=" -url $SANDBOX_URL"
+		provider="$SANDBOX_URL (sandbox, auto-pay; pay by hand: $pay)"
+	elif [[ -n "${PAYGATE_PROVIDER_URL:-}" ]]; then
+		provider="$PAYGATE_PROVIDER_URL ($PAYGATE_PROVIDER, not started by make run)"
+	else
+		provider="$PAYGATE_PROVIDER at its default URL"
+	fi
 	cat >&2 <<EOF
 
   paygate (dev)
@@ -303,6 +366,7 @@ main() {
     mail inbox  ${MAIL_UI_URL:-(external SMTP ${PAYGATE_SMTP_HOST:-}:${PAYGATE_SMTP_PORT})}
     database    ${PAYGATE_DATABASE_URL:-}
     kafka       ${PAYGATE_KAFKA_BROKERS:-}
+    provider    $provider
     admin       $PAYGATE_BOOTSTRAP_ADMIN_EMAIL (password: $PAYGATE_BOOTSTRAP_ADMIN_PASSWORD)
     prometheus  ${PROM_URL:-(not started)}
     jaeger      ${JAEGER_URL:-(make run JAEGER=1)}

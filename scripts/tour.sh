@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The quick tour of the API (`make tour`), against a running gateway
 # (`make run` in another terminal): it registers two users, logs in, tops
-# up, replays the top-up with the same Idempotency-Key, transfers, tries a
-# transfer the wallet cannot pay, withdraws, reads the saldo, the statement
-# and the withdrawal, and finds the emails in the local SMTP inbox. Each
-# step prints the request and the response; an unexpected status (or
-# missing mail) stops the tour with exit status 1.
+# up (the top-up is pending, with payment instructions, until the payment
+# provider confirms the payment; `make run`'s sandbox provider pays it by
+# itself within a second or two), replays the top-up with the same
+# Idempotency-Key, waits until the top-up succeeded, transfers, tries a
+# transfer the wallet cannot pay, withdraws, reads the saldo, the
+# statement and the withdrawal, and finds the emails in the local SMTP
+# inbox. Each step prints the request and the response; an unexpected
+# status (or missing mail) stops the tour with exit status 1.
 #
 # Settings (environment):
 #   TOUR_BASE_URL      the gateway (default http://127.0.0.1:8080)
 #   TOUR_MAIL_URL      the inbox's HTTP API, mailpit's (default http://127.0.0.1:8025)
 #   TOUR_SKIP_MAIL=1   skip the mail step (a gateway running without the email consumer)
 #   TOUR_MAIL_TIMEOUT  seconds to wait for the mails (default 60)
+#   TOUR_TOPUP_TIMEOUT seconds to wait for the top-up's payment (default 15)
 #   TOUR_SETTLE_TIMEOUT seconds to wait for the payout to settle the withdrawal (default 15)
 #
 # Needs curl and jq (installed from Debian when missing and running as root).
@@ -112,15 +116,31 @@ step "Log in as Alice: an access token and a refresh token"
 call 200 POST /v1/auth/login "$(jq -nc --arg e "$alice" --arg p "$password" '{email: $e, password: $p}')"
 TOKEN="$(field access_token)"
 
-step "Top up 500000 IDR with OVO (money POSTs need an Idempotency-Key)"
+step "Top up 500000 IDR with OVO (money POSTs need an Idempotency-Key): pending, with payment instructions"
 topup_key="$(new_key)"
 topup_body='{"amount": 500000, "method": "ovo", "reference": "tour"}'
 call 201 POST /v1/topups "$topup_body" "Idempotency-Key: $topup_key"
 topup_id="$(field id)"
+[[ "$(field status)" == pending ]] || fail "a new top-up is pending until the provider confirms its payment"
+echo "   pay before $(field expires_at) with: $(jq -c .payment "$WORK/body")"
 
-step "Retry the same top-up with the same key: the stored response, no second credit"
+step "Retry the same top-up with the same key: the stored response, no second top-up"
 call 201 POST /v1/topups "$topup_body" "Idempotency-Key: $topup_key"
 [[ "$(field id)" == "$topup_id" ]] || fail "the retry booked another top-up"
+
+step "The top-up, once paid: the provider's callback credits the wallet"
+deadline=$((SECONDS + ${TOUR_TOPUP_TIMEOUT:-15}))
+while :; do
+	call 200 GET "/v1/topups/$topup_id" >"$WORK/poll"
+	status="$(field status)"
+	if [[ "$status" != pending ]] || ((SECONDS >= deadline)); then
+		cat "$WORK/poll"
+		break
+	fi
+	sleep 1
+done
+[[ "$status" == succeeded ]] ||
+	fail "the top-up is $status after ${TOUR_TOPUP_TIMEOUT:-15}s, expected succeeded (make run's sandbox pays by itself; else pay it: paygate sandbox pay $topup_id)"
 
 step "Transfer 150000 IDR to Bob's account $bob_account"
 call 201 POST /v1/transfers "$(jq -nc --arg to "$bob_account" '{to: $to, amount: 150000, note: "lunch"}')" "Idempotency-Key: $(new_key)"

@@ -10,6 +10,10 @@
 //	                         create an administrator; the password is read
 //	                         from PAYGATE_ADMIN_PASSWORD or standard input
 //	paygate ledger verify    check every ledger invariant; exit 1 on a violation
+//	paygate reconcile [-from T -to T]
+//	                         compare the provider's settled transactions with
+//	                         the books (default: the last 24 hours); exit 1 on
+//	                         a mismatch
 //	paygate jwt-keygen       print a new Ed25519 signing key and its public key
 //	paygate sandbox [-listen A -auto-pay ...]  run the local payment provider
 //	paygate sandbox pay|expire <payment-id-or-reference> [-amount N]
@@ -49,7 +53,7 @@ func main() {
 }
 
 // errUsage is returned for a command line paygate does not understand.
-var errUsage = errors.New("usage: paygate [serve|migrate|config [-markdown]|users create-admin -email E|ledger verify|jwt-keygen|sandbox [pay|expire]|version]")
+var errUsage = errors.New("usage: paygate [serve|migrate|config [-markdown]|users create-admin -email E|ledger verify|reconcile [-from T -to T]|jwt-keygen|sandbox [pay|expire]|version]")
 
 // run executes the command named by args and returns its error.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -107,6 +111,13 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout io
 		}
 		defer func() { _ = log.Sync() }()
 		return ledgerVerify(ctx, cfg, log, stdout)
+	case "reconcile":
+		cfg, log, err := load(reconcileVars...)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = log.Sync() }()
+		return reconcileCmd(ctx, cfg, log, args, stdout)
 	case "jwt-keygen":
 		return jwtKeygen(stdout)
 	case "sandbox":

@@ -42,7 +42,7 @@ func TestReadmeIsATrueMap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, cmd := range []string{"serve", "migrate", "config", "users create-admin", "ledger verify", "jwt-keygen", "version", "sandbox"} {
+	for _, cmd := range []string{"serve", "migrate", "config", "users create-admin", "ledger verify", "reconcile", "jwt-keygen", "version", "sandbox"} {
 		if !strings.Contains(errUsage.Error(), strings.Fields(cmd)[0]) {
 			t.Errorf("%q is not a subcommand any more; update this test", cmd)
 		}

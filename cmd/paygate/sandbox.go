@@ -14,17 +14,20 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/logging"
 	"github.com/paygate/paygate/internal/provider/sandbox"
 )
 
 // Local defaults of the sandbox: a development key and token, which the
 // command line or the environment (SANDBOX_SECRET_KEY,
-// SANDBOX_CALLBACK_TOKEN) replace.
+// SANDBOX_CALLBACK_TOKEN) replace. They are the ones the gateway uses in
+// dev with PAYGATE_PROVIDER=sandbox and no credentials, so that make run
+// needs none on either side.
 const (
 	sandboxDefaultListen = "127.0.0.1:8090"
-	sandboxDefaultKey    = "xnd_development_paygate_sandbox"
-	sandboxDefaultToken  = "paygate-sandbox-callback-token"
+	sandboxDefaultKey    = config.SandboxDevSecretKey
+	sandboxDefaultToken  = config.SandboxDevCallbackToken
 )
 
 // errSandboxUsage is returned for a sandbox command line paygate does not

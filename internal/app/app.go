@@ -12,6 +12,7 @@ import (
 
 	"github.com/paygate/paygate/internal/apidocs"
 	"github.com/paygate/paygate/internal/auth"
+	"github.com/paygate/paygate/internal/callbacks"
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/notify"
 	"github.com/paygate/paygate/internal/payout"
@@ -22,6 +23,8 @@ import (
 	"github.com/paygate/paygate/internal/platform/outbox"
 	"github.com/paygate/paygate/internal/platform/postgres"
 	"github.com/paygate/paygate/internal/platform/telemetry"
+	"github.com/paygate/paygate/internal/provider/xendit"
+	"github.com/paygate/paygate/internal/reconcile"
 	"github.com/paygate/paygate/internal/saldo"
 	"github.com/paygate/paygate/internal/topup"
 	"github.com/paygate/paygate/internal/transfer"
@@ -59,7 +62,10 @@ func Options(cfg config.Config, log *zap.Logger, extra ...fx.Option) fx.Option {
 		topup.Module,
 		transfer.Module,
 		withdraw.Module,
+		xendit.Module,
 		payout.Module,
+		callbacks.Module,
+		reconcile.Module,
 		notify.Module,
 		apidocs.Module,
 		fx.Options(extra...),

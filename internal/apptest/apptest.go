@@ -33,6 +33,8 @@ import (
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka/kafkatest"
 	"github.com/paygate/paygate/internal/platform/pgtest"
+	"github.com/paygate/paygate/internal/provider/providertest"
+	"github.com/paygate/paygate/internal/provider/sandbox"
 )
 
 // init turns trace export off for the test binary unless the environment
@@ -67,14 +69,18 @@ type Env struct {
 	Pool       *pgxpool.Pool
 	Broker     *kafkatest.Broker
 	Client     *http.Client
+	// Provider is the sandbox payment provider the application talks to,
+	// with callbacks pointed at the application.
+	Provider *providertest.Env
 }
 
 // Option adjusts the configuration or the graph of a test application.
 type Option func(*settings)
 
 type settings struct {
-	cfg   config.Config
-	extra []fx.Option
+	cfg     config.Config
+	extra   []fx.Option
+	sandbox []func(*sandbox.Options)
 }
 
 // WithConfig lets a test change the configuration before start.
@@ -85,6 +91,19 @@ func WithConfig(f func(*config.Config)) Option {
 // WithFx adds options to the application graph.
 func WithFx(opts ...fx.Option) Option {
 	return func(s *settings) { s.extra = append(s.extra, opts...) }
+}
+
+// WithSandbox changes the options of the test's sandbox provider before
+// it starts.
+func WithSandbox(f func(*sandbox.Options)) Option {
+	return func(s *settings) { s.sandbox = append(s.sandbox, f) }
+}
+
+// WithAutoPay starts the sandbox in auto-pay mode, as `make run` does: it
+// pays every new payment in full 50 ms after its create, and its callback
+// credits the top-up.
+func WithAutoPay() Option {
+	return WithSandbox(func(o *sandbox.Options) { o.AutoPay, o.AutoPayDelay = true, 50*time.Millisecond })
 }
 
 // Config returns the configuration of a test application on dbURL and the
@@ -121,9 +140,14 @@ func Config(dbURL string, k config.Kafka) config.Config {
 	cfg.Auth.HashQueue, cfg.Auth.HashMaxWait = 4096, 30*time.Second
 	cfg.SMTP.Timeout, cfg.SMTP.From = 2*time.Second, "paygate <no-reply@paygate.test>"
 	cfg.Notify.Enabled, cfg.Notify.RetryBackoff = false, 100*time.Millisecond
-	// With the processor on, a test sees payouts within milliseconds and
-	// refusals often enough to count on some among a few dozen.
-	cfg.Payout.Enabled, cfg.Payout.SimLatency, cfg.Payout.SimFailureRate = false, 20*time.Millisecond, 0.2
+	cfg.Payout.Enabled = false
+	// The sandbox provider of providertest, whose URL Start fills in
+	// after the options ran (unless one set another). The poller waits
+	// long enough that a test sees what callbacks do; the poller's tests
+	// shorten it.
+	cfg.Provider.Name = config.ProviderSandbox
+	cfg.Provider.SecretKey, cfg.Provider.CallbackToken = providertest.SecretKey, providertest.CallbackToken
+	cfg.Provider.Timeout, cfg.Provider.PollInterval, cfg.Provider.PollAfter = 2*time.Second, time.Hour, time.Hour
 	return cfg
 }
 
@@ -148,13 +172,19 @@ func StartWithBroker(t testing.TB, broker *kafkatest.Broker, opts ...Option) *En
 	for _, o := range opts {
 		o(s)
 	}
+	prov := providertest.Start(t, s.sandbox...)
+	if s.cfg.Provider.URL == "" {
+		s.cfg.Provider.URL = prov.URL
+	}
 	log := zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel))
 	var srv *httpserver.Server
 	var pool *pgxpool.Pool
 	a := fxtest.New(t, app.Options(s.cfg, log, s.extra...), fx.Populate(&srv, &pool))
 	a.RequireStart()
 	t.Cleanup(a.RequireStop)
+	prov.Sandbox.SetCallbackBaseURL("http://" + srv.Addr())
 	return &Env{T: t, BaseURL: "http://" + srv.Addr(), MetricsURL: "http://" + srv.MetricsAddr(), Config: s.cfg, Pool: pool, Broker: broker,
+		Provider: prov,
 		Client: &http.Client{Timeout: 60 * time.Second, Transport: ContractTransport(t, &http.Transport{
 			MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second})}}
 }
@@ -349,4 +379,47 @@ func (e *Env) Admin(t testing.TB) User {
 	resp.JSON(t, &u)
 	u.Token, u.Refresh, u.Password = access, refresh, AdminPassword
 	return u
+}
+
+// TopUp creates a top-up of amount for u (method "bca", a virtual
+// account) and returns it as the API answered: pending, with payment
+// instructions.
+func (e *Env) TopUp(t testing.TB, u User, amount int64) map[string]any {
+	t.Helper()
+	resp := e.Post(t, "/v1/topups", u.Token, map[string]any{"amount": amount, "method": "bca"},
+		"Idempotency-Key", fmt.Sprintf("topup-%d-%d", seq.Add(1), time.Now().UnixNano()))
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("top-up: %d %s", resp.Status, resp.Body)
+	}
+	return resp.Map(t)
+}
+
+// Fund tops u's wallet up by amount the way a customer does: a top-up,
+// paid at the sandbox provider, credited when the provider's callback
+// arrives. It returns the top-up's id once it succeeded.
+func (e *Env) Fund(t testing.TB, u User, amount int64) string {
+	t.Helper()
+	id, _ := e.TopUp(t, u, amount)["id"].(string)
+	if _, err := e.Provider.Sandbox.Pay(id, 0, ""); err != nil {
+		t.Fatalf("sandbox pay %s: %v", id, err)
+	}
+	e.WaitTopUp(t, u.Token, id, "succeeded")
+	return id
+}
+
+// WaitTopUp waits up to 10 s until the top-up id, read with token, has
+// status, and returns it.
+func (e *Env) WaitTopUp(t testing.TB, token, id, status string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := e.Get(t, "/v1/topups/"+id, token).Map(t)
+		if m["status"] == status {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("top-up %s is %v, want %s: %v", id, m["status"], status, m)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -21,8 +21,8 @@ import (
 // a supervisor or `timeout` does (TERM to the whole group, which GNU make
 // also forwards to the script), again and again, TERM and INT mixed, until
 // make exits. Every process make run started (PostgreSQL, devkafka,
-// mailpit, Prometheus, the gateway) must be gone by then and every port
-// free. Before, the second signal made the script exit in the middle of
+// mailpit, Prometheus, the payment sandbox, the gateway) must be gone by
+// then and every port free. Before, the second signal made the script exit in the middle of
 // its stop and left the services running.
 func TestMakeRunStopsEverythingOnRepeatedSignals(t *testing.T) {
 	// make test installs what make run needs; a missing tool is a
@@ -48,7 +48,7 @@ func TestMakeRunStopsEverythingOnRepeatedSignals(t *testing.T) {
 
 	ports := map[string]int{}
 	for _, name := range []string{"PAYGATE_DEV_PG_PORT", "PAYGATE_DEV_KAFKA_PORT", "PAYGATE_DEV_SMTP_PORT",
-		"PAYGATE_DEV_MAIL_UI_PORT", "PAYGATE_DEV_PROMETHEUS_PORT", "http", "metrics"} {
+		"PAYGATE_DEV_MAIL_UI_PORT", "PAYGATE_DEV_PROMETHEUS_PORT", "PAYGATE_DEV_SANDBOX_PORT", "http", "metrics"} {
 		ports[name] = freePort(t)
 	}
 	env := []string{"PAYGATE_STATE=" + state}
@@ -57,7 +57,8 @@ func TestMakeRunStopsEverythingOnRepeatedSignals(t *testing.T) {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
 		case "PAYGATE_DATABASE_URL", "PAYGATE_KAFKA_BROKERS", "PAYGATE_SMTP_HOST", "PAYGATE_SMTP_PORT",
-			"PAYGATE_HTTP_ADDR", "PAYGATE_METRICS_ADDR", "PAYGATE_DEV_PG_DIR", "JAEGER", "MAKEFLAGS", "MFLAGS":
+			"PAYGATE_PROVIDER", "PAYGATE_PROVIDER_URL", "PAYGATE_HTTP_ADDR", "PAYGATE_METRICS_ADDR",
+			"PAYGATE_DEV_PG_DIR", "JAEGER", "MAKEFLAGS", "MFLAGS":
 			continue
 		}
 		env = append(env, kv)
@@ -135,8 +136,26 @@ func TestMakeRunStopsEverythingOnRepeatedSignals(t *testing.T) {
 	if pid := postmaster(t, filepath.Join(state, "run", "pg")); pid > 0 {
 		started = append(started, pid)
 	}
-	if len(started) < 5 {
+	if len(started) < 6 {
 		t.Fatalf("make run started only %v", started)
+	}
+	// Each service listens on the port the test gave it, so that the
+	// check after the stop means something; the payment sandbox runs from
+	// the gateway's binary, as a process of its own.
+	for name, port := range ports {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err != nil {
+			t.Fatalf("nothing listens on port %d (%s) while make run runs: %v", port, name, err)
+		}
+		_ = c.Close()
+	}
+	sandbox := fmt.Sprintf(" sandbox -auto-pay -listen 127.0.0.1:%d ", ports["PAYGATE_DEV_SANDBOX_PORT"])
+	found := false
+	for _, pid := range started {
+		found = found || strings.Contains(cmdline(pid)+" ", sandbox)
+	}
+	if !found {
+		t.Errorf("no process of make run runs%q", sandbox)
 	}
 
 	// A burst of TERMs and INTs at once (`timeout` and make deliver two

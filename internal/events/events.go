@@ -18,7 +18,10 @@ import (
 const (
 	TypeUserRegistered      = "paygate.user.registered"
 	TypePasswordChanged     = "paygate.user.password_changed"
+	TypeTopUpPending        = "paygate.topup.pending"
 	TypeTopUpSucceeded      = "paygate.topup.succeeded"
+	TypeTopUpExpired        = "paygate.topup.expired"
+	TypeTopUpFailed         = "paygate.topup.failed"
 	TypeTopUpReversed       = "paygate.topup.reversed"
 	TypeTransferSucceeded   = "paygate.transfer.succeeded"
 	TypeTransferReversed    = "paygate.transfer.reversed"
@@ -32,7 +35,10 @@ const (
 var Catalog = map[string]any{
 	TypeUserRegistered:      UserRegistered{},
 	TypePasswordChanged:     PasswordChanged{},
+	TypeTopUpPending:        TopUpPending{},
 	TypeTopUpSucceeded:      TopUpSucceeded{},
+	TypeTopUpExpired:        TopUpClosed{},
+	TypeTopUpFailed:         TopUpClosed{},
 	TypeTopUpReversed:       TopUpReversed{},
 	TypeTransferSucceeded:   TransferSucceeded{},
 	TypeTransferReversed:    TransferReversed{},
@@ -73,6 +79,53 @@ type TopUpSucceeded struct {
 	Reference     string    `json:"reference"`
 	BalanceAfter  int64     `json:"balance_after"`
 	CreatedAt     time.Time `json:"created_at"`
+}
+
+// PaymentInstructions tell a customer how to pay a pending top-up;
+// exactly the part of the method's family is set: a virtual account
+// number and bank, a checkout or deeplink URL, or a retail payment code.
+type PaymentInstructions struct {
+	Family               string `json:"family"`
+	Channel              string `json:"channel"`
+	BankCode             string `json:"bank_code,omitempty"`
+	VirtualAccountNumber string `json:"virtual_account_number,omitempty"`
+	CheckoutURL          string `json:"checkout_url,omitempty"`
+	DeeplinkURL          string `json:"deeplink_url,omitempty"`
+	Retailer             string `json:"retailer,omitempty"`
+	PaymentCode          string `json:"payment_code,omitempty"`
+}
+
+// TopUpPending is the data of paygate.topup.pending: a top-up waits for
+// the customer's payment, which the instructions describe.
+type TopUpPending struct {
+	TopUpID   uuid.UUID           `json:"topup_id"`
+	UserID    uuid.UUID           `json:"user_id"`
+	Email     string              `json:"email"`
+	Firstname string              `json:"firstname"`
+	Amount    int64               `json:"amount"`
+	Currency  string              `json:"currency"`
+	Method    string              `json:"method"`
+	Reference string              `json:"reference"`
+	Provider  string              `json:"provider"`
+	Payment   PaymentInstructions `json:"payment"`
+	ExpiresAt time.Time           `json:"expires_at"`
+	CreatedAt time.Time           `json:"created_at"`
+}
+
+// TopUpClosed is the data of paygate.topup.expired and
+// paygate.topup.failed: the top-up ended without crediting the wallet.
+// Reason says why, for the customer.
+type TopUpClosed struct {
+	TopUpID   uuid.UUID `json:"topup_id"`
+	UserID    uuid.UUID `json:"user_id"`
+	Email     string    `json:"email"`
+	Firstname string    `json:"firstname"`
+	Amount    int64     `json:"amount"`
+	Currency  string    `json:"currency"`
+	Method    string    `json:"method"`
+	Status    string    `json:"status"`
+	Reason    string    `json:"reason"`
+	ClosedAt  time.Time `json:"closed_at"`
 }
 
 // TopUpReversed is the data of paygate.topup.reversed.

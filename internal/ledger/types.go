@@ -36,6 +36,13 @@ const (
 // where money enters the ledger; their balances go negative.
 func FundingCode(provider string) string { return "funding:" + provider }
 
+// ClearingCode returns the code of a payment provider's clearing account,
+// e.g. ClearingCode("xendit") = "clearing:provider:xendit". A confirmed
+// payment moves money from it into the customer's wallet and a captured
+// payout back into it, so its balance is minus what the provider holds
+// for paygate: collected from customers and not yet paid out.
+func ClearingCode(provider string) string { return "clearing:provider:" + provider }
+
 // CodeClearingWithdrawals is the code of the system account that receives
 // withdrawn money until the payout provider settles it.
 const CodeClearingWithdrawals = "clearing:withdrawals"

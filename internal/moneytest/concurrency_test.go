@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"go.uber.org/fx"
@@ -81,6 +82,13 @@ func send(t *testing.T, e *apptest.Env, rec *record, u apptest.User, o op, retry
 		if o.path == "/v1/withdrawals" && settle != nil {
 			settle <- body.ID
 		}
+		// The customer pays a top-up at once; the provider's callback
+		// credits the wallet while the load runs.
+		if o.path == "/v1/topups" {
+			if _, err := e.Provider.Sandbox.Pay(body.ID, 0, ""); err != nil {
+				rec.fail(&rec.unexpected, "pay top-up %s: %v", body.ID, err)
+			}
+		}
 	case resp.Status == http.StatusUnprocessableEntity && resp.Code() == "INSUFFICIENT_FUNDS":
 		rec.insufficient.Add(1)
 	default:
@@ -147,7 +155,8 @@ func (l *load) run(t *testing.T, n int64, next func() (from int, o op), settle c
 }
 
 // TestConcurrentMoneyMovementsReconcile fires 5,200 mixed top-ups,
-// transfers and withdrawals from 32 concurrent clients across 12 users and
+// transfers and withdrawals from 32 concurrent clients across 12 users,
+// pays the top-ups at the provider (whose callbacks credit them) and
 // settles withdrawals while they run; some requests are retried with
 // their Idempotency-Key. Afterwards the ledger verifies, money is
 // conserved, no answer was a 5xx, and every 2xx movement is in the
@@ -210,8 +219,7 @@ func TestHotAccountReconciles(t *testing.T) {
 	t.Parallel()
 	l := startLoad(t)
 	for range 10 {
-		send(t, l.e, l.rec, l.us[0], op{"/v1/topups", map[string]any{"amount": 2000000, "method": "bca"}, 2000000,
-			func(r *record) map[string]int64 { return r.topups }}, false, nil)
+		l.rec.topups[l.e.Fund(t, l.us[0], 2000000)] = 2000000
 	}
 	const hotOps = 1200
 	l.run(t, hotOps, func() (int, op) { return 0, l.transferOp(0) }, nil)
@@ -236,6 +244,20 @@ func (l *load) check(t *testing.T, requests int) {
 		rec.insufficient.Load(), rec.replays.Load())
 	if len(rec.topups)+len(rec.transfers)+len(rec.withdrawals)+int(rec.insufficient.Load()) < requests {
 		t.Fatal("fewer answers than requests")
+	}
+	// Every top-up was paid: wait for the provider's callbacks to have
+	// credited the last of them.
+	var settled int
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err := e.Pool.QueryRow(context.Background(), "SELECT count(*) FROM topup_settlements WHERE status = 'succeeded'").Scan(&settled); err != nil {
+			t.Fatal(err)
+		}
+		if settled >= len(rec.topups) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d paid top-ups credited", settled, len(rec.topups))
+		}
 	}
 
 	admin := e.Admin(t)

@@ -208,6 +208,7 @@ type Params struct {
 	Users         *users.Store
 	Money         config.Money
 	Kafka         config.Kafka
+	Provider      config.Provider
 	MeterProvider metric.MeterProvider
 }
 

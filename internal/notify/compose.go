@@ -3,8 +3,10 @@ package notify
 import (
 	"bytes"
 	"encoding/json"
+	htmltemplate "html/template"
 	"mime"
 	"net/mail"
+	"net/url"
 	"strings"
 	"time"
 
@@ -17,9 +19,20 @@ var IgnoredTypes = []string{events.TypeTopUpReversed, events.TypeTransferReverse
 
 // MailedTypes are the event types that cause email.
 var MailedTypes = []string{
-	events.TypeUserRegistered, events.TypePasswordChanged, events.TypeTopUpSucceeded, events.TypeTransferSucceeded,
+	events.TypeUserRegistered, events.TypePasswordChanged, events.TypeTopUpPending, events.TypeTopUpSucceeded,
+	events.TypeTopUpExpired, events.TypeTopUpFailed, events.TypeTransferSucceeded,
 	events.TypeWithdrawalRequested, events.TypeWithdrawalSucceeded, events.TypeWithdrawalFailed,
 }
+
+// The payment families of events.PaymentInstructions: which instructions
+// a pending top-up's mail shows.
+const (
+	familyVirtualAccount = "virtual_account"
+	familyEWallet        = "ewallet"
+	familyRetail         = "retail"
+	familyCard           = "card"
+	familyCheckout       = "checkout"
+)
 
 // outgoing is one mail an event causes, before rendering.
 type outgoing struct {
@@ -47,12 +60,52 @@ type passwordChangedView struct {
 
 type topupView struct {
 	base
-	Amount       string
-	Method       string
-	Reference    string
-	BalanceAfter string
-	TopUpID      string
-	Date         string
+	Amount string
+	Method string
+	// TopUpReference is the customer's own reference of the top-up; the
+	// footer's Reference is the event's.
+	TopUpReference string
+	BalanceAfter   string
+	TopUpID        string
+	Date           string
+}
+
+// topupPendingView holds the payment instructions of one family only:
+// compose leaves the fields of the other families empty, and the
+// templates show the part that is set.
+type topupPendingView struct {
+	base
+	Amount         string
+	Method         string
+	TopUpReference string
+	TopUpID        string
+	ExpiresAt      string
+	// A virtual account: the number is shown in full, it is where the
+	// customer pays to, not an account of theirs.
+	BankCode             string
+	VirtualAccountNumber string
+	// A retail outlet's payment code.
+	Retailer    string
+	PaymentCode string
+	// Hosted checkout, and an e-wallet's web page or app link. The
+	// checkout URL is http(s) and html/template's own URL filter applies
+	// to it; the deeplink has an app's scheme, which that filter would
+	// replace, so compose vets its scheme and marks it a URL.
+	CheckoutURL string
+	DeeplinkURL htmltemplate.URL
+	// InApp says the e-wallet asks the customer in its app: there is no
+	// link to follow.
+	InApp bool
+}
+
+// topupClosedView is the view of a top-up that expired or failed.
+type topupClosedView struct {
+	base
+	Amount  string
+	Method  string
+	Reason  string
+	TopUpID string
+	Date    string
 }
 
 // transferSentView and transferReceivedView each hold one party's own
@@ -130,6 +183,41 @@ func compose(eventID, typ, contentType string, data []byte) ([]outgoing, error) 
 		}
 		return []outgoing{{TemplatePasswordChanged, to, passwordChangedView{base{p.Firstname, ref}, formatTime(p.ChangedAt)}}}, nil
 
+	case events.TypeTopUpPending:
+		var p events.TopUpPending
+		if err := decode(data, &p); err != nil {
+			return nil, err
+		}
+		to, err := address(p.Email, "email")
+		if err != nil {
+			return nil, err
+		}
+		v := topupPendingView{base: base{p.Firstname, ref}, Amount: FormatAmount(p.Amount, p.Currency), Method: p.Method,
+			TopUpReference: p.Reference, TopUpID: p.TopUpID.String(), ExpiresAt: formatTime(p.ExpiresAt)}
+		if err := instructions(&v, p.Payment); err != nil {
+			return nil, err
+		}
+		return []outgoing{{TemplateTopupPending, to, v}}, nil
+
+	case events.TypeTopUpExpired, events.TypeTopUpFailed:
+		var p events.TopUpClosed
+		if err := decode(data, &p); err != nil {
+			return nil, err
+		}
+		to, err := address(p.Email, "email")
+		if err != nil {
+			return nil, err
+		}
+		tmpl, reason := TemplateTopupExpired, strings.TrimSpace(p.Reason)
+		if typ == events.TypeTopUpFailed {
+			tmpl = TemplateTopupFailed
+			if reason == "" {
+				reason = "The payment did not go through."
+			}
+		}
+		return []outgoing{{tmpl, to, topupClosedView{base: base{p.Firstname, ref}, Amount: FormatAmount(p.Amount, p.Currency),
+			Method: p.Method, Reason: reason, TopUpID: p.TopUpID.String(), Date: formatTime(p.ClosedAt)}}}, nil
+
 	case events.TypeTopUpSucceeded:
 		var p events.TopUpSucceeded
 		if err := decode(data, &p); err != nil {
@@ -140,7 +228,7 @@ func compose(eventID, typ, contentType string, data []byte) ([]outgoing, error) 
 			return nil, err
 		}
 		return []outgoing{{TemplateTopupSucceeded, to, topupView{base: base{p.Firstname, ref},
-			Amount: FormatAmount(p.Amount, p.Currency), Method: p.Method, Reference: p.Reference,
+			Amount: FormatAmount(p.Amount, p.Currency), Method: p.Method, TopUpReference: p.Reference,
 			BalanceAfter: FormatAmount(p.BalanceAfter, p.Currency), TopUpID: p.TopUpID.String(), Date: formatTime(p.CreatedAt)}}}, nil
 
 	case events.TypeTransferSucceeded:
@@ -195,6 +283,86 @@ func compose(eventID, typ, contentType string, data []byte) ([]outgoing, error) 
 			FailureReason: reason, WithdrawalID: p.WithdrawalID.String(), Date: formatTime(date)}}}, nil
 	}
 	return nil, poison("unknown event type %q", typ)
+}
+
+// instructions puts the payment instructions of in's family into v. A
+// family this consumer does not know, or instructions that lack what
+// their family is paid with, are poison: a mail asking for a payment
+// without saying how to make it would only mislead, and the dead letter
+// can be replayed once the cause is fixed.
+func instructions(v *topupPendingView, in events.PaymentInstructions) error {
+	field := func(s, name string) (string, error) {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return "", poison("payload's %s payment has no %s", in.Family, name)
+		}
+		return s, nil
+	}
+	var err error
+	switch in.Family {
+	case familyVirtualAccount:
+		if v.BankCode, err = field(in.BankCode, "payment.bank_code"); err != nil {
+			return err
+		}
+		v.VirtualAccountNumber, err = field(in.VirtualAccountNumber, "payment.virtual_account_number")
+		return err
+	case familyRetail:
+		if v.Retailer, err = field(in.Retailer, "payment.retailer"); err != nil {
+			return err
+		}
+		v.PaymentCode, err = field(in.PaymentCode, "payment.payment_code")
+		return err
+	case familyCard, familyCheckout:
+		u, err := field(in.CheckoutURL, "payment.checkout_url")
+		if err != nil {
+			return err
+		}
+		v.CheckoutURL, err = webURL(u, "payment.checkout_url")
+		return err
+	case familyEWallet:
+		if strings.TrimSpace(in.CheckoutURL) != "" {
+			if v.CheckoutURL, err = webURL(in.CheckoutURL, "payment.checkout_url"); err != nil {
+				return err
+			}
+		}
+		if strings.TrimSpace(in.DeeplinkURL) != "" {
+			if v.DeeplinkURL, err = appURL(in.DeeplinkURL, "payment.deeplink_url"); err != nil {
+				return err
+			}
+		}
+		v.InApp = v.CheckoutURL == "" && v.DeeplinkURL == ""
+		return nil
+	}
+	return poison("payload's payment family %q is unknown", in.Family)
+}
+
+// webURL returns s if it is an absolute http or https URL.
+func webURL(s, field string) (string, error) {
+	s = strings.TrimSpace(s)
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", poison("payload's %s is not an http(s) URL", field)
+	}
+	return s, nil
+}
+
+// unsafeSchemes are URL schemes a link in a mail must never have: they
+// run script or reach the reader's own files instead of opening an app.
+var unsafeSchemes = map[string]bool{
+	"javascript": true, "vbscript": true, "data": true, "file": true, "blob": true, "filesystem": true, "about": true,
+}
+
+// appURL returns s as a URL a mail may link to: an absolute URL whose
+// scheme opens a web page or an app, never one of unsafeSchemes. The
+// HTML template still escapes it for its attribute.
+func appURL(s, field string) (htmltemplate.URL, error) {
+	s = strings.TrimSpace(s)
+	u, err := url.Parse(s)
+	// Parse refuses control characters and lower-cases the scheme.
+	if err != nil || u.Scheme == "" || unsafeSchemes[u.Scheme] {
+		return "", poison("payload's %s is not a link to an app or a web page", field)
+	}
+	return htmltemplate.URL(s), nil
 }
 
 // decode reads a JSON object payload. Unknown fields are allowed (a

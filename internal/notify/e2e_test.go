@@ -182,7 +182,13 @@ func fund(t *testing.T, e *mailApp, u apptest.User, amount int64) string {
 	if r.Status != http.StatusCreated {
 		t.Fatalf("top-up: %d %s", r.Status, r.Body)
 	}
-	return r.Map(t)["id"].(string)
+	// The customer pays at the provider; its callback credits the wallet.
+	id := r.Map(t)["id"].(string)
+	if _, err := e.Provider.Sandbox.Pay(id, 0, ""); err != nil {
+		t.Fatalf("sandbox pay %s: %v", id, err)
+	}
+	e.WaitTopUp(t, u.Token, id, "succeeded")
+	return id
 }
 
 func send(t *testing.T, e *mailApp, from apptest.User, to string, amount int64, key string) *apptest.Response {
@@ -223,7 +229,8 @@ func mustNotContain(t *testing.T, m smtptest.Message, parts ...string) {
 // TestEveryEventMailsTheRightPeople runs the real application, broker and
 // SMTP server through every mailed event type and checks each mail's
 // recipient, template and amounts; the transfer's two mails each show only
-// their reader's balance; reversals mail nothing and are not dead-lettered.
+// their reader's balance; pending top-ups show their family's payment
+// instructions; reversals mail nothing and are not dead-lettered.
 func TestEveryEventMailsTheRightPeople(t *testing.T) {
 	t.Parallel()
 	e := startMailApp(t)
@@ -251,18 +258,88 @@ func TestEveryEventMailsTheRightPeople(t *testing.T) {
 		t.Fatalf("top-up reversal: %d %s", r.Status, r.Body)
 	}
 
-	am := e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1,
-		notify.TemplateTransferSent: 1, notify.TemplateWithdrawalRequested: 2, notify.TemplateWithdrawalSucceeded: 1,
-		notify.TemplateWithdrawalFailed: 1}, 60*time.Second)
-	bm := e.waitMails(t, bob.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1,
-		notify.TemplateTransferReceived: 1, notify.TemplatePasswordChanged: 1}, 60*time.Second)
+	// The payment rails' top-up events, published as the outbox relay
+	// publishes them: pending top-ups of three instruction families, one
+	// that expired and one that failed.
+	now := time.Now().UTC()
+	pendingOf := func(u apptest.User, amount int64, method string, in events.PaymentInstructions) events.TopUpPending {
+		return events.TopUpPending{TopUpID: uuid.New(), UserID: uuid.MustParse(u.ID), Email: u.Email, Firstname: "Test",
+			Amount: amount, Currency: "IDR", Method: method, Reference: "INV-" + method, Provider: "sandbox", Payment: in,
+			ExpiresAt: now.Add(24 * time.Hour), CreatedAt: now}
+	}
+	closedOf := func(u apptest.User, status, reason string) events.TopUpClosed {
+		return events.TopUpClosed{TopUpID: uuid.New(), UserID: uuid.MustParse(u.ID), Email: u.Email, Firstname: "Test",
+			Amount: 80000, Currency: "IDR", Method: "ovo", Status: status, Reason: reason, ClosedAt: now}
+	}
+	rails := []struct {
+		to      apptest.User
+		typ, id string
+		payload any
+	}{
+		{alice, events.TypeTopUpPending, uuid.NewString(), pendingOf(alice, 250000, "bca", events.PaymentInstructions{
+			Family: "virtual_account", Channel: "BCA_VIRTUAL_ACCOUNT", BankCode: "BCA", VirtualAccountNumber: "8808000011112222"})},
+		{alice, events.TypeTopUpPending, uuid.NewString(), pendingOf(alice, 60000, "gopay", events.PaymentInstructions{
+			Family: "ewallet", Channel: "GOPAY", CheckoutURL: "https://checkout.paygate.test/pr-1", DeeplinkURL: "gojek://gopay/pay?pr=1"})},
+		{bob, events.TypeTopUpPending, uuid.NewString(), pendingOf(bob, 45000, "alfamart", events.PaymentInstructions{
+			Family: "retail", Channel: "ALFAMART", Retailer: "ALFAMART", PaymentCode: "SBX000111222"})},
+		{alice, events.TypeTopUpExpired, uuid.NewString(), closedOf(alice, "expired", "No payment arrived in time.")},
+		{bob, events.TypeTopUpFailed, uuid.NewString(), closedOf(bob, "failed", "The e-wallet declined the payment.")},
+	}
+	var records []*sarama.ProducerMessage
+	for _, r := range rails {
+		records = append(records, cloudEvent(t, e.Config.Kafka.TopicTopup, r.to.ID, r.typ, r.id, r.payload, nil))
+	}
+	if err := rawProducer(t, e.Broker.Addr()).SendMessages(records); err != nil {
+		t.Fatal(err)
+	}
+
+	aliceWant := map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTopupPending: 3,
+		notify.TemplateTopupExpired: 1, notify.TemplateTransferSent: 1, notify.TemplateWithdrawalRequested: 2,
+		notify.TemplateWithdrawalSucceeded: 1, notify.TemplateWithdrawalFailed: 1}
+	bobWant := map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTopupPending: 2,
+		notify.TemplateTopupFailed: 1, notify.TemplateTransferReceived: 1, notify.TemplatePasswordChanged: 1}
+	am := e.waitMails(t, alice.Email, aliceWant, 60*time.Second)
+	bm := e.waitMails(t, bob.Email, bobWant, 60*time.Second)
 
 	mustContain(t, am[notify.TemplateWelcome][0], alice.AccountNumber)
 	mustContain(t, am[notify.TemplateTopupSucceeded][0], "IDR 1.000.000", "ovo")
 	mustContain(t, bm[notify.TemplateTopupSucceeded][0], "IDR 300.000")
-	if s := am[notify.TemplateTopupSucceeded][0].Subject; s != "Top-up of IDR 1.000.000 received" {
+	if s := am[notify.TemplateTopupSucceeded][0].Subject; s != "Top-up of IDR 1.000.000 paid" {
 		t.Errorf("top-up subject %q", s)
 	}
+
+	// The rails' mails: each from its own event, with its instructions.
+	byEvent := map[string]smtptest.Message{}
+	for _, m := range append(append(am[notify.TemplateTopupPending], am[notify.TemplateTopupExpired]...),
+		append(bm[notify.TemplateTopupPending], bm[notify.TemplateTopupFailed]...)...) {
+		byEvent[eventOf(m)] = m
+	}
+	want := []struct {
+		subject string
+		parts   []string
+	}{
+		{"Top-up of IDR 250.000 waiting for payment", []string{"bca", "INV-bca", "BCA", "8808000011112222", "Pay before"}},
+		{"Top-up of IDR 60.000 waiting for payment", []string{"gopay", "https://checkout.paygate.test/pr-1", "gojek://gopay/pay?pr=1"}},
+		{"Top-up of IDR 45.000 waiting for payment", []string{"alfamart", "ALFAMART", "SBX000111222"}},
+		{"Top-up of IDR 80.000 expired", []string{"No payment arrived in time.", "Nothing was credited"}},
+		{"Top-up of IDR 80.000 failed", []string{"The e-wallet declined the payment.", "Nothing was credited"}},
+	}
+	for i, r := range rails {
+		m, ok := byEvent[r.id]
+		if !ok {
+			t.Errorf("no mail for the %s event %s", r.typ, r.id)
+			continue
+		}
+		if m.To[0] != r.to.Email || m.Subject != want[i].subject {
+			t.Errorf("%s mail to %v %q, want to %s %q", r.typ, m.To, m.Subject, r.to.Email, want[i].subject)
+		}
+		mustContain(t, m, want[i].parts...)
+	}
+	if html := byEvent[rails[1].id].HTML; !strings.Contains(html, `href="https://checkout.paygate.test/pr-1"`) ||
+		!strings.Contains(html, `href="gojek://gopay/pay?pr=1"`) {
+		t.Errorf("the e-wallet mail does not link its checkout and app:\n%s", html)
+	}
+	mustNotContain(t, byEvent[rails[0].id], "SBX000111222", "checkout.paygate.test")
 
 	// The transfer: each side its own balance, never the other's.
 	sent, recv := am[notify.TemplateTransferSent][0], bm[notify.TemplateTransferReceived][0]
@@ -299,11 +376,8 @@ func TestEveryEventMailsTheRightPeople(t *testing.T) {
 	if recs := e.Broker.ReadToEnd(t, e.Config.Notify.DLQTopic); len(recs) != 0 {
 		t.Fatalf("dead letters: %v", recs[0].Headers)
 	}
-	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1,
-		notify.TemplateTransferSent: 1, notify.TemplateWithdrawalRequested: 2, notify.TemplateWithdrawalSucceeded: 1,
-		notify.TemplateWithdrawalFailed: 1}, time.Second)
-	e.waitMails(t, bob.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1,
-		notify.TemplateTransferReceived: 1, notify.TemplatePasswordChanged: 1}, time.Second)
+	e.waitMails(t, alice.Email, aliceWant, time.Second)
+	e.waitMails(t, bob.Email, bobWant, time.Second)
 	for _, m := range e.smtp.Messages() {
 		if m.From != "no-reply@paygate.test" || len(m.To) != 1 {
 			t.Errorf("envelope %s -> %v", m.From, m.To)
@@ -332,7 +406,7 @@ func TestRedeliveredEventsSendNothingNew(t *testing.T) {
 	if r := send(t, e, alice, bob.Email, 70000, uuid.NewString()); r.Status != http.StatusCreated {
 		t.Fatalf("transfer: %d %s", r.Status, r.Body)
 	}
-	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1}, 60*time.Second)
+	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupPending: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1}, 60*time.Second)
 	e.waitMails(t, bob.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTransferReceived: 1}, 60*time.Second)
 	e.settle(t, 60*time.Second)
 	before := len(e.smtp.Messages())
@@ -466,11 +540,11 @@ func TestSMTPOutageDelaysButDeliversEachMailOnce(t *testing.T) {
 	time.Sleep(time.Second)
 	e.smtp.Refuse(0)
 
-	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1}, 60*time.Second)
+	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupPending: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1}, 60*time.Second)
 	e.waitMails(t, bob.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTransferReceived: 1}, 60*time.Second)
 	e.settle(t, 60*time.Second)
 	// Nothing more arrives once every record, retries included, is done.
-	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1}, time.Second)
+	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupPending: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1}, time.Second)
 	e.waitMails(t, bob.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTransferReceived: 1}, time.Second)
 	if recs := e.Broker.ReadToEnd(t, e.Config.Notify.DLQTopic); len(recs) != 0 {
 		t.Fatalf("dead letters: %v", recs[0].Headers)

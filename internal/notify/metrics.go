@@ -8,8 +8,8 @@ import (
 )
 
 // Metric names of the email consumer (Prometheus adds _total). Labels are
-// bounded: template (the eight kinds), result and reason (the constants
-// below); never an address or an id.
+// bounded: template (the kinds of Templates), result and reason (the
+// constants below); never an address or an id.
 const (
 	// MetricEmails counts mails by template and result: sent, failed (one
 	// failed SMTP attempt), duplicate (skipped: already sent for a

@@ -33,7 +33,10 @@ const Domain = "email"
 const (
 	TemplateWelcome             = "welcome"
 	TemplatePasswordChanged     = "password_changed"
+	TemplateTopupPending        = "topup_pending"
 	TemplateTopupSucceeded      = "topup_succeeded"
+	TemplateTopupExpired        = "topup_expired"
+	TemplateTopupFailed         = "topup_failed"
 	TemplateTransferSent        = "transfer_sent"
 	TemplateTransferReceived    = "transfer_received"
 	TemplateWithdrawalRequested = "withdrawal_requested"
@@ -43,8 +46,9 @@ const (
 
 // Templates lists every mail kind.
 var Templates = []string{
-	TemplateWelcome, TemplatePasswordChanged, TemplateTopupSucceeded, TemplateTransferSent,
-	TemplateTransferReceived, TemplateWithdrawalRequested, TemplateWithdrawalSucceeded, TemplateWithdrawalFailed,
+	TemplateWelcome, TemplatePasswordChanged, TemplateTopupPending, TemplateTopupSucceeded, TemplateTopupExpired,
+	TemplateTopupFailed, TemplateTransferSent, TemplateTransferReceived, TemplateWithdrawalRequested,
+	TemplateWithdrawalSucceeded, TemplateWithdrawalFailed,
 }
 
 // Message is one rendered email to one recipient.

@@ -123,7 +123,7 @@ func TestStrimziUserAndTopicsAreWhatPaygateNeeds(t *testing.T) {
 		Password: uuid.NewString(), ACLs: strimziACLs(t)}, topics...)
 	e := startMailAppOn(t, broker, nil, func(c *config.Config) {
 		c.Kafka.CreateTopics = false
-		c.Payout.Enabled, c.Payout.SimFailureRate = true, 0
+		c.Payout.Enabled = true
 	})
 	k := e.Config.Kafka
 	for _, want := range []string{k.TopicAuth, k.TopicTopup, k.TopicTransfer, k.TopicWithdraw, e.Config.Notify.RetryTopic, e.Config.Notify.DLQTopic} {
@@ -160,7 +160,7 @@ func TestStrimziUserAndTopicsAreWhatPaygateNeeds(t *testing.T) {
 	})
 	e.smtp.Refuse(0)
 
-	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1,
+	e.waitMails(t, alice.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTopupPending: 1, notify.TemplateTopupSucceeded: 1, notify.TemplateTransferSent: 1,
 		notify.TemplateWithdrawalRequested: 1, notify.TemplateWithdrawalSucceeded: 1}, 90*time.Second)
 	e.waitMails(t, bob.Email, map[string]int{notify.TemplateWelcome: 1, notify.TemplateTransferReceived: 1}, 30*time.Second)
 	if recs := broker.ReadAll(t, e.Config.Notify.RetryTopic, 1, 5*time.Second); len(recs) == 0 {

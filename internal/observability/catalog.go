@@ -11,13 +11,16 @@ import (
 	"strings"
 
 	"github.com/paygate/paygate/internal/auth"
+	"github.com/paygate/paygate/internal/callbacks"
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/movement"
 	"github.com/paygate/paygate/internal/notify"
 	"github.com/paygate/paygate/internal/payout"
+	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
 	"github.com/paygate/paygate/internal/platform/outbox"
+	"github.com/paygate/paygate/internal/reconcile"
 	"github.com/paygate/paygate/internal/topup"
 	"github.com/paygate/paygate/internal/transfer"
 	"github.com/paygate/paygate/internal/withdraw"
@@ -87,7 +90,10 @@ var Domains = []string{"auth", "user", "saldo", "topup", "transfer", "withdraw",
 var HTTPDomains = []string{"auth", "user", "saldo", "topup", "transfer", "withdraw", "platform", "none"}
 
 // PayoutResults are the values of the payout result label.
-var PayoutResults = []string{"succeeded", "refused", "error"}
+var PayoutResults = []string{withdraw.ResultAccepted, withdraw.ResultSucceeded, withdraw.ResultFailed, "refused", "error"}
+
+// Providers are the values of the provider label.
+var Providers = []string{config.ProviderSandbox, config.ProviderXendit}
 
 // Label names whose values are checked by rule rather than by list.
 const (
@@ -109,6 +115,8 @@ var (
 	LedgerOK          = promName(ledger.MetricVerificationOK, Gauge, false)
 	LedgerViolations  = promName(ledger.MetricVerificationViolations, Gauge, false)
 	LedgerVerifiedAt  = promName(ledger.MetricVerificationTime, Gauge, true)
+	Unreconciled      = promName(reconcile.MetricUnreconciled, Gauge, false)
+	ReconciledAt      = promName(reconcile.MetricLastRun, Gauge, true)
 	Registrations     = promName(auth.MetricRegistrations, Counter, false)
 	Logins            = promName(auth.MetricLogins, Counter, false)
 	Refreshes         = promName(auth.MetricRefreshes, Counter, false)
@@ -116,6 +124,8 @@ var (
 	HashShed          = promName(auth.MetricHashShed, Counter, false)
 	TopUps            = promName(topup.MetricTopUps, Counter, false)
 	TopUpAmount       = promName(topup.MetricAmount, Counter, false)
+	TopUpSettlements  = promName(topup.MetricSettlements, Counter, false)
+	Callbacks         = promName(callbacks.MetricCallbacks, Counter, false)
 	Transfers         = promName(transfer.MetricTransfers, Counter, false)
 	TransferAmount    = promName(transfer.MetricAmount, Counter, false)
 	Withdrawals       = promName(withdraw.MetricRequests, Counter, false)
@@ -125,9 +135,12 @@ var (
 	Emails            = promName(notify.MetricEmails, Counter, false)
 	DeadLetters       = promName(notify.MetricDeadLetters, Counter, false)
 	Retries           = promName(notify.MetricRetries, Counter, false)
-	DBPoolAcquired    = "pgxpool_acquired_connections"
-	DBPoolIdle        = "pgxpool_idle_connections"
-	DBPoolMax         = "pgxpool_max_connections"
+	// ProviderClientDuration is the duration of calls to the payment
+	// provider's API.
+	ProviderClientDuration = "http_client_request_duration_seconds"
+	DBPoolAcquired         = "pgxpool_acquired_connections"
+	DBPoolIdle             = "pgxpool_idle_connections"
+	DBPoolMax              = "pgxpool_max_connections"
 )
 
 // Catalog returns every metric paygate exports beyond the Go runtime and
@@ -145,6 +158,9 @@ func Catalog() []Metric {
 		counter("auth", auth.MetricHashShed, map[string][]string{"kind": auth.HashShedKinds}),
 		counter("topup", topup.MetricTopUps, map[string][]string{"method": topupMethods(), "result": movement.Results}),
 		counter("topup", topup.MetricAmount, map[string][]string{"method": topup.Methods}),
+		counter("topup", topup.MetricSettlements, map[string][]string{"method": topup.Methods, "result": topup.SettlementResults}),
+		counter("topup", callbacks.MetricCallbacks, map[string][]string{"provider": Providers,
+			"kind": {callbacks.KindPayment, callbacks.KindPayout}, "outcome": callbacks.Outcomes}),
 		counter("transfer", transfer.MetricTransfers, result(movement.Results)),
 		counter("transfer", transfer.MetricAmount, nil),
 		counter("withdraw", withdraw.MetricRequests, result(movement.Results)),
@@ -162,12 +178,25 @@ func Catalog() []Metric {
 		gauge("saldo", ledger.MetricVerificationOK, false, nil),
 		gauge("saldo", ledger.MetricVerificationViolations, false, nil),
 		gauge("saldo", ledger.MetricVerificationTime, true, nil),
+		// The payment provider client's metrics (otelhttp): one server
+		// address, the provider's.
+		{Name: ProviderClientDuration, Type: Histogram, Labels: providerClientLabels()},
+		{Name: "http_client_request_body_size_bytes", Type: Histogram, Labels: providerClientLabels()},
+		gauge("saldo", reconcile.MetricUnreconciled, false, map[string][]string{"kind": reconcile.KindNames()}),
+		gauge("saldo", reconcile.MetricLastRun, true, nil),
 		// Database client metrics of otelpgx.
 		{Name: "db_client_operation_duration_seconds", Type: Histogram, Labels: map[string][]string{
 			"db_system": {"postgresql"}, "db_system_name": {"postgresql"},
 			"pgx_operation_type": {"acquire", "query", "batch", "copy", "prepare", "connect"},
 			"db_operation_name":  nil, "pgx_status": nil, "error_type": nil}},
 	}, poolMetrics()...)
+}
+
+// providerClientLabels are the labels otelhttp gives client metrics.
+func providerClientLabels() map[string][]string {
+	return map[string][]string{"http_request_method": Methods, "http_response_status_code": nil, "server_address": nil,
+		"server_port": nil, "url_scheme": {"http", "https"}, "network_protocol_name": {"http"}, "network_protocol_version": nil,
+		"error_type": nil}
 }
 
 // poolMetrics are the pgx pool statistics otelpgx exports.

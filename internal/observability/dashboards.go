@@ -100,8 +100,23 @@ func domainPanels(domain string) []panel {
 		}
 	case "topup":
 		return []panel{
-			{title: "Top-ups by method and result", unit: "ops", queries: []query{{rate(TopUps, "method, result"), "{{method}} {{result}}"}}},
-			{title: "Top-up volume by method", unit: "short", description: "Minor units per second.", queries: []query{{rate(TopUpAmount, "method"), "{{method}}"}}},
+			{title: "Top-ups requested by method and result", description: "success: pending with the provider's payment instructions.",
+				unit: "ops", queries: []query{{rate(TopUps, "method, result"), "{{method}} {{result}}"}}},
+			{title: "Top-ups ended by result", description: "succeeded (credited), failed, expired, mismatch (paid another amount; nothing credited).",
+				unit: "ops", queries: []query{{rate(TopUpSettlements, "result"), "{{result}}"}}},
+			{title: "Credited volume by method", unit: "short", description: "Minor units per second credited to wallets.", queries: []query{{rate(TopUpAmount, "method"), "{{method}}"}}},
+			{title: "Payment callbacks by outcome", unit: "ops", queries: []query{{fmt.Sprintf(
+				`sum by (outcome) (rate(%s{kind="payment"}[$__rate_interval]))`, Callbacks), "{{outcome}}"}}},
+			{title: "Provider API latency p50 / p99", description: "Calls to the payment provider: payment and payout creates, status reads, the settled transactions list.",
+				unit: "s", queries: []query{
+					{fmt.Sprintf(`histogram_quantile(0.50, sum by (le) (rate(%s_bucket[$__rate_interval])))`, ProviderClientDuration), "p50"},
+					{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, ProviderClientDuration), "p99"},
+				}},
+			{title: "Provider API answers by status", unit: "ops", queries: []query{{fmt.Sprintf(
+				`sum by (http_response_status_code) (rate(%s_count[$__rate_interval]))`, ProviderClientDuration), "{{http_response_status_code}}"}}},
+			{title: "Callbacks needing attention (1h)", description: "Unmatched references, amount mismatches, payments after a top-up ended and malformed bodies: listed by GET /v1/admin/callbacks?outcome=attention.",
+				stat: true, queries: []query{{fmt.Sprintf(
+					`sum(increase(%s{outcome=~"unmatched|mismatch|late|malformed"}[1h])) or vector(0)`, Callbacks), "callbacks"}}},
 		}
 	case "transfer":
 		return []panel{
@@ -113,12 +128,42 @@ func domainPanels(domain string) []panel {
 			{title: "Withdrawal requests by result", unit: "ops", queries: []query{{rate(Withdrawals, "result"), "{{result}}"}}},
 			{title: "Settled withdrawals by status", unit: "ops", queries: []query{{rate(WithdrawalsSettle, "status"), "{{status}}"}}},
 			{title: "Settled volume by status", unit: "short", description: "Minor units per second.", queries: []query{{rate(WithdrawnAmount, "status"), "{{status}}"}}},
-			{title: "Payouts by result", unit: "ops", queries: []query{{rate(Payouts, "result"), "{{result}}"}}},
+			{title: "Payout creates by result", description: "accepted: the provider took it and will call back; refused: the provider rejected the request; error: outcome unknown, retried under the same idempotency key.",
+				unit: "ops", queries: []query{{rate(Payouts, "result"), "{{result}}"}}},
+			{title: "Payout callbacks by outcome", unit: "ops", queries: []query{{fmt.Sprintf(
+				`sum by (outcome) (rate(%s{kind="payout"}[$__rate_interval]))`, Callbacks), "{{outcome}}"}}},
 		}
 	case "email":
 		return emailPanels()
 	}
 	return nil
+}
+
+// row is a titled row of panels.
+type row struct {
+	title  string
+	panels []panel
+}
+
+// unreconciledTotal is the number of mismatches the last scheduled
+// reconciliation found, across kinds: the max over replicas per kind,
+// since every replica reports its own last run over a window of the same
+// length, and summing them would count one mismatch once per replica.
+var unreconciledTotal = "sum(max by (kind) (" + Unreconciled + "))"
+
+// domainRows are the rows of a domain dashboard after its business
+// panels.
+func domainRows(domain string) []row {
+	if domain != "saldo" {
+		return nil
+	}
+	return []row{{title: "Reconciliation with the payment provider", panels: []panel{
+		{title: "Unreconciled transactions", description: "Mismatches between the provider's settled transactions and the ledger found by the last scheduled reconciliation; `paygate reconcile` lists them.",
+			stat: true, queries: []query{{unreconciledTotal, "unreconciled"}}},
+		{title: "Since last reconciliation", unit: "s", stat: true, queries: []query{{"time() - max(" + ReconciledAt + ")", "age"}}},
+		{title: "Unreconciled by kind", unit: "short", description: "paid_not_credited, credited_not_paid, amount_differs, paid_out_not_settled, settled_not_paid_out.",
+			queries: []query{{"max by (kind) (" + Unreconciled + ")", "{{kind}}"}}},
+	}}}
 }
 
 // jaegerLink searches Jaeger for the domain's traces.
@@ -160,6 +205,12 @@ func DomainDashboard(domain string) (dashboard.Dashboard, error) {
 			b.WithPanel(p.build())
 		}
 	}
+	for _, r := range domainRows(domain) {
+		b.WithRow(dashboard.NewRowBuilder(r.title))
+		for _, p := range r.panels {
+			b.WithPanel(p.build())
+		}
+	}
 	return b.Build()
 }
 
@@ -168,7 +219,7 @@ func DomainDashboard(domain string) (dashboard.Dashboard, error) {
 const SLOTarget = 0.999
 
 // OverviewDashboard builds the overview: RED per domain, SLO burn, outbox
-// and lag, ledger health, database pool.
+// and lag, ledger health and reconciliation, database pool.
 func OverviewDashboard() (dashboard.Dashboard, error) {
 	count := HTTPDuration + "_count"
 	b := newDashboard("paygate-overview", "paygate / overview", "")
@@ -198,6 +249,8 @@ func OverviewDashboard() (dashboard.Dashboard, error) {
 	for _, p := range []panel{
 		{title: "Ledger verification", stat: true, queries: []query{{"min(" + LedgerOK + ")", "ok"}}},
 		{title: "Ledger violations", stat: true, queries: []query{{"max(" + LedgerViolations + ")", "violations"}}},
+		{title: "Unreconciled transactions", description: "Mismatches with the payment provider found by the last scheduled reconciliation.",
+			stat: true, queries: []query{{unreconciledTotal, "unreconciled"}}},
 		{title: "DB pool", unit: "short", queries: []query{
 			{"sum(" + DBPoolAcquired + ")", "in use"}, {"sum(" + DBPoolIdle + ")", "idle"}, {"sum(" + DBPoolMax + ")", "max"}}},
 	} {

@@ -3,6 +3,7 @@ package observability_test
 import (
 	"bytes"
 	"context"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/paygate/paygate/internal/observability"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
+	"github.com/paygate/paygate/internal/provider/sandbox"
 )
 
 // smokeLoad exercises every domain through the API, including refusals,
@@ -31,10 +33,22 @@ func smokeLoad(t *testing.T, e *apptest.Env) {
 	e.Post(t, "/v1/auth/login", "", map[string]string{"email": alice.Email, "password": "wrong-password"})
 	e.Post(t, "/v1/auth/refresh", "", map[string]string{"refresh_token": bob.Refresh})
 	e.Post(t, "/v1/auth/refresh", "", map[string]string{"refresh_token": "pgr_nope"})
-	e.Post(t, "/v1/topups", alice.Token, map[string]any{"amount": 900000, "method": "OVO"}, "Idempotency-Key", "t1")
+	// A top-up is credited once the customer paid at the provider.
+	top := e.Post(t, "/v1/topups", alice.Token, map[string]any{"amount": 900000, "method": "OVO"}, "Idempotency-Key", "t1")
+	if top.Status != 201 {
+		t.Fatalf("top-up: %d %s", top.Status, top.Body)
+	}
+	topID, _ := top.Map(t)["id"].(string)
+	if _, err := e.Provider.Sandbox.Pay(topID, 0, ""); err != nil {
+		t.Fatalf("sandbox pay: %v", err)
+	}
+	e.WaitTopUp(t, alice.Token, topID, "succeeded")
 	e.Post(t, "/v1/topups", alice.Token, map[string]any{"amount": 900000, "method": "bitcoin"}, "Idempotency-Key", "t2")
 	e.Post(t, "/v1/transfers", alice.Token, map[string]any{"to": bob.Email, "amount": 100000}, "Idempotency-Key", "x1")
 	e.Post(t, "/v1/transfers", bob.Token, map[string]any{"to": alice.Email, "amount": 999999999}, "Idempotency-Key", "x2")
+	// The provider fails one payout, so that failed withdrawals and
+	// released holds appear too.
+	e.Provider.Sandbox.SetAmountFaults(70000, sandbox.Faults{PayoutFailureCode: "INVALID_DESTINATION"})
 	for i, amt := range []int{60000, 70000, 80000} {
 		e.Post(t, "/v1/withdrawals", alice.Token, map[string]any{"amount": amt, "bank_code": "BCA",
 			"bank_account_number": "1234567890", "bank_account_name": "Alice"}, "Idempotency-Key", "w"+string(rune('0'+i)))
@@ -99,7 +113,6 @@ func TestMetricsHaveOnlyBoundedLabels(t *testing.T) {
 	})
 	e := apptest.Start(t, apptest.WithFx(fx.Populate(&srv)), apptest.WithConfig(func(c *config.Config) {
 		c.Payout.Enabled = true
-		c.Payout.SimFailureRate = 0.5
 		c.SMTP.Host, c.SMTP.Port = mail.Host, mail.Port
 		c.Notify.Enabled, c.Notify.MaxAttempts, c.Notify.RetryBackoff = true, 2, 50*time.Millisecond
 	}))
@@ -164,6 +177,13 @@ func TestMetricsHaveOnlyBoundedLabels(t *testing.T) {
 				case k == observability.LabelPoolName:
 					if pools[v] = true; len(pools) > 1 {
 						t.Errorf("%s: more than one pool name: %v", name, pools)
+					}
+				case k == "server_address" || k == "server_port":
+					// The provider client calls one host: the configured
+					// provider's.
+					u, err := url.Parse(e.Config.Provider.BaseURL())
+					if err != nil || (k == "server_address" && v != u.Hostname()) || (k == "server_port" && v != u.Port()) {
+						t.Errorf("%s: %s=%q is not the provider's (%s)", name, k, v, e.Config.Provider.BaseURL())
 					}
 				case k == observability.LabelGroup:
 					if !slices.Contains(groups, v) {

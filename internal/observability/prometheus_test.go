@@ -195,7 +195,6 @@ func TestDashboardsAndAlertsAgainstRealPrometheus(t *testing.T) {
 	})
 	e := apptest.Start(t, apptest.WithConfig(func(c *config.Config) {
 		c.Payout.Enabled = true
-		c.Payout.SimFailureRate = 0.5
 		c.SMTP.Host, c.SMTP.Port = mail.Host, mail.Port
 		c.Notify.Enabled, c.Notify.MaxAttempts, c.Notify.RetryBackoff = true, 2, 50*time.Millisecond
 	}))

@@ -92,9 +92,7 @@ func TestOneTracePerPayment(t *testing.T) {
 		c.Notify.Enabled = true
 	}))
 	alice, bob := e.NewUser(t), e.NewUser(t)
-	if r := e.Post(t, "/v1/topups", alice.Token, map[string]any{"amount": 100000, "method": "ovo"}, "Idempotency-Key", "t"); r.Status != 201 {
-		t.Fatal(r.Status)
-	}
+	e.Fund(t, alice, 100000)
 	r := e.Post(t, "/v1/transfers", alice.Token, map[string]any{"to": bob.Email, "amount": 25000}, "Idempotency-Key", "x")
 	if r.Status != 201 {
 		t.Fatalf("transfer: %d %s", r.Status, r.Body)

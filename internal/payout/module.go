@@ -1,25 +1,35 @@
 package payout
 
 import (
+	"context"
+
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/kafka"
+	"github.com/paygate/paygate/internal/platform/periodic"
+	"github.com/paygate/paygate/internal/platform/postgres"
+	"github.com/paygate/paygate/internal/provider"
 	"github.com/paygate/paygate/internal/withdraw"
 )
 
-// Params are the dependencies of the payout processor.
+// Params are the dependencies of the payout processor and poller.
 type Params struct {
 	fx.In
 
 	Lifecycle      fx.Lifecycle
 	Kafka          config.Kafka
 	Config         config.Payout
+	ProviderConfig config.Provider
+	Provider       provider.Client
 	Withdrawals    *withdraw.Service
+	Pool           *pgxpool.Pool
 	TracerProvider trace.TracerProvider
 	Propagator     propagation.TextMapPropagator
 	MeterProvider  metric.MeterProvider
@@ -27,20 +37,41 @@ type Params struct {
 	Lag            *kafka.LagMonitor
 }
 
+// pollLockKey names the advisory lock that lets one replica at a time
+// poll the provider about pending payouts.
+const pollLockKey = "paygate.payout.poll"
+
+// pollBatch bounds the payouts one poll asks about.
+const pollBatch = 100
+
 // run builds the processor and, when enabled, runs its consumer group with
-// the application: on stop the payout in hand is finished and committed.
+// the application (on stop the payout in hand is finished and committed)
+// and the poller that asks the provider about payouts whose callback has
+// not come.
 func run(p Params) error {
-	bank := BankSimulator{Latency: p.Config.SimLatency, FailureRate: p.Config.SimFailureRate}
 	log := p.Log.Named("payout")
-	proc, err := NewProcessor(bank, p.Withdrawals, p.TracerProvider, p.Propagator, p.MeterProvider, log)
+	proc, err := NewProcessor(p.Provider, p.Withdrawals, p.TracerProvider, p.Propagator, p.MeterProvider, log)
 	if err != nil {
 		return err
 	}
-	if p.Config.Enabled {
-		runner := kafka.NewGroupRunner(p.Kafka, p.Config.Group, []string{p.Kafka.TopicWithdraw}, proc.Handle, log)
-		p.Lifecycle.Append(fx.Hook{OnStart: runner.Start, OnStop: runner.Stop})
-		p.Lag.Watch(p.Config.Group, []string{p.Kafka.TopicWithdraw})
+	if !p.Config.Enabled {
+		return nil
 	}
+	runner := kafka.NewGroupRunner(p.Kafka, p.Config.Group, []string{p.Kafka.TopicWithdraw}, proc.Handle, log)
+	p.Lifecycle.Append(fx.Hook{OnStart: runner.Start, OnStop: runner.Stop})
+	p.Lag.Watch(p.Config.Group, []string{p.Kafka.TopicWithdraw})
+	p.Lifecycle.Append(periodic.Hook(p.ProviderConfig.PollInterval, func(ctx context.Context) {
+		_, err := postgres.WithSessionLock(ctx, p.Pool, pollLockKey, func(ctx context.Context) error {
+			n, err := p.Withdrawals.PollPayouts(ctx, p.Provider, p.ProviderConfig.PollAfter, pollBatch)
+			if n > 0 {
+				log.Info("poller settled payouts whose callback had not come", zap.Int("settled", n))
+			}
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			log.Warn("payout poll failed", zap.Error(err))
+		}
+	}))
 	return nil
 }
 

@@ -1,8 +1,11 @@
 // Package payout pays withdrawals out: a consumer group reads
-// paygate.withdrawal.requested, asks a Payouts provider to send the money
-// to the bank account, and settles the withdrawal through the withdraw
-// domain exactly once. The provider that ships is BankSimulator; a real
-// bank adapter implements the same interface.
+// paygate.withdrawal.requested and asks the payment provider to send the
+// money to the bank account, with the withdrawal id as the provider's
+// idempotency key. The withdrawal settles when the provider says the
+// payout succeeded or failed: at once if the create already answers that,
+// otherwise on the provider's callback or the poller's question. A crash
+// between create and settle, a redelivered event or two processors racing
+// for one event all create the same single payout at the provider.
 package payout
 
 import (
@@ -10,8 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/google/uuid"
@@ -25,61 +26,21 @@ import (
 	"github.com/paygate/paygate/internal/events"
 	"github.com/paygate/paygate/internal/platform/kafka"
 	"github.com/paygate/paygate/internal/platform/logging"
+	"github.com/paygate/paygate/internal/provider"
 	"github.com/paygate/paygate/internal/withdraw"
 )
 
-// Request is one payout to make.
-type Request struct {
-	// WithdrawalID is also the idempotency reference a real bank adapter
-	// sends, so that a payout retried after a crash is not paid twice.
-	WithdrawalID      uuid.UUID
-	Amount            int64
-	Currency          string
-	BankCode          string
-	BankAccountNumber string
-	BankAccountName   string
-}
-
-// Result is the bank's final answer.
-type Result struct {
-	Succeeded bool
-	Reason    string // why the bank refused, shown to the user
-	Reference string // the bank's reference
-}
-
-// Payouts sends money to bank accounts. An error means the outcome is not
-// known yet (timeout, bank unavailable) and the payout will be tried again;
-// a refusal is a Result with Succeeded false.
+// Payouts is the part of the payment provider the processor needs.
 type Payouts interface {
-	Pay(ctx context.Context, r Request) (Result, error)
-}
-
-// BankSimulator is a stand-in bank for development and tests: it answers
-// after a configurable latency and refuses a configurable share of
-// payouts, so failed withdrawals and released holds can be seen. It moves
-// no real money.
-type BankSimulator struct {
-	Latency     time.Duration
-	FailureRate float64
-}
-
-// Pay simulates a payout.
-func (b BankSimulator) Pay(ctx context.Context, r Request) (Result, error) {
-	select {
-	case <-ctx.Done():
-		return Result{}, ctx.Err()
-	case <-time.After(b.Latency):
-	}
-	if rand.Float64() < b.FailureRate {
-		return Result{Succeeded: false, Reason: "The bank refused the transfer (simulated).", Reference: "sim-" + r.WithdrawalID.String()}, nil
-	}
-	return Result{Succeeded: true, Reference: "sim-" + r.WithdrawalID.String()}, nil
+	Name() provider.Name
+	CreatePayout(ctx context.Context, r provider.PayoutRequest) (provider.Payout, error)
 }
 
 // Settler is the part of the withdraw domain the processor needs.
 type Settler interface {
 	Details(ctx context.Context, id uuid.UUID) (withdraw.PayoutDetails, error)
 	Settle(ctx context.Context, id uuid.UUID, out withdraw.Outcome) (withdraw.Withdrawal, error)
+	RecordPayout(ctx context.Context, id uuid.UUID, prov provider.Name, p provider.Payout) (string, error)
 }
 
 // Metric names of the payout processor.
@@ -97,7 +58,7 @@ type Processor struct {
 
 // NewProcessor returns a processor.
 func NewProcessor(p Payouts, s Settler, tp trace.TracerProvider, prop propagation.TextMapPropagator, mp metric.MeterProvider, log *zap.Logger) (*Processor, error) {
-	c, err := mp.Meter("paygate/payout").Int64Counter(MetricPayouts, metric.WithDescription("Payout attempts by result (succeeded, refused, error)."))
+	c, err := mp.Meter("paygate/payout").Int64Counter(MetricPayouts, metric.WithDescription("Payout creates by result: accepted (waiting for the provider), succeeded, failed (the provider answered at once), refused (the request was rejected) or error (outcome unknown, retried)."))
 	if err != nil {
 		return nil, err
 	}
@@ -135,39 +96,51 @@ func (p *Processor) Handle(ctx context.Context, msg *sarama.ConsumerMessage) err
 	if d.Status != withdraw.StatusPending {
 		return nil // settled by an earlier delivery
 	}
-	res, err := p.pay(ctx, d)
+	po, err := p.pay(ctx, d)
+	if errors.Is(err, provider.ErrRejected) {
+		// The provider refused the request itself (an unknown bank, a bad
+		// account): retrying cannot help, so the hold goes back now.
+		_, err = p.settler.Settle(ctx, d.WithdrawalID, withdraw.Outcome{Succeeded: false, Source: withdraw.SourceCreate,
+			ReasonCode: "REJECTED", Reason: "The payment provider refused the payout request."})
+		return p.settled(ctx, span, d, "refused", err)
+	}
 	if err != nil {
 		p.payments.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "error")))
 		return p.fail(ctx, span, err)
 	}
-	_, err = p.settler.Settle(ctx, d.WithdrawalID, withdraw.Outcome{Succeeded: res.Succeeded, Reason: res.Reason, ProviderReference: res.Reference})
+	result, err := p.settler.RecordPayout(ctx, d.WithdrawalID, p.payouts.Name(), po)
+	return p.settled(ctx, span, d, result, err)
+}
+
+// settled counts and logs what became of a payout; an error other than
+// ErrAlreadySettled has the record delivered again.
+func (p *Processor) settled(ctx context.Context, span trace.Span, d withdraw.PayoutDetails, result string, err error) error {
 	if errors.Is(err, withdraw.ErrAlreadySettled) {
 		return nil
 	}
 	if err != nil {
-		return p.fail(ctx, span, fmt.Errorf("payout: settle %s: %w", d.WithdrawalID, err))
-	}
-	result := "succeeded"
-	if !res.Succeeded {
-		result = "refused"
+		return p.fail(ctx, span, fmt.Errorf("payout: record %s: %w", d.WithdrawalID, err))
 	}
 	p.payments.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
-	log.Info("payout settled", zap.String("withdrawal_id", d.WithdrawalID.String()), zap.String("result", result))
+	logging.WithTrace(ctx, p.log).Info("payout made", zap.String("withdrawal_id", d.WithdrawalID.String()), zap.String("result", result))
 	return nil
 }
 
-func (p *Processor) pay(ctx context.Context, d withdraw.PayoutDetails) (Result, error) {
-	ctx, span := p.tracer.Start(ctx, "payout.pay", trace.WithSpanKind(trace.SpanKindClient),
+func (p *Processor) pay(ctx context.Context, d withdraw.PayoutDetails) (provider.Payout, error) {
+	ctx, span := p.tracer.Start(ctx, "payout.create", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("paygate.domain", "withdraw"), attribute.String("paygate.withdrawal_id", d.WithdrawalID.String()),
-			attribute.String("paygate.bank_code", d.BankCode)))
+			attribute.String("paygate.bank_code", d.BankCode), attribute.String("paygate.provider", string(p.payouts.Name()))))
 	defer span.End()
-	res, err := p.payouts.Pay(ctx, Request{WithdrawalID: d.WithdrawalID, Amount: d.Amount, Currency: d.Currency,
-		BankCode: d.BankCode, BankAccountNumber: d.BankAccountNumber, BankAccountName: d.BankAccountName})
+	po, err := p.payouts.CreatePayout(ctx, provider.PayoutRequest{Reference: d.WithdrawalID.String(), Amount: d.Amount,
+		Currency: d.Currency, BankCode: d.BankCode, AccountNumber: d.BankAccountNumber, AccountHolderName: d.BankAccountName,
+		Description: "paygate withdrawal " + d.WithdrawalID.String()})
 	if err != nil {
-		span.SetStatus(codes.Error, "payout failed")
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "payout create failed")
+		return provider.Payout{}, err
 	}
-	span.SetAttributes(attribute.Bool("paygate.payout_succeeded", res.Succeeded))
-	return res, err
+	span.SetAttributes(attribute.String("paygate.payout_status", string(po.Status)))
+	return po, nil
 }
 
 func (p *Processor) fail(ctx context.Context, span trace.Span, err error) error {

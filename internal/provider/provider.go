@@ -108,8 +108,11 @@ type Payment struct {
 	Instructions Instructions
 	ExpiresAt    time.Time
 	PaidAt       *time.Time
-	// FailureCode is the provider's reason for a failed payment.
-	FailureCode string
+	// FailureCode is the provider's reason for a failed payment, and
+	// FailureReason the same in words for the customer; the adapter
+	// translates its provider's codes, so no domain needs to know them.
+	FailureCode   string
+	FailureReason string
 }
 
 // PayoutRequest asks the provider to pay money out to a bank account.
@@ -146,6 +149,8 @@ type Payout struct {
 	Amount      int64
 	Currency    string
 	FailureCode string // e.g. INVALID_DESTINATION, INSUFFICIENT_BALANCE
+	// FailureReason is FailureCode in words for the customer.
+	FailureReason string
 }
 
 // TransactionKind is what a settled transaction was.
@@ -166,6 +171,37 @@ type SettledTransaction struct {
 	Amount    int64
 	Currency  string
 	SettledAt time.Time
+}
+
+// Booking is paygate's own record of a money movement through the
+// provider, the counterpart of a SettledTransaction in reconciliation: a
+// top-up (Kind payment) or a withdrawal (Kind payout) as paygate's books
+// have it. The top-up and withdraw domains return their records in this
+// shape so that reconciliation compares both sides without reading their
+// tables or importing their types.
+type Booking struct {
+	Kind      TransactionKind
+	Reference string // paygate's top-up or withdrawal id
+	// Provider is the provider the movement went through: a top-up's, or
+	// the provider of a withdrawal's recorded payout; empty for a top-up
+	// booked before the payment rails and a withdrawal with no payout.
+	Provider string
+	// Status is the movement's status as the API shows it (pending,
+	// succeeded, failed, expired, reversed).
+	Status string
+	// Booked reports whether the ledger moved the money: the wallet was
+	// credited (a succeeded top-up, reversed since or not) or the
+	// withdrawal's hold was captured (a succeeded withdrawal).
+	Booked bool
+	// Amount and Currency are what was requested, and so what the ledger
+	// moved when Booked.
+	Amount   int64
+	Currency string
+	// ReasonCode is why a movement ended without being booked (e.g.
+	// AMOUNT_MISMATCH, EXPIRED, the provider's failure code).
+	ReasonCode string
+	CreatedAt  time.Time
+	SettledAt  *time.Time // when it ended in paygate; nil while pending
 }
 
 // Event is a verified callback, in paygate's terms.

@@ -1,7 +1,6 @@
 package saldo_test
 
 import (
-	"fmt"
 	"net/http"
 	"testing"
 
@@ -17,11 +16,8 @@ func TestSaldoEndpointsShowOnlyWhatTheCallerMaySee(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t)
 	ann, bob := e.NewUser(t), e.NewUser(t)
-	for i, amount := range []int{150000, 20000, 30000} {
-		r := e.Post(t, "/v1/topups", ann.Token, map[string]any{"amount": amount, "method": "ovo"}, "Idempotency-Key", fmt.Sprint("t", i))
-		if r.Status != http.StatusCreated {
-			t.Fatalf("top-up: %d %s", r.Status, r.Body)
-		}
+	for _, amount := range []int64{150000, 20000, 30000} {
+		e.Fund(t, ann, amount)
 	}
 	var own saldo.Saldo
 	e.Get(t, "/v1/saldo", ann.Token).JSON(t, &own)

@@ -39,6 +39,10 @@ func count(t *testing.T, e *apptest.Env, sql string, args ...any) int {
 	return n
 }
 
+// TestTopUpCreditsTheWalletOnce creates a top-up, which is pending with
+// payment instructions and credits nothing, replays its key, then lets
+// the customer pay at the sandbox: the provider's callback credits the
+// wallet once.
 func TestTopUpCreditsTheWalletOnce(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t)
@@ -52,13 +56,19 @@ func TestTopUpCreditsTheWalletOnce(t *testing.T) {
 		t.Fatalf("top-up: %d %s", r.Status, r.Body)
 	}
 	m := r.Map(t)
-	for k, want := range map[string]any{"amount": float64(150000), "currency": "IDR", "method": "ovo", "status": "succeeded"} {
+	for k, want := range map[string]any{"amount": float64(150000), "currency": "IDR", "method": "ovo", "status": "pending", "settled_at": nil} {
 		if m[k] != want {
 			t.Errorf("%s = %v, want %v", k, m[k], want)
 		}
 	}
-	if m["id"] == nil || m["created_at"] == nil {
+	if m["id"] == nil || m["created_at"] == nil || m["expires_at"] == nil {
 		t.Fatalf("top-up body %s", r.Body)
+	}
+	if pay, _ := m["payment"].(map[string]any); pay["family"] != "ewallet" || pay["channel"] != "OVO" || pay["checkout_url"] == nil {
+		t.Fatalf("OVO payment instructions: %v", m["payment"])
+	}
+	if s := saldo(t, e, u.Token); s["balance"] != float64(0) {
+		t.Fatalf("a pending top-up credited the wallet: %v", s)
 	}
 
 	// The same key and body: the first response again, no second credit.
@@ -69,6 +79,16 @@ func TestTopUpCreditsTheWalletOnce(t *testing.T) {
 	// The same key, another body: refused.
 	if r := topup(t, e, u.Token, map[string]any{"amount": 999999, "method": "ovo"}, key); r.Status != 422 || r.Code() != "IDEMPOTENCY_KEY_REUSED" {
 		t.Fatalf("reused key: %d %s", r.Status, r.Body)
+	}
+	if n := e.Provider.Sandbox.Stats().PaymentsByReference[m["id"].(string)]; n != 1 {
+		t.Fatalf("the provider holds %d payments for the top-up, want 1", n)
+	}
+	if _, err := e.Provider.Sandbox.Pay(m["id"].(string), 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	paid := e.WaitTopUp(t, u.Token, m["id"].(string), "succeeded")
+	if paid["settled_at"] == nil {
+		t.Fatalf("succeeded top-up without settled_at: %v", paid)
 	}
 	if s := saldo(t, e, u.Token); s["balance"] != float64(150000) || s["available"] != float64(150000) || s["held"] != float64(0) {
 		t.Fatalf("saldo after one top-up and retries: %v", s)
@@ -160,9 +180,8 @@ func TestTopUpsAreVisibleToTheirOwnerAndAdminsOnly(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t)
 	alice, bob := e.NewUser(t), e.NewUser(t)
-	r := topup(t, e, alice.Token, map[string]any{"amount": 20000, "method": "dana"}, "a1")
-	id := r.Map(t)["id"].(string)
-	topup(t, e, bob.Token, map[string]any{"amount": 30000, "method": "dana"}, "b1")
+	id := e.Fund(t, alice, 20000)
+	e.TopUp(t, bob, 30000)
 
 	if r := e.Get(t, "/v1/topups/"+id, bob.Token); r.Status != 404 {
 		t.Fatalf("bob reads alice's top-up: %d", r.Status)
@@ -196,7 +215,11 @@ func TestReversal(t *testing.T) {
 	e := apptest.Start(t)
 	admin := e.Admin(t)
 	u := e.NewUser(t)
-	id := topup(t, e, u.Token, map[string]any{"amount": 40000, "method": "bca"}, "t1").Map(t)["id"].(string)
+	pending := topup(t, e, u.Token, map[string]any{"amount": 40000, "method": "bca"}, "t0").Map(t)["id"].(string)
+	if r := e.Post(t, "/v1/topups/"+pending+"/reversal", admin.Token, nil, "Idempotency-Key", "rp"); r.Status != 422 || r.Code() != "TOPUP_NOT_SUCCEEDED" {
+		t.Fatalf("reversal of a pending top-up: %d %s", r.Status, r.Body)
+	}
+	id := e.Fund(t, u, 40000)
 	path := "/v1/topups/" + id + "/reversal"
 
 	if r := e.Post(t, path, u.Token, map[string]string{"reason": "mine"}, "Idempotency-Key", "r0"); r.Status != 403 || r.Code() != "FORBIDDEN" {
@@ -217,7 +240,7 @@ func TestReversal(t *testing.T) {
 	}
 
 	// A reversal that would overdraw the wallet is refused.
-	id2 := topup(t, e, u.Token, map[string]any{"amount": 60000, "method": "bca"}, "t2").Map(t)["id"].(string)
+	id2 := e.Fund(t, u, 60000)
 	other := e.NewUser(t)
 	if r := e.Post(t, "/v1/transfers", u.Token, map[string]any{"to": other.Email, "amount": 50000}, "Idempotency-Key", "x1"); r.Status != 201 {
 		t.Fatalf("transfer: %d %s", r.Status, r.Body)

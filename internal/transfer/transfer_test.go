@@ -13,10 +13,7 @@ import (
 
 func fund(t *testing.T, e *apptest.Env, u apptest.User, amount int64) {
 	t.Helper()
-	r := e.Post(t, "/v1/topups", u.Token, map[string]any{"amount": amount, "method": "ovo"}, "Idempotency-Key", fmt.Sprintf("fund-%s-%d", u.ID, amount))
-	if r.Status != 201 {
-		t.Fatalf("fund: %d %s", r.Status, r.Body)
-	}
+	e.Fund(t, u, amount)
 }
 
 func transfer(t *testing.T, e *apptest.Env, from apptest.User, to string, amount int64, key string) *apptest.Response {

@@ -8,6 +8,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
+	"github.com/paygate/paygate/internal/provider"
 )
 
 // ProvideService builds the service.
@@ -16,7 +17,7 @@ func ProvideService(p movement.Params) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewService(p.DB, p.Keys, p.Ledger, p.Users, p.Money, p.Kafka.TopicWithdraw, m), nil
+	return NewService(p.DB, p.Keys, p.Ledger, p.Users, p.Money, p.Kafka.TopicWithdraw, provider.Name(p.Provider.Name), m), nil
 }
 
 // Module is the withdrawal fx module.

@@ -90,13 +90,24 @@ SELECT id FROM withdrawals WHERE id = $1 FOR UPDATE`, id).Scan(&locked); errors.
 	return s.Get(ctx, tx, id, nil)
 }
 
+// settlementRow is a withdrawal_settlements row.
+type settlementRow struct {
+	status      string
+	ledgerTx    *uuid.UUID
+	reason      string
+	reasonCode  string
+	providerRef string
+	source      string
+}
+
 // InsertSettlement records the outcome of withdrawal id and returns its
 // time; a second one (the primary key) is ErrAlreadySettled.
-func (Store) InsertSettlement(ctx context.Context, tx pgx.Tx, id uuid.UUID, status string, ledgerTx *uuid.UUID, reason, providerRef string) (time.Time, error) {
+func (Store) InsertSettlement(ctx context.Context, tx pgx.Tx, id uuid.UUID, r settlementRow) (time.Time, error) {
 	var at time.Time
 	err := tx.QueryRow(ctx, `-- name: InsertSettlement
-INSERT INTO withdrawal_settlements (withdrawal_id, status, ledger_transaction_id, reason, provider_reference)
-VALUES ($1, $2, $3, $4, $5) RETURNING settled_at`, id, status, ledgerTx, reason, providerRef).Scan(&at)
+INSERT INTO withdrawal_settlements (withdrawal_id, status, ledger_transaction_id, reason, reason_code, provider_reference, source)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING settled_at`,
+		id, r.status, r.ledgerTx, r.reason, r.reasonCode, r.providerRef, r.source).Scan(&at)
 	return movement.Inserted(at, err, ErrAlreadySettled, "settlement")
 }
 
@@ -117,5 +128,38 @@ WHERE NOT EXISTS (SELECT 1 FROM withdrawal_settlements s WHERE s.withdrawal_id =
 		err := r.Scan(&id, &e.Amount, &e.HoldID)
 		e.Owner = "withdrawal:" + id.String()
 		return e, err
+	})
+}
+
+// InsertPayout records the payout the provider accepted for withdrawal
+// id; a second record of it (a redelivery, a racing processor) changes
+// nothing.
+func (Store) InsertPayout(ctx context.Context, tx pgx.Tx, id uuid.UUID, prov, payoutID string) error {
+	_, err := tx.Exec(ctx, `-- name: InsertWithdrawalPayout
+INSERT INTO withdrawal_payouts (withdrawal_id, provider, payout_id) VALUES ($1, $2, $3)
+ON CONFLICT (withdrawal_id) DO NOTHING`, id, prov, payoutID)
+	return err
+}
+
+// PendingPayout is a withdrawal waiting for its payout's outcome.
+type PendingPayout struct {
+	WithdrawalID uuid.UUID
+	PayoutID     string // empty when no payout was recorded yet
+	CreatedAt    time.Time
+}
+
+// PendingPayouts returns up to n withdrawals created before olderThan
+// that are not settled, oldest first.
+func (Store) PendingPayouts(ctx context.Context, q postgres.Querier, olderThan time.Time, n int) ([]PendingPayout, error) {
+	rows, err := q.Query(ctx, `-- name: PendingPayouts
+SELECT w.id, coalesce(p.payout_id, ''), w.created_at FROM withdrawals w
+LEFT JOIN withdrawal_payouts p ON p.withdrawal_id = w.id
+WHERE w.created_at < $1
+  AND NOT EXISTS (SELECT 1 FROM withdrawal_settlements s WHERE s.withdrawal_id = w.id)
+ORDER BY w.created_at
+LIMIT $2`, olderThan, n)
+	return postgres.Collect(rows, err, func(r pgx.Row) (PendingPayout, error) {
+		var p PendingPayout
+		return p, r.Scan(&p.WithdrawalID, &p.PayoutID, &p.CreatedAt)
 	})
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/outbox"
 	"github.com/paygate/paygate/internal/platform/pagination"
 	"github.com/paygate/paygate/internal/platform/postgres"
+	"github.com/paygate/paygate/internal/provider"
 	"github.com/paygate/paygate/internal/users"
 )
 
@@ -85,20 +86,23 @@ type Users interface {
 
 // Service books, settles and reads withdrawals.
 type Service struct {
-	db      *postgres.DB
-	keys    *idempotency.Store
-	ledger  Ledger
-	users   Users
-	store   Store
-	cfg     config.Money
-	limit   movement.Limit
-	topic   string
-	metrics *metrics
+	db     *postgres.DB
+	keys   *idempotency.Store
+	ledger Ledger
+	users  Users
+	store  Store
+	cfg    config.Money
+	limit  movement.Limit
+	topic  string
+	// provider names the payment provider that pays withdrawals out: its
+	// clearing account receives captured holds.
+	provider provider.Name
+	metrics  *metrics
 }
 
-// NewService returns the service; m may be nil.
-func NewService(db *postgres.DB, keys *idempotency.Store, l Ledger, u Users, cfg config.Money, topic string, m *metrics) *Service {
-	return &Service{db: db, keys: keys, ledger: l, users: u, cfg: cfg, topic: topic, metrics: m,
+// NewService returns the service for payouts through prov; m may be nil.
+func NewService(db *postgres.DB, keys *idempotency.Store, l Ledger, u Users, cfg config.Money, topic string, prov provider.Name, m *metrics) *Service {
+	return &Service{db: db, keys: keys, ledger: l, users: u, cfg: cfg, topic: topic, provider: prov, metrics: m,
 		limit: movement.Limit{Noun: "withdrawal", Min: cfg.WithdrawMin, Max: cfg.WithdrawMax, Currency: cfg.Currency}}
 }
 
@@ -219,8 +223,19 @@ func (w Withdrawal) position() pagination.Position {
 type Outcome struct {
 	Succeeded         bool
 	Reason            string // why it failed, shown to the user
+	ReasonCode        string // the provider's failure code, for machines
 	ProviderReference string
+	// Source says what told paygate: SourceCreate, SourceCallback,
+	// SourcePoll, or empty for a settlement made by hand.
+	Source string
 }
+
+// Sources of an outcome.
+const (
+	SourceCreate   = "create"
+	SourceCallback = "callback"
+	SourcePoll     = "poll"
+)
 
 // Settle records the outcome of a withdrawal exactly once, in one
 // transaction: the capture (succeeded: wallet → clearing account) or the
@@ -234,60 +249,7 @@ func (s *Service) Settle(ctx context.Context, id uuid.UUID, out Outcome) (Withdr
 	var w Withdrawal
 	err := s.db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
-		if w, err = s.store.LockForSettle(ctx, tx, id); err != nil {
-			return err
-		}
-		if w.Status != StatusPending {
-			return ErrAlreadySettled
-		}
-		var ledgerTx *uuid.UUID
-		reason := ""
-		if out.Succeeded {
-			clearing, err := s.ledger.EnsureSystemAccount(ctx, tx, ledger.CodeClearingWithdrawals, w.Currency)
-			if err != nil {
-				return err
-			}
-			posted, err := s.ledger.CaptureHold(ctx, tx, w.holdID, clearing.ID, ledger.KindWithdrawal, "withdrawal:"+id.String())
-			if err != nil {
-				return err
-			}
-			ledgerTx = &posted.ID
-			w.Status = StatusSucceeded
-		} else {
-			if _, err := s.ledger.ReleaseHold(ctx, tx, w.holdID); err != nil {
-				return err
-			}
-			reason = out.Reason
-			if reason == "" {
-				reason = "The bank refused the payout."
-			}
-			w.Status, w.FailureReason = StatusFailed, reason
-		}
-		at, err := s.store.InsertSettlement(ctx, tx, id, w.Status, ledgerTx, reason, out.ProviderReference)
-		if err != nil {
-			return err
-		}
-		w.SettledAt = &at
-		u, err := s.users.Get(ctx, tx, w.UserID)
-		if err != nil {
-			return err
-		}
-		wallet, err := s.ledger.WalletOf(ctx, tx, w.UserID)
-		if err != nil {
-			return err
-		}
-		bal, err := s.ledger.Balance(ctx, tx, wallet.ID)
-		if err != nil {
-			return err
-		}
-		typ := events.TypeWithdrawalFailed
-		if out.Succeeded {
-			typ = events.TypeWithdrawalSucceeded
-		}
-		_, err = outbox.Enqueue(ctx, tx, outbox.Event{
-			Topic: s.topic, Key: w.UserID.String(), Type: typ, Subject: "withdrawals/" + id.String(),
-			Data: s.event(w, u, bal.Available, reason),
-		})
+		w, err = s.settle(ctx, tx, id, out)
 		return err
 	})
 	if err != nil {
@@ -295,6 +257,68 @@ func (s *Service) Settle(ctx context.Context, id uuid.UUID, out Outcome) (Withdr
 	}
 	s.metrics.settled(ctx, w.Status, w.Amount)
 	return w, nil
+}
+
+// settle is Settle in tx; the caller counts the settlement once tx
+// committed.
+func (s *Service) settle(ctx context.Context, tx pgx.Tx, id uuid.UUID, out Outcome) (Withdrawal, error) {
+	w, err := s.store.LockForSettle(ctx, tx, id)
+	if err != nil {
+		return Withdrawal{}, err
+	}
+	if w.Status != StatusPending {
+		return Withdrawal{}, ErrAlreadySettled
+	}
+	var ledgerTx *uuid.UUID
+	reason := ""
+	if out.Succeeded {
+		clearing, err := s.ledger.EnsureSystemAccount(ctx, tx, ledger.ClearingCode(string(s.provider)), w.Currency)
+		if err != nil {
+			return Withdrawal{}, err
+		}
+		posted, err := s.ledger.CaptureHold(ctx, tx, w.holdID, clearing.ID, ledger.KindWithdrawal, "withdrawal:"+id.String())
+		if err != nil {
+			return Withdrawal{}, err
+		}
+		ledgerTx = &posted.ID
+		w.Status = StatusSucceeded
+	} else {
+		if _, err := s.ledger.ReleaseHold(ctx, tx, w.holdID); err != nil {
+			return Withdrawal{}, err
+		}
+		reason = out.Reason
+		if reason == "" {
+			reason = "The bank refused the payout."
+		}
+		w.Status, w.FailureReason = StatusFailed, reason
+	}
+	at, err := s.store.InsertSettlement(ctx, tx, id, settlementRow{status: w.Status, ledgerTx: ledgerTx, reason: reason,
+		reasonCode: out.ReasonCode, providerRef: out.ProviderReference, source: out.Source})
+	if err != nil {
+		return Withdrawal{}, err
+	}
+	w.SettledAt = &at
+	u, err := s.users.Get(ctx, tx, w.UserID)
+	if err != nil {
+		return Withdrawal{}, err
+	}
+	wallet, err := s.ledger.WalletOf(ctx, tx, w.UserID)
+	if err != nil {
+		return Withdrawal{}, err
+	}
+	bal, err := s.ledger.Balance(ctx, tx, wallet.ID)
+	if err != nil {
+		return Withdrawal{}, err
+	}
+	typ := events.TypeWithdrawalFailed
+	if out.Succeeded {
+		typ = events.TypeWithdrawalSucceeded
+	}
+	_, err = outbox.Enqueue(ctx, tx, outbox.Event{
+		Topic: s.topic, Key: w.UserID.String(), Type: typ, Subject: "withdrawals/" + id.String(),
+		Data: s.event(w, u, bal.Available, reason),
+	})
+	return w, err
 }
 
 // PayoutDetails is what a payout provider needs to pay a withdrawal out,

@@ -40,9 +40,7 @@ func TestWithdrawalHoldsThenSettlesExactlyOnce(t *testing.T) {
 	t.Parallel()
 	e, svc := start(t)
 	u := e.NewUser(t)
-	if r := e.Post(t, "/v1/topups", u.Token, map[string]any{"amount": 500000, "method": "bni"}, "Idempotency-Key", "f"); r.Status != 201 {
-		t.Fatal(r.Status)
-	}
+	e.Fund(t, u, 500000)
 	r := request(t, e, u, 200000, "w1")
 	if r.Status != 201 {
 		t.Fatalf("withdraw: %d %s", r.Status, r.Body)
@@ -100,7 +98,7 @@ func TestFailedWithdrawalReleasesTheHold(t *testing.T) {
 	t.Parallel()
 	e, svc := start(t)
 	u := e.NewUser(t)
-	e.Post(t, "/v1/topups", u.Token, map[string]any{"amount": 100000, "method": "bni"}, "Idempotency-Key", "f")
+	e.Fund(t, u, 100000)
 	id := uuid.MustParse(request(t, e, u, 100000, "w1").Map(t)["id"].(string))
 	if s := saldoOf(t, e, u); s.Available != 0 {
 		t.Fatalf("available with everything held: %+v", s)
@@ -140,7 +138,7 @@ func TestWithdrawalValidationAndVisibility(t *testing.T) {
 	t.Parallel()
 	e, _ := start(t)
 	u, other := e.NewUser(t), e.NewUser(t)
-	e.Post(t, "/v1/topups", u.Token, map[string]any{"amount": 100000, "method": "bni"}, "Idempotency-Key", "f")
+	e.Fund(t, u, 100000)
 	for i, body := range []map[string]any{
 		{"amount": 60000, "bank_code": "b", "bank_account_number": "1234567890", "bank_account_name": "A"},
 		{"amount": 60000, "bank_code": "BCA", "bank_account_number": "12ab", "bank_account_name": "A"},

@@ -113,7 +113,11 @@ runs before the ConfigMap exists).
 {{- $brokers = $brokers | default (list "paygate-kafka-kafka-bootstrap:9093") }}
 {{- $smtpHost = $smtpHost | default "mailpit" }}
 {{- end }}
-{{- $forbidden := list "PAYGATE_DATABASE_URL" "PAYGATE_JWT_PRIVATE_KEY" "PAYGATE_SMTP_USERNAME" "PAYGATE_SMTP_PASSWORD" "PAYGATE_BOOTSTRAP_ADMIN_PASSWORD" "PAYGATE_KAFKA_SASL_PASSWORD" }}
+{{- $p := .Values.provider }}
+{{- if and (eq $c.env "prod") (eq $p.name "sandbox") (not $p.url) }}
+{{- fail "provider.url is required with provider.name sandbox and config.env prod: the sandbox's default, http://127.0.0.1:8090, is the pod itself (or set provider.name xendit)" }}
+{{- end }}
+{{- $forbidden := list "PAYGATE_DATABASE_URL" "PAYGATE_JWT_PRIVATE_KEY" "PAYGATE_SMTP_USERNAME" "PAYGATE_SMTP_PASSWORD" "PAYGATE_BOOTSTRAP_ADMIN_PASSWORD" "PAYGATE_KAFKA_SASL_PASSWORD" "PAYGATE_PROVIDER_SECRET_KEY" "PAYGATE_PROVIDER_CALLBACK_TOKEN" }}
 {{- $env := dict
   "PAYGATE_ENV" $c.env
   "PAYGATE_LOG_LEVEL" $c.logLevel
@@ -140,6 +144,18 @@ runs before the ConfigMap exists).
   "PAYGATE_SMTP_TLS" $c.smtp.tls
   "PAYGATE_MAIL_FROM" $c.mailFrom
   "PAYGATE_BOOTSTRAP_ADMIN_EMAIL" $c.bootstrapAdminEmail
+  "PAYGATE_PROVIDER" $p.name
+  "PAYGATE_PROVIDER_URL" $p.url
+  "PAYGATE_PROVIDER_TIMEOUT" $p.timeout
+  "PAYGATE_PROVIDER_MAX_ATTEMPTS" (toString (int $p.maxAttempts))
+  "PAYGATE_PROVIDER_SUCCESS_RETURN_URL" $p.successReturnUrl
+  "PAYGATE_PROVIDER_FAILURE_RETURN_URL" $p.failureReturnUrl
+  "PAYGATE_TOPUP_EXPIRY" $p.topupExpiry
+  "PAYGATE_PROVIDER_POLL_INTERVAL" $p.poll.interval
+  "PAYGATE_PROVIDER_POLL_AFTER" $p.poll.after
+  "PAYGATE_PROVIDER_EXPIRY_GRACE" $p.poll.expiryGrace
+  "PAYGATE_RECONCILE_INTERVAL" $p.reconcile.interval
+  "PAYGATE_RECONCILE_WINDOW" $p.reconcile.window
 }}
 {{- if .Values.otel.enabled }}
 {{- $_ := set $env "OTEL_TRACES_EXPORTER" "otlp" }}
@@ -166,6 +182,9 @@ runs before the ConfigMap exists).
 {{- end }}
 {{- if eq $k "PAYGATE_SMTP_TLS_CA_FILE" }}
 {{- fail (printf "config.extraEnv.%s: set the SMTP server's CA through config.smtp.caSecret" $k) }}
+{{- end }}
+{{- if regexMatch "^PAYGATE_(PROVIDER(_.*)?|RECONCILE_.*|TOPUP_EXPIRY)$" $k }}
+{{- fail (printf "config.extraEnv.%s: set the payment provider through provider.*" $k) }}
 {{- end }}
 {{- $_ := set $env $k (toString $v) }}
 {{- end }}
@@ -266,6 +285,49 @@ PAYGATE_SMTP_PASSWORD: {{ required "secrets.smtpPassword goes with secrets.smtpU
 {{- end }}
 {{- with $s.bootstrapAdminPassword }}
 PAYGATE_BOOTSTRAP_ADMIN_PASSWORD: {{ . | b64enc | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+paygate.providerCredentialsRequired is "true" unless paygate has default
+provider credentials: only dev against the sandbox has (the sandbox's
+development key and token), as in paygate's configuration.
+*/}}
+{{- define "paygate.providerCredentialsRequired" -}}
+{{- not (and (eq .Values.config.env "dev") (eq .Values.provider.name "sandbox")) }}
+{{- end }}
+
+{{/*
+paygate.providerSecretData: the provider's credentials in the chart-managed
+Secret (only those set), failing when a required one is missing. They are
+not in paygate.secretData: the migration Job's hook Secret does without
+them (paygate migrate talks to no provider). With existingSecret they must
+be that Secret's keys, so values given here would be lost: refused.
+*/}}
+{{- define "paygate.providerSecretData" -}}
+{{- $p := .Values.provider }}
+{{- if .Values.existingSecret }}
+{{- range $what, $var := dict "secretKey" "PAYGATE_PROVIDER_SECRET_KEY" "callbackToken" "PAYGATE_PROVIDER_CALLBACK_TOKEN" }}
+{{- if index $p $what }}
+{{- fail (printf "provider.%s is set but so is existingSecret, which the pods read it from: put it in Secret %s as key %s instead" $what $.Values.existingSecret $var) }}
+{{- end }}
+{{- end }}
+{{- else }}
+{{- if eq (include "paygate.providerCredentialsRequired" .) "true" }}
+{{- $why := ternary (printf "config.env %s" .Values.config.env) (printf "provider.name %s" $p.name) (ne .Values.config.env "dev") }}
+{{- if not $p.secretKey }}
+{{- fail (printf "provider.secretKey is required with %s: the provider's secret API key (only dev against the sandbox has a default); or set existingSecret with key PAYGATE_PROVIDER_SECRET_KEY" $why) }}
+{{- end }}
+{{- if not $p.callbackToken }}
+{{- fail (printf "provider.callbackToken is required with %s: the token the provider's callbacks carry (only dev against the sandbox has a default); or set existingSecret with key PAYGATE_PROVIDER_CALLBACK_TOKEN" $why) }}
+{{- end }}
+{{- end }}
+{{- with $p.secretKey }}
+PAYGATE_PROVIDER_SECRET_KEY: {{ . | b64enc | quote }}
+{{- end }}
+{{- with $p.callbackToken }}
+PAYGATE_PROVIDER_CALLBACK_TOKEN: {{ . | b64enc | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 

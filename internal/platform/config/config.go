@@ -31,6 +31,7 @@ type Config struct {
 	SMTP     SMTP
 	Notify   Notify
 	Payout   Payout
+	Provider Provider
 }
 
 // HTTP holds the settings of the public HTTP server.

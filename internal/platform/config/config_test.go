@@ -17,6 +17,8 @@ func setValid(t *testing.T) {
 	t.Setenv("PAYGATE_DATABASE_URL", "postgres://u:p@localhost:5432/db")
 	t.Setenv("PAYGATE_KAFKA_BROKERS", "a:9092,b:9092")
 	t.Setenv("PAYGATE_JWT_PRIVATE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	t.Setenv("PAYGATE_PROVIDER_SECRET_KEY", "xnd_test_key")
+	t.Setenv("PAYGATE_PROVIDER_CALLBACK_TOKEN", "test-callback-token")
 }
 
 func TestLoadDefaults(t *testing.T) {
@@ -48,7 +50,8 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 		t.Fatalf("err = %v, want *config.Error", err)
 	}
 	want := []string{"PAYGATE_BOOTSTRAP_ADMIN_PASSWORD", "PAYGATE_DATABASE_MAX_CONNS", "PAYGATE_DATABASE_URL", "PAYGATE_ENV",
-		"PAYGATE_HTTP_READ_TIMEOUT", "PAYGATE_JWT_PRIVATE_KEY", "PAYGATE_KAFKA_BROKERS"}
+		"PAYGATE_HTTP_READ_TIMEOUT", "PAYGATE_JWT_PRIVATE_KEY", "PAYGATE_KAFKA_BROKERS", "PAYGATE_PROVIDER_CALLBACK_TOKEN",
+		"PAYGATE_PROVIDER_SECRET_KEY"}
 	if got := ce.Vars(); !slices.Equal(got, want) {
 		t.Fatalf("bad vars = %v, want %v", got, want)
 	}
@@ -105,5 +108,35 @@ func TestREADMECarriesTheTable(t *testing.T) {
 	}
 	if !bytes.Contains(readme, table.Bytes()) {
 		t.Fatal("README.md's configuration table is out of date: regenerate it with `make readme`")
+	}
+}
+
+// TestProviderCredentials: the provider's credentials are required in
+// prod, filled in with the sandbox's development ones in dev against the
+// sandbox only, never echoed, and a bad provider or URL is named.
+func TestProviderCredentials(t *testing.T) {
+	setValid(t)
+	os.Unsetenv("PAYGATE_PROVIDER_SECRET_KEY")
+	t.Setenv("PAYGATE_PROVIDER_CALLBACK_TOKEN", "s3cret-token")
+	_, err := config.Load()
+	var ce *config.Error
+	if !errors.As(err, &ce) || !slices.Equal(ce.Vars(), []string{"PAYGATE_PROVIDER_SECRET_KEY"}) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("prod without a secret key: %v", err)
+	}
+	t.Setenv("PAYGATE_ENV", "dev")
+	os.Unsetenv("PAYGATE_PROVIDER_CALLBACK_TOKEN")
+	cfg, err := config.Load()
+	if err != nil || cfg.Provider.SecretKey != config.SandboxDevSecretKey || cfg.Provider.CallbackToken != config.SandboxDevCallbackToken ||
+		cfg.Provider.BaseURL() != config.SandboxDefaultURL {
+		t.Fatalf("dev against the sandbox: %+v, %v", cfg.Provider, err)
+	}
+	t.Setenv("PAYGATE_PROVIDER", "xendit")
+	if _, err := config.Load(); !errors.As(err, &ce) || !slices.Equal(ce.Vars(), []string{"PAYGATE_PROVIDER_CALLBACK_TOKEN", "PAYGATE_PROVIDER_SECRET_KEY"}) {
+		t.Fatalf("dev against xendit gets no development credentials: %v", err)
+	}
+	t.Setenv("PAYGATE_PROVIDER", "stripe")
+	t.Setenv("PAYGATE_PROVIDER_URL", "ftp://x")
+	if _, err := config.Load(); !errors.As(err, &ce) || !slices.Contains(ce.Vars(), "PAYGATE_PROVIDER") || !slices.Contains(ce.Vars(), "PAYGATE_PROVIDER_URL") {
+		t.Fatalf("bad provider and URL: %v", err)
 	}
 }

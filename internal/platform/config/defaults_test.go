@@ -3,6 +3,7 @@ package config_test
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/internal/platform/config"
 )
@@ -17,6 +18,7 @@ func TestDefaultsAreWhatLoadGives(t *testing.T) {
 	}
 	got := config.Defaults()
 	got.Database.URL, got.Kafka.Brokers, got.Auth.JWTPrivateKey = loaded.Database.URL, loaded.Kafka.Brokers, loaded.Auth.JWTPrivateKey
+	got.Provider.SecretKey, got.Provider.CallbackToken = loaded.Provider.SecretKey, loaded.Provider.CallbackToken
 	if !reflect.DeepEqual(got, loaded) {
 		t.Fatalf("Defaults() = %+v\nLoad()     = %+v", got, loaded)
 	}
@@ -31,7 +33,7 @@ func TestDefaultsLeaveTheRequiredEmpty(t *testing.T) {
 		t.Fatalf("required or empty variables got values: %q %v %q %v",
 			cfg.Database.URL, cfg.Kafka.Brokers, cfg.Auth.JWTPrivateKey, cfg.Auth.JWTVerifyKeys)
 	}
-	if cfg.HTTP.Addr != ":8080" || cfg.Payout.SimFailureRate != 0.1 || cfg.Auth.Argon2Threads != 2 || !cfg.Notify.Enabled {
+	if cfg.HTTP.Addr != ":8080" || cfg.Provider.Timeout != 10*time.Second || cfg.Auth.Argon2Threads != 2 || !cfg.Notify.Enabled {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
 }

@@ -81,6 +81,7 @@ func LoadMatching(patterns ...string) (Config, error) {
 			problems = append(problems, VarError{Var: name, Reason: err.Error()})
 		}
 	})
+	cfg.Provider.withDevCredentials(cfg.Env)
 	// Rules are checked only on variables that parsed: a value that did
 	// not parse is reported once, not again as its zero value.
 	failed := map[string]bool{}

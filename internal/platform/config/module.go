@@ -16,12 +16,13 @@ type Sections struct {
 	SMTP     SMTP
 	Notify   Notify
 	Payout   Payout
+	Provider Provider
 }
 
 // Split returns the sections of cfg for injection.
 func Split(cfg Config) Sections {
 	return Sections{HTTP: cfg.HTTP, Database: cfg.Database, Kafka: cfg.Kafka, Outbox: cfg.Outbox, Auth: cfg.Auth, Money: cfg.Money,
-		SMTP: cfg.SMTP, Notify: cfg.Notify, Payout: cfg.Payout}
+		SMTP: cfg.SMTP, Notify: cfg.Notify, Payout: cfg.Payout, Provider: cfg.Provider}
 }
 
 // Module provides the configuration sections from an already loaded Config.

@@ -87,6 +87,7 @@ func (c *Config) validate() []VarError {
 	out = append(out, c.Money.validate()...)
 	out = append(out, c.validateNotify()...)
 	out = append(out, c.Payout.validate()...)
+	out = append(out, c.Provider.validate()...)
 	if c.Outbox.Source == "" {
 		bad("EVENT_SOURCE", "must not be empty")
 	}

@@ -148,6 +148,31 @@ INSERT INTO idempotency_keys (owner_id, idem_key, request_hash, status_code, res
 	return res, err
 }
 
+// Lookup returns the stored response of (owner, key) without claiming the
+// key: found is false when no request with the key has completed. The key
+// used with another request is ErrKeyReused. An operation that must do
+// slow, idempotent work outside the database before Run (a call to a
+// payment provider) looks first, so that a retry of a completed request is
+// replayed without that work; Run still decides under the key's lock.
+func (s *Store) Lookup(ctx context.Context, owner uuid.UUID, key string, fingerprint []byte) (Response, bool, error) {
+	var res Response
+	var storedHash []byte
+	err := s.db.Pool.QueryRow(ctx, `-- name: LookupIdempotencyKey
+SELECT request_hash, status_code, response_body FROM idempotency_keys WHERE owner_id = $1 AND idem_key = $2`,
+		owner, key).Scan(&storedHash, &res.Status, &res.Body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Response{}, false, nil
+	}
+	if err != nil {
+		return Response{}, false, fmt.Errorf("idempotency lookup: %w", err)
+	}
+	if !bytes.Equal(storedHash, fingerprint) {
+		return Response{}, false, ErrKeyReused
+	}
+	res.Replayed = true
+	return res, true, nil
+}
+
 // storable reports whether err is a client-visible refusal worth storing.
 func storable(err error) bool {
 	var ae *apperr.Error

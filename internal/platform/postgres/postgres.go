@@ -155,3 +155,34 @@ func (db *DB) once(ctx context.Context, opts pgx.TxOptions, fn func(ctx context.
 	}
 	return nil
 }
+
+// WithSessionLock runs fn while holding the session-level advisory lock
+// named key on a connection of its own, unless another session holds it:
+// then it returns false without running fn. Jobs that one replica at a
+// time should run, and that make network calls between their
+// transactions (the provider poller), use it; a lock held by a
+// connection that dies is released by the server with the session.
+func WithSessionLock(ctx context.Context, pool *pgxpool.Pool, key string, fn func(ctx context.Context) error) (bool, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, `-- name: TrySessionLock
+SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&locked); err != nil {
+		return false, err
+	}
+	if !locked {
+		return false, nil
+	}
+	defer func() {
+		// A failed unlock (the context ended) leaves the lock on a pooled
+		// connection: closing that connection is what releases it.
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `-- name: SessionUnlock
+SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key); err != nil {
+			_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+	return true, fn(ctx)
+}

@@ -19,7 +19,7 @@ func TestStartPayAndWaitDelivered(t *testing.T) {
 	paygate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		ev, err := e.Verifier.Verify(r.Header, body)
-		if err != nil || r.URL.Path != "/v1/callbacks/xendit/payments" || ev.Payment.Status != provider.PaymentSucceeded {
+		if err != nil || r.URL.Path != "/v1/callbacks/sandbox/payments" || ev.Payment.Status != provider.PaymentSucceeded {
 			t.Errorf("callback %s %s: %+v, %v", r.URL.Path, body, ev, err)
 			w.WriteHeader(http.StatusUnauthorized)
 			return

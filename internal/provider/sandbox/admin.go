@@ -177,6 +177,51 @@ func (s *Server) Payment(idOrRef string) (PaymentView, error) {
 	return s.onPayment(idOrRef, func(p *payment) (PaymentView, error) { return p.view(), nil })
 }
 
+// DropTransactions removes the settled transactions of reference (its
+// payments and payouts) from the transactions list and returns how many
+// it removed; the payment or payout itself keeps its state. The
+// provider's books then lack money its callbacks reported (a capture the
+// provider voided after notifying, an error of the provider's): what
+// paygate's reconciliation must catch.
+func (s *Server) DropTransactions(reference string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.st.Transactions[:0]
+	for _, t := range s.st.Transactions {
+		if t.ReferenceID != reference {
+			kept = append(kept, t)
+		}
+	}
+	n := len(s.st.Transactions) - len(kept)
+	s.st.Transactions = kept
+	s.saveLocked()
+	return n
+}
+
+// AmendTransactions sets the amount, and the currency unless it is "",
+// of the settled transactions of reference and returns how many it
+// changed: the provider's settlement report disagrees with what its
+// callback said (a fee taken, a partial capture), another mismatch for
+// reconciliation to catch.
+func (s *Server) AmendTransactions(reference string, amount int64, currency string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for i := range s.st.Transactions {
+		t := &s.st.Transactions[i]
+		if t.ReferenceID != reference {
+			continue
+		}
+		t.Amount = amount
+		if currency != "" {
+			t.Currency = currency
+		}
+		n++
+	}
+	s.saveLocked()
+	return n
+}
+
 // onPayment runs f, under the lock, on the payment with id or reference
 // idOrRef.
 func (s *Server) onPayment(idOrRef string, f func(*payment) (PaymentView, error)) (PaymentView, error) {
@@ -198,6 +243,12 @@ type PayRequest struct {
 // ExpireRequest is the optional body of POST /_sandbox/payments/{id}/expire.
 type ExpireRequest struct {
 	Late bool `json:"late,omitempty"`
+}
+
+// AmendRequest is the body of PATCH /_sandbox/transactions/{reference}.
+type AmendRequest struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency,omitempty"`
 }
 
 // ReleaseRequest is the optional body of POST /_sandbox/callbacks/release.
@@ -289,6 +340,20 @@ func (s *Server) adminRoutes() {
 		if readOptional(w, r, &in) {
 			writeJSON(w, 200, map[string]int{"released": s.Release(in.Reverse)})
 		}
+	})
+	m.HandleFunc("DELETE /_sandbox/transactions/{reference}", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]int{"dropped": s.DropTransactions(r.PathValue("reference"))})
+	})
+	m.HandleFunc("PATCH /_sandbox/transactions/{reference}", func(w http.ResponseWriter, r *http.Request) {
+		var in AmendRequest
+		if !readOptional(w, r, &in) {
+			return
+		}
+		if in.Amount <= 0 {
+			writeError(w, http.StatusBadRequest, "API_VALIDATION_ERROR", "amount must be positive")
+			return
+		}
+		writeJSON(w, 200, map[string]int{"amended": s.AmendTransactions(r.PathValue("reference"), in.Amount, in.Currency)})
 	})
 	m.HandleFunc("GET /_sandbox/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, s.Stats()) })
 	m.HandleFunc("GET /_sandbox/checkout/{id}", s.checkout)
@@ -390,6 +455,26 @@ func (a AdminClient) SetFaults(ctx context.Context, reference string, f Faults) 
 		path += "/" + url.PathEscape(reference)
 	}
 	return a.do(ctx, http.MethodPut, path, f, nil)
+}
+
+// DropTransactions removes the settled transactions of reference and
+// returns how many.
+func (a AdminClient) DropTransactions(ctx context.Context, reference string) (int, error) {
+	var out struct {
+		Dropped int `json:"dropped"`
+	}
+	err := a.do(ctx, http.MethodDelete, "/_sandbox/transactions/"+url.PathEscape(reference), nil, &out)
+	return out.Dropped, err
+}
+
+// AmendTransactions sets the amount (and the currency unless "") of the
+// settled transactions of reference and returns how many it changed.
+func (a AdminClient) AmendTransactions(ctx context.Context, reference string, amount int64, currency string) (int, error) {
+	var out struct {
+		Amended int `json:"amended"`
+	}
+	err := a.do(ctx, http.MethodPatch, "/_sandbox/transactions/"+url.PathEscape(reference), AmendRequest{Amount: amount, Currency: currency}, &out)
+	return out.Amended, err
 }
 
 // Release sends the held callbacks.

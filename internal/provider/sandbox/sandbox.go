@@ -8,8 +8,10 @@
 // Under /_sandbox it offers what a real provider does not: "the customer
 // pays" (optionally another amount or currency), "expire", faults (failed
 // or slow creates, failing payouts, duplicated, delayed, held and
-// reordered or dropped callbacks, globally or per reference), the list of
-// callback deliveries and counters of creates per idempotency key.
+// reordered or dropped callbacks, globally or per reference), settled
+// transactions dropped or amended (books that disagree, for
+// reconciliation), the list of callback deliveries and counters of creates
+// per idempotency key.
 package sandbox
 
 import (
@@ -35,8 +37,8 @@ import (
 
 // Default callback paths at paygate.
 const (
-	DefaultPaymentsCallbackPath = "/v1/callbacks/xendit/payments"
-	DefaultPayoutsCallbackPath  = "/v1/callbacks/xendit/payouts"
+	DefaultPaymentsCallbackPath = "/v1/callbacks/sandbox/payments"
+	DefaultPayoutsCallbackPath  = "/v1/callbacks/sandbox/payouts"
 )
 
 // Options configure a Server.

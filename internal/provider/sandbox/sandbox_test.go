@@ -539,3 +539,60 @@ func TestAmountFaultsAndALateCallbackURL(t *testing.T) {
 		t.Errorf("another amount's payout %+v", p)
 	}
 }
+
+// TestDroppedAndAmendedTransactions: the settled transactions of a
+// reference can be dropped or amended, through the Go API and the admin
+// API, and the transactions list shows the change; the payments
+// themselves keep their state.
+func TestDroppedAndAmendedTransactions(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	from := time.Now().Add(-time.Minute)
+	admin := sandbox.AdminClient{BaseURL: e.url}
+	for _, ref := range []string{"tu-keep", "tu-drop", "tu-amend"} {
+		if _, err := e.cl.CreatePayment(ctx, topUp(ref, "bri")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.Pay(ctx, ref, 0, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.cl.CreatePayout(ctx, withdrawal("wd-amend")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the payout", func() bool { return len(e.rc.eventsFor("wd-amend")) == 1 })
+
+	if n := e.sb.DropTransactions("tu-drop"); n != 1 {
+		t.Errorf("dropped %d transactions, want 1", n)
+	}
+	if n, err := admin.DropTransactions(ctx, "tu-nothing"); err != nil || n != 0 {
+		t.Errorf("dropping an unknown reference: %d, %v", n, err)
+	}
+	if n, err := admin.AmendTransactions(ctx, "tu-amend", 140000, ""); err != nil || n != 1 {
+		t.Errorf("amend: %d, %v", n, err)
+	}
+	if n := e.sb.AmendTransactions("wd-amend", 99000, "USD"); n != 1 {
+		t.Errorf("amended %d payouts, want 1", n)
+	}
+	if _, err := admin.AmendTransactions(ctx, "tu-keep", 0, ""); err == nil {
+		t.Error("amending to no amount was accepted")
+	}
+	got, err := e.cl.ListSettled(ctx, from, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byRef := map[string]provider.SettledTransaction{}
+	for _, tx := range got {
+		byRef[tx.Reference] = tx
+	}
+	if len(got) != 3 || byRef["tu-keep"].Amount != 150000 || byRef["tu-amend"].Amount != 140000 ||
+		byRef["tu-amend"].Currency != "IDR" || byRef["wd-amend"].Amount != 99000 || byRef["wd-amend"].Currency != "USD" {
+		t.Errorf("settled %+v", got)
+	}
+	if _, ok := byRef["tu-drop"]; ok {
+		t.Error("the dropped transaction is still listed")
+	}
+	if v, err := e.sb.Payment("tu-drop"); err != nil || v.Status != xendit.PRStatusSucceeded {
+		t.Errorf("the payment of a dropped transaction: %+v, %v", v, err)
+	}
+}

@@ -122,6 +122,7 @@ func capturedPayment(event string, d PaymentObject) provider.Payment {
 		if p.FailureCode == "" {
 			p.FailureCode = d.Status
 		}
+		p.FailureReason = PaymentFailureReason(p.FailureCode)
 		return p
 	}
 	p.Status = provider.PaymentSucceeded

@@ -208,3 +208,61 @@ func TestChannelTable(t *testing.T) {
 		}
 	}
 }
+
+// TestPaymentsDocChannelTable keeps the channel table of docs/payments.md
+// equal to Channels.
+func TestPaymentsDocChannelTable(t *testing.T) {
+	var b strings.Builder
+	if err := xendit.WriteChannelTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "payments.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "DO NOT EDIT -->\n", "<!-- END channel table -->"
+	_, rest, ok1 := strings.Cut(string(doc), begin)
+	table, _, ok2 := strings.Cut(rest, end)
+	if !ok1 || !ok2 || table != b.String() {
+		t.Fatalf("docs/payments.md's channel table is not xendit.Channels; replace it with:\n%s", b.String())
+	}
+}
+
+// TestFailureReasonsAreInWords: a failed payment or payout carries the
+// customer's text of its code (a known one, an unknown one named, or a
+// plain one without a code), from webhooks and reads alike.
+func TestFailureReasonsAreInWords(t *testing.T) {
+	body := func(event, data string) []byte {
+		return []byte(`{"event":"` + event + `","business_id":"b","created":"2026-12-01T10:00:00Z","data":` + data + `}`)
+	}
+	for _, c := range []struct {
+		name string
+		body []byte
+		want string
+	}{
+		{"payout, known code", body("payout.failed", `{"id":"disb-1","reference_id":"w-1","status":"FAILED","amount":1,"currency":"IDR","failure_code":"INVALID_DESTINATION"}`),
+			"The bank account does not exist or cannot receive transfers."},
+		{"payout, unknown code", body("payout.failed", `{"id":"disb-2","reference_id":"w-2","status":"FAILED","amount":1,"currency":"IDR","failure_code":"NEW_CODE"}`),
+			"The payout failed (NEW_CODE)."},
+		{"payment, known code", body("payment.failure", `{"payment_id":"py-1","payment_request_id":"pr-1","reference_id":"t-1","status":"FAILED","request_amount":1,"currency":"IDR","failure_code":"DECLINED_BY_ISSUER"}`),
+			"The card issuer declined the payment."},
+	} {
+		ev, err := xendit.ParseWebhook(c.body)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var got string
+		switch {
+		case ev.Payout != nil:
+			got = ev.Payout.FailureReason
+		case ev.Payment != nil:
+			got = ev.Payment.FailureReason
+		}
+		if got != c.want {
+			t.Errorf("%s: reason %q, want %q", c.name, got, c.want)
+		}
+	}
+	if got := xendit.PayoutFailureReason(""); got != "The bank refused the payout." {
+		t.Errorf("no code: %q", got)
+	}
+}

@@ -138,6 +138,9 @@ func requestPayment(pr PaymentRequestObject, family provider.Family) provider.Pa
 			in.DeeplinkURL = a.Value
 		}
 	}
+	if p.Status == provider.PaymentFailed {
+		p.FailureReason = PaymentFailureReason(p.FailureCode)
+	}
 	return p
 }
 
@@ -180,6 +183,9 @@ func sessionPayment(s SessionObject, ch Channel) provider.Payment {
 		p.FailureCode = SessionCanceled
 	default:
 		p.Status = provider.PaymentPending
+	}
+	if p.Status == provider.PaymentFailed {
+		p.FailureReason = PaymentFailureReason(p.FailureCode)
 	}
 	return p
 }

@@ -49,6 +49,7 @@ func payout(p PayoutObject) provider.Payout {
 		if out.FailureCode == "" {
 			out.FailureCode = p.Status
 		}
+		out.FailureReason = PayoutFailureReason(out.FailureCode)
 	default:
 		out.Status = provider.PayoutAccepted
 	}

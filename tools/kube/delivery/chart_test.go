@@ -101,6 +101,7 @@ func TestChartRender(t *testing.T) {
 			checkOptional(t, objs, vals)
 			checkKafkaSecurity(t, objs, vals)
 			checkSMTPSecurity(t, objs, vals)
+			checkProvider(t, objs, vals)
 		})
 	}
 }
@@ -459,6 +460,20 @@ func TestChartRefuses(t *testing.T) {
 		{"SMTP CA file in extraEnv", []string{"-f", minimal, "--set", "config.extraEnv.PAYGATE_SMTP_TLS_CA_FILE=/etc/ssl/relay.pem"}, "invalid propertyName 'PAYGATE_SMTP_TLS_CA_FILE'"},
 		{"SMTP CA key with a path", []string{"-f", minimal, "--set", "config.smtp.tls=starttls,config.smtp.caSecret.name=ca,config.smtp.caSecret.key=../ca.crt"}, "config/smtp/caSecret/key"},
 		{"unknown SMTP CA setting", []string{"-f", minimal, "--set", "config.smtp.caSecret.file=ca.crt"}, "additional properties 'file' not allowed"},
+		// The payment provider (provider.*): paygate has credentials of its
+		// own only in dev against the sandbox.
+		{"prod without the provider's secret key", []string{"-f", minimal, "--set", "provider.secretKey="}, "provider.secretKey is required with config.env prod"},
+		{"prod without the callback token", []string{"-f", minimal, "--set", "provider.callbackToken="}, "provider.callbackToken is required with config.env prod"},
+		{"dev with xendit and no key", []string{"-f", minimal, "--set", "config.env=dev,provider.secretKey="}, "provider.secretKey is required with provider.name xendit"},
+		{"prod sandbox on the pod's loopback", []string{"-f", minimal, "--set", "provider.name=sandbox"}, "provider.url is required with provider.name sandbox and config.env prod"},
+		{"provider key beside existingSecret", []string{"-f", minimal, "--set", "existingSecret=paygate-prod,provider.callbackToken="}, "provider.secretKey is set but so is existingSecret"},
+		{"provider key in extraEnv", []string{"-f", minimal, "--set", "config.extraEnv.PAYGATE_PROVIDER_SECRET_KEY=x"}, "invalid propertyName 'PAYGATE_PROVIDER_SECRET_KEY'"},
+		{"provider setting in extraEnv", []string{"-f", minimal, "--set", "config.extraEnv.PAYGATE_PROVIDER=xendit"}, "invalid propertyName 'PAYGATE_PROVIDER'"},
+		{"reconciliation in extraEnv", []string{"-f", minimal, "--set", "config.extraEnv.PAYGATE_RECONCILE_WINDOW=1h"}, "invalid propertyName 'PAYGATE_RECONCILE_WINDOW'"},
+		{"unknown provider", []string{"-f", minimal, "--set", "provider.name=stripe"}, "provider/name"},
+		{"provider timeout without a unit", []string{"-f", minimal, "--set-string", "provider.timeout=10"}, "provider/timeout"},
+		{"provider URL of another scheme", []string{"-f", minimal, "--set", "provider.url=ftp://xendit.example"}, "provider/url"},
+		{"no provider attempts", []string{"-f", minimal, "--set", "provider.maxAttempts=0"}, "provider/maxAttempts"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -609,10 +624,18 @@ func TestChartVariablesExist(t *testing.T) {
 	for _, k := range []string{"PAYGATE_KAFKA_TOPIC_AUTH", "PAYGATE_KAFKA_TOPIC_TOPUP", "PAYGATE_KAFKA_TOPIC_TRANSFER",
 		"PAYGATE_KAFKA_TOPIC_WITHDRAW", "PAYGATE_NOTIFY_RETRY_TOPIC", "PAYGATE_NOTIFY_DLQ_TOPIC", "PAYGATE_NOTIFY_GROUP",
 		"PAYGATE_PAYOUT_GROUP", "PAYGATE_SHUTDOWN_DRAIN_DELAY", "PAYGATE_SHUTDOWN_TIMEOUT", "PAYGATE_HTTP_ADDR",
-		"PAYGATE_MAIL_FROM", "PAYGATE_LOG_LEVEL", "PAYGATE_ENV"} {
+		"PAYGATE_MAIL_FROM", "PAYGATE_LOG_LEVEL", "PAYGATE_ENV",
+		"PAYGATE_PROVIDER_TIMEOUT", "PAYGATE_PROVIDER_MAX_ATTEMPTS", "PAYGATE_PROVIDER_SUCCESS_RETURN_URL",
+		"PAYGATE_PROVIDER_FAILURE_RETURN_URL", "PAYGATE_TOPUP_EXPIRY", "PAYGATE_PROVIDER_POLL_INTERVAL",
+		"PAYGATE_PROVIDER_POLL_AFTER", "PAYGATE_PROVIDER_EXPIRY_GRACE", "PAYGATE_RECONCILE_INTERVAL",
+		"PAYGATE_RECONCILE_WINDOW"} {
 		if data[k] != vars[k] {
 			t.Errorf("chart default %s=%q, paygate's default is %q", k, data[k], vars[k])
 		}
+	}
+	// minimal-values.yaml names a provider; the chart's default is paygate's.
+	if name := str(chartValues(t, ""), "provider", "name"); name != vars["PAYGATE_PROVIDER"] {
+		t.Errorf("chart default provider.name=%q, paygate's default PAYGATE_PROVIDER is %q", name, vars["PAYGATE_PROVIDER"])
 	}
 }
 
@@ -635,7 +658,7 @@ func TestChartNetworkPolicy(t *testing.T) {
 		t.Errorf("ingress from has %d peers, want the %d configured plus the helm test pod", len(from), want-1)
 	}
 	egress := asSlice(get(np, "spec", "egress"))
-	for _, name := range []string{"postgres", "kafka", "smtp", "otelCollector"} {
+	for _, name := range []string{"postgres", "kafka", "smtp", "otelCollector", "provider"} {
 		rule := get(vals, "networkPolicy", "egress", name)
 		found := false
 		for _, e := range egress {

@@ -7,6 +7,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -14,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -69,6 +73,72 @@ func startHostServices(t *testing.T, dir string) hostServices {
 		"--disable-version-check", "--smtp-disable-rdns", "--smtp-auth-accept-any", "--smtp-auth-allow-insecure")
 	waitTCP(t, net.JoinHostPort(cluster.HostIP, strconv.Itoa(s.SMTPPort)))
 	return s
+}
+
+// sandbox is the test's payment provider: `paygate sandbox` from the
+// test's paygate build, on cluster.HostIP, where the pods reach it as they
+// reach a provider's API. It pays every payment after a second and sends
+// its callbacks to callbacks, the stand-in for the Ingress through which a
+// real provider calls paygate back.
+type sandbox struct {
+	// URL, SecretKey and CallbackToken are what the chart's provider.url,
+	// provider.secretKey and provider.callbackToken get.
+	URL, SecretKey, CallbackToken string
+	callbacks                     *callbackProxy
+}
+
+// startSandbox starts the sandbox from the paygate binary bin, with fresh
+// credentials; the bridge must exist.
+func startSandbox(t *testing.T, dir, bin string) *sandbox {
+	t.Helper()
+	sb := &sandbox{SecretKey: "xnd_development_" + randomHex(t, 12), CallbackToken: randomHex(t, 16),
+		callbacks: startCallbackProxy(t)}
+	addr := net.JoinHostPort(cluster.HostIP, strconv.Itoa(freePort(t)))
+	sb.URL = "http://" + addr
+	startProcess(t, dir, nil, "sandbox", "paygate sandbox provider at", bin, "sandbox",
+		"-listen", addr, "-secret-key", sb.SecretKey, "-callback-token", sb.CallbackToken,
+		"-callback-url", sb.callbacks.URL, "-auto-pay", "-state", filepath.Join(dir, "sandbox.json"))
+	return sb
+}
+
+// callbackProxy forwards the sandbox's callbacks to the release's Service
+// (kube-proxy's rules on the host route its ClusterIP to the pods) once
+// setTarget has named it: the Service only exists after the install, and
+// the provider must be there before it. Until then it answers 503, as an
+// Ingress without a backend does.
+type callbackProxy struct {
+	URL    string
+	target atomic.Pointer[url.URL]
+}
+
+func startCallbackProxy(t *testing.T) *callbackProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &callbackProxy{URL: "http://" + l.Addr().String()}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(p.target.Load()) }}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.target.Load() == nil {
+			http.Error(w, "no paygate release yet", http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	atExit(func() { _ = srv.Close() })
+	return p
+}
+
+// setTarget sends the callbacks to base (http://host:port).
+func (p *callbackProxy) setTarget(t *testing.T, base string) {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.target.Store(u)
 }
 
 func randomHex(t *testing.T, n int) string {

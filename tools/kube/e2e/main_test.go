@@ -6,9 +6,10 @@
 // PodDisruptionBudget, a killed pod is replaced, readiness follows the
 // database, and rollback and uninstall work.
 //
-// PostgreSQL, the Kafka-protocol broker and SMTP (mailpit) run on the host,
-// outside the cluster, on the host's address on the pods' bridge: the chart
-// reaches them the way it reaches a managed database. The images (pause,
+// PostgreSQL, the Kafka-protocol broker, SMTP (mailpit) and the payment
+// provider (paygate sandbox) run on the host, outside the cluster, on the
+// host's address on the pods' bridge: the chart reaches them the way it
+// reaches a managed database or a provider's API. The images (pause,
 // CoreDNS, curl for `helm test`, paygate) are built without a registry or a
 // container engine (package image) and imported into containerd.
 //

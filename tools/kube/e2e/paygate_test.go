@@ -49,6 +49,7 @@ func TestPaygateOnANode(t *testing.T) {
 	atExit(func() { _ = os.RemoveAll(work) })
 	svc := startHostServices(t, work)
 	buildImages(t, c, work, "v1", "v2")
+	sb := startSandbox(t, work, filepath.Join(work, "paygate-v1"))
 
 	adminPassword := randomHex(t, 16)
 	jwtKey := []byte(randomHex(t, 16)) // 32 random bytes
@@ -63,13 +64,19 @@ func TestPaygateOnANode(t *testing.T) {
 		"--set-string", "config.kafka.brokers[0]=" + svc.Broker,
 		"--set-string", "config.smtp.host=" + cluster.HostIP,
 		"--set", "config.smtp.port=" + strconv.Itoa(svc.SMTPPort),
+		"--set-string", "provider.url=" + sb.URL,
+		"--set-string", "provider.secretKey=" + sb.SecretKey,
+		"--set-string", "provider.callbackToken=" + sb.CallbackToken,
 	}
 
 	run := map[string]func(t *testing.T){
 		"namespace": func(t *testing.T) {
 			k.must(t, "apply", "--server-side", "-k", filepath.Join(repoRoot(), "k8s", "namespace"))
 		},
-		"install": func(t *testing.T) { testInstall(t, k, values) },
+		"install": func(t *testing.T) {
+			testInstall(t, k, values)
+			testProviderWiring(t, k, sb)
+		},
 		"helm test": func(t *testing.T) {
 			out, err := k.helm("test", release, "-n", ns, "--timeout", "3m")
 			if err != nil {
@@ -297,6 +304,42 @@ func testInstall(t *testing.T, k *kube, values []string) {
 		t.Errorf("no Completed event of Job %s-migrate:\n%s", release, events)
 	}
 	k.waitReady(t, 2, imageRepo+":v1", 2*time.Minute)
+}
+
+// testProviderWiring: the release talks to the sandbox with its
+// credentials, and the sandbox's callbacks reach the release. The pods run
+// with config.env prod, where paygate refuses to start without the
+// provider's secret key and callback token: being Ready, they have both,
+// from the chart's Secret through secretKeyRefs, and they are the
+// sandbox's. The callbacks go to the release's Service from now on.
+func testProviderWiring(t *testing.T, k *kube, sb *sandbox) {
+	cm := "configmap/" + release
+	if got := k.must(t, "-n", ns, "get", cm, "-o", "jsonpath={.data.PAYGATE_PROVIDER} {.data.PAYGATE_PROVIDER_URL}"); got != "sandbox "+sb.URL {
+		t.Errorf("%s names provider %q, want \"sandbox %s\"", cm, got, sb.URL)
+	}
+	env := k.must(t, "-n", ns, "get", "deployment", release, "-o",
+		`jsonpath={range .spec.template.spec.containers[0].env[*]}{.name}={.valueFrom.secretKeyRef.name}/{.valueFrom.secretKeyRef.key}{"\n"}{end}`)
+	for name, want := range map[string]string{"PAYGATE_PROVIDER_SECRET_KEY": sb.SecretKey, "PAYGATE_PROVIDER_CALLBACK_TOKEN": sb.CallbackToken} {
+		ref := release + "-secrets/" + name
+		if !strings.Contains(env, name+"="+ref+"\n") {
+			t.Errorf("the paygate container does not read %s from Secret key %s:\n%s", name, ref, env)
+		}
+		b64 := k.must(t, "-n", ns, "get", "secret", release+"-secrets", "-o", "jsonpath={.data."+name+"}")
+		if got, err := base64.StdEncoding.DecodeString(b64); err != nil || string(got) != want {
+			t.Errorf("Secret %s-secrets holds another %s than the sandbox's (%v)", release, name, err)
+		}
+	}
+	base := k.serviceURL(t)
+	sb.callbacks.setTarget(t, base)
+	resp, err := http.Get(sb.callbacks.URL + "/readyz")
+	if err != nil {
+		t.Fatalf("the sandbox's callback address: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /readyz at the sandbox's callback address: %s, want 200 from the release behind it", resp.Status)
+	}
+	t.Logf("provider: sandbox at %s; its callbacks reach %s", sb.URL, base)
 }
 
 // load sends GET /v1/auth/me at a steady rate through the Service's

@@ -12,7 +12,7 @@ import (
 // in its order, with the commands it shows for each; TestPaygateOnANode
 // runs them in this order, and TestReadmeSteps keeps the README equal to
 // this list. HOST_SERVICES stands for the --set flags of the database URL,
-// the broker and the SMTP relay on the host.
+// the broker, the SMTP relay and the payment sandbox on the host.
 var readmeSteps = []struct {
 	name, proves string
 	commands     []string
@@ -20,7 +20,7 @@ var readmeSteps = []struct {
 	{"namespace", "the namespace, with its Pod Security labels", []string{
 		"kubectl apply --server-side -k k8s/namespace",
 	}},
-	{"install", "the migration hook Job completes, then the pods become Ready", []string{
+	{"install", "the migration hook Job completes, then the pods become Ready with the sandbox's credentials, and its callbacks reach them", []string{
 		"helm install paygate charts/paygate -n paygate -f tools/kube/e2e/testdata/values-node.yaml $HOST_SERVICES --set-string image.tag=v1 --wait --timeout 5m",
 	}},
 	{"helm test", "the chart's test pod reaches /readyz through the Service", []string{

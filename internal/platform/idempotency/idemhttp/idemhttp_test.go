@@ -41,14 +41,8 @@ func TestKeyOnAnotherResourceIsRefused(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t)
 	admin, u := e.Admin(t), e.NewUser(t)
-	topup := func(key string) string {
-		r := e.Post(t, "/v1/topups", u.Token, map[string]any{"amount": 40000, "method": "bca"}, "Idempotency-Key", key)
-		if r.Status != http.StatusCreated {
-			t.Fatalf("top-up: %d %s", r.Status, r.Body)
-		}
-		return r.Map(t)["id"].(string)
-	}
-	a, b := topup("ta"), topup("tb")
+	// Only a succeeded (paid) top-up can be reversed.
+	a, b := e.Fund(t, u, 40000), e.Fund(t, u, 40000)
 	reverse := func(id string) *apptest.Response {
 		return e.Post(t, "/v1/topups/"+id+"/reversal", admin.Token, map[string]string{"reason": "chargeback"}, "Idempotency-Key", "k")
 	}
