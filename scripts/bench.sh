@@ -285,7 +285,9 @@ run_cell() { # MODE CLIENTS SCENARIO [extra paybench flags...]
 # dump_profile CELL: pprof -top of the CPU profile, and pg_stat_statements
 # of the paygate database by total time, calls and mean time.
 dump_profile() {
-	go tool pprof -top -nodecount=45 "$GW" "$PROFILE_FILE" 2>/dev/null >"$ROOT/cpu-top.txt" ||
+	go tool pprof -top -nodecount=35 "$GW" "$PROFILE_FILE" 2>/dev/null >"$ROOT/cpu-top.txt" ||
+		die "go tool pprof could not read the CPU profile"
+	go tool pprof -top -cum -nodecount=45 "$GW" "$PROFILE_FILE" 2>/dev/null | sed -n '/flat%/,$p' >"$ROOT/cpu-top-cum.txt" ||
 		die "go tool pprof could not read the CPU profile"
 	PROFILE_CELL_DESC="$1, ${PROFILE_SECONDS} s of the ${DURATION} s window"
 	local by
@@ -356,7 +358,8 @@ commit=$(cd "$PAYGATE_ROOT" && git rev-parse --short HEAD 2>/dev/null || echo un
 describe=$(cd "$PAYGATE_ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)
 date=$(date -u '+%Y-%m-%d %H:%M UTC')
 command=${overrides}make bench
-loadavg=$LOADAVG_START (after the builds, before the first cell: $LOADAVG_CELLS)
+loadavg=$LOADAVG_START
+loadavg_cells=$LOADAVG_CELLS
 loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)
 cpus=$(nproc)
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)

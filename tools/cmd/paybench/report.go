@@ -357,10 +357,11 @@ func (r *report) section() string {
 		fmt.Fprintf(&b, " (`%s`)", v)
 	}
 	b.WriteString(".\n\n")
-	fmt.Fprintf(&b, "**Noise.** The machine has %s cores shared with other engineers' builds and tests; "+
-		"the load average when the run started was %s (1, 5, 15 min), and %s when it ended. "+
-		"Figures move by tens of percent between runs; the ratios to pgbench, measured minutes apart on the same server, move less.\n\n",
-		get("cpus"), get("loadavg"), get("loadavg_end"))
+	fmt.Fprintf(&b, "**Noise.** The machine's %s cores are shared with other engineers' builds and tests. "+
+		"Load average (1, 5, 15 min): %s when the run started, %s before the first cell, %s when it ended. "+
+		"Expect single figures to move by tens of percent between runs; compare ratios to pgbench, measured minutes apart "+
+		"on the same server, and rerun before trusting a small difference.\n\n",
+		get("cpus"), get("loadavg"), get("loadavg_cells"), get("loadavg_end"))
 	b.WriteString("| machine | |\n|---|---|\n")
 	for _, kv := range [][2]string{{"CPU", get("cpu_model") + " × " + get("cpus")}, {"RAM", get("mem")},
 		{"kernel", get("kernel")}, {"Go", get("go_version")}, {"PostgreSQL", get("pg_version")},
@@ -385,6 +386,9 @@ func (r *report) section() string {
 			fmt.Fprintf(&b, "Raw profile: [`%s`](%s) (`go tool pprof -http :0 %s`). ", f, strings.TrimPrefix(f, "docs/"), f)
 		}
 		fmt.Fprintf(&b, "`go tool pprof -top`, measured at commit `%s`:\n\n```text\n%s\n```\n", get("commit"), top)
+		if cum := r.file("cpu-top-cum.txt"); cum != "" {
+			fmt.Fprintf(&b, "\nThe same profile by cumulative time (`go tool pprof -top -cum`):\n\n```text\n%s\n```\n", cum)
+		}
 	}
 	var pgss []string
 	for _, k := range [][2]string{{"pgss-total.md", "by total time"}, {"pgss-calls.md", "by calls"}, {"pgss-mean.md", "by mean time"}} {
@@ -394,7 +398,9 @@ func (r *report) section() string {
 	}
 	if len(pgss) > 0 {
 		fmt.Fprintf(&b, "\n### pg_stat_statements (%s)\n\n%s\n\n%s", get("profile_cell"),
-			"The paygate database's statements over the measured window of that cell (reset when it began); times in ms.", strings.Join(pgss, "\n"))
+			"The paygate database's statements over the measured window of that cell (reset when it began); times in ms. "+
+				"A statement's time includes its lock waits; a commit's WAL flush happens after the `commit` statement "+
+				"has returned, so pg_stat_statements never sees it.", strings.Join(pgss, "\n"))
 	}
 	return b.String()
 }
@@ -404,7 +410,8 @@ const docPreamble = `# Performance
 Written by ` + "`make bench`" + ` (scripts/bench.sh, tools/cmd/paybench). Each run
 writes its own section below, named by ` + "`BENCH_LABEL`" + ` (default ` + "`latest`" + `); a run
 replaces the section of its label and keeps the others, so the ` + "`before`" + `
-baseline of issue 14 stays next to later runs.
+baseline of issue 14 stays next to later runs. Notes added by hand inside a
+section stay until a run of the same label replaces it.
 
 ## How to read it
 
