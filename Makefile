@@ -37,7 +37,7 @@ clean: ## Remove local state (.local/: run data, logs, binaries).
 readme: ## Regenerate the README's configuration table from the code.
 	@bash scripts/readme-config.sh
 
-bench: ## Transfer throughput over HTTP next to pgbench on the same Postgres (BENCH_CLIENTS, BENCH_DURATION).
+bench: ## Transfers over HTTP next to pgbench on the same Postgres, durable and CPU-bound; writes docs/performance.md (BENCH_* in scripts/bench.sh).
 	@bash scripts/bench.sh
 
 dashboards: ## Regenerate the Grafana dashboards and copy dashboards and alert rules into the chart.

@@ -123,6 +123,7 @@ runs before the ConfigMap exists).
   "PAYGATE_LOG_LEVEL" $c.logLevel
   "PAYGATE_HTTP_ADDR" (printf ":%d" (int $c.httpPort))
   "PAYGATE_METRICS_ADDR" (printf ":%d" (int $c.metricsPort))
+  "PAYGATE_PPROF_ENABLED" (toString $c.pprofEnabled)
   "PAYGATE_SHUTDOWN_DRAIN_DELAY" (printf "%ds" (int .Values.shutdown.drainDelaySeconds))
   "PAYGATE_SHUTDOWN_TIMEOUT" (printf "%ds" (int .Values.shutdown.timeoutSeconds))
   "PAYGATE_MIGRATE_ON_START" (toString $c.migrateOnStart)

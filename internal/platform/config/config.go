@@ -50,6 +50,9 @@ type HTTP struct {
 	// drained.
 	DrainDelay      time.Duration `envconfig:"SHUTDOWN_DRAIN_DELAY" default:"5s" desc:"Time /readyz answers 503 before the server stops accepting connections on shutdown."`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"Time in-flight requests get to finish on shutdown."`
+	// PprofEnabled mounts net/http/pprof on the operations listener, to
+	// profile a live process (make bench takes its CPU profile there).
+	PprofEnabled bool `envconfig:"PPROF_ENABLED" default:"false" desc:"Serve Go's net/http/pprof profiles under /debug/pprof/ on the operations listener (PAYGATE_METRICS_ADDR), never on the API port. A CPU profile must last less than PAYGATE_HTTP_WRITE_TIMEOUT. Off by default: profiles expose the program's internals and cost CPU while they run."`
 }
 
 // Database holds the PostgreSQL settings.
