@@ -257,13 +257,14 @@ func (s *Server) To(addr string) []Message {
 	return out
 }
 
-// add records an accepted message; it refuses one that arrived while
-// Stop cut its conversation, whose client will never hear it accepted.
+// add records an accepted message. One whose data ended while Stop was
+// cutting its conversation is refused with 421, what a server that shuts
+// down answers (RFC 5321), if the client still hears anything.
 func (s *Server) add(m Message, perr error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.srv == nil {
-		return errors.New("smtptest: stopped")
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "smtptest: shutting down"}
 	}
 	if perr != nil {
 		s.parseErrs = append(s.parseErrs, perr)
