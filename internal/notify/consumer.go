@@ -299,6 +299,9 @@ func (c *Consumer) deliver(ctx context.Context, log *zap.Logger, eventID uuid.UU
 		c.metrics.email(ctx, o.template, ResultFailed)
 		return Permanent(err)
 	}
+	// The claim holds until at least a lease after this moment (the
+	// database stamps it when it runs the claim).
+	claimedAt := time.Now()
 	st, until, err := c.store.Claim(ctx, eventID, o.to, o.template)
 	if err != nil {
 		return &infraError{err}
@@ -338,19 +341,32 @@ func (c *Consumer) deliver(ctx context.Context, log *zap.Logger, eventID uuid.UU
 	c.metrics.email(ctx, o.template, ResultSent)
 	logging.WithTrace(sctx, log).Info("email sent", zap.String("template", o.template))
 
-	// The mail is out: recording that must not give up easily, or a
-	// redelivery would send it again.
-	for i := 0; ; i++ {
-		err = c.store.MarkSent(context.WithoutCancel(ctx), eventID, o.to, o.template)
-		if err == nil || i == 4 {
-			break
-		}
-		time.Sleep(time.Duration(100<<i) * time.Millisecond)
-	}
-	if err != nil {
+	// The mail is out: recording that must not give up while the claim
+	// holds, or a redelivery would send it again once the claim lapsed.
+	// A database restart takes seconds, so the record is retried until
+	// shortly before the claim ends.
+	if err := c.markSent(context.WithoutCancel(ctx), eventID, o, claimedAt.Add(c.store.Lease()-markSentMargin)); err != nil {
 		return &infraError{err}
 	}
 	return nil
+}
+
+// markSentMargin is how long before its claim ends a consumer stops trying
+// to record a sent mail: the claim was stamped by the database's clock,
+// and the last attempt must not overlap another consumer's claim.
+const markSentMargin = time.Second
+
+// markSent records a sent mail, trying again with backoff until it
+// succeeds or until by, the end of the time the claim is ours; it tries
+// at least once.
+func (c *Consumer) markSent(ctx context.Context, eventID uuid.UUID, o outgoing, by time.Time) error {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		err := c.store.MarkSent(ctx, eventID, o.to, o.template)
+		if err == nil || time.Now().Add(backoff).After(by) {
+			return err
+		}
+		time.Sleep(backoff)
+	}
 }
 
 // messageID is the Message-ID of a mail: the same for every attempt.

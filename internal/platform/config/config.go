@@ -103,7 +103,7 @@ type Kafka struct {
 type Outbox struct {
 	BatchSize    int           `envconfig:"OUTBOX_BATCH_SIZE" default:"100" desc:"Events the relay publishes per database transaction."`
 	PollInterval time.Duration `envconfig:"OUTBOX_POLL_INTERVAL" default:"1s" desc:"Fallback polling interval when no NOTIFY arrives."`
-	RetryBackoff time.Duration `envconfig:"OUTBOX_RETRY_BACKOFF" default:"1s" desc:"Pause after a failed publish before the relay tries again (doubles up to 30s)."`
+	RetryBackoff time.Duration `envconfig:"OUTBOX_RETRY_BACKOFF" default:"1s" desc:"Pause after a failed publish before the relay tries again (doubles up to 5s)."`
 	Retention    time.Duration `envconfig:"OUTBOX_RETENTION" default:"168h" desc:"How long published events are kept before cleanup."`
 	Source       string        `envconfig:"EVENT_SOURCE" default:"/paygate" desc:"CloudEvents source attribute of every published event."`
 }
