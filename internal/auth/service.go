@@ -587,6 +587,9 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (authn.Principal
 	}
 	st, err := s.store.Session(ctx, s.db.Pool, sid, s.cfg.SessionMaxLifetime)
 	if err != nil {
+		if postgres.Unavailable(err) {
+			return authn.Principal{}, postgres.Unreachable(err)
+		}
 		return authn.Principal{}, err
 	}
 	if !st.Active || st.UserID != uid {
