@@ -217,3 +217,19 @@ func TestRetryPolicyMovesFailingRecordsOffTheirPartition(t *testing.T) {
 		t.Fatalf("counters %v", counts)
 	}
 }
+
+// TestRebalanceTimeoutFollowsTheSessionTimeout: a member that dies in the
+// middle of a rebalance holds its group up for the rebalance timeout, so
+// it is twice the session timeout, not sarama's minute.
+func TestRebalanceTimeoutFollowsTheSessionTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := kafkatest.NewBroker(t).Config()
+	cfg.ConsumerRebalance = 7 * time.Second
+	sc, err := kafka.NewSaramaConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Consumer.Group.Session.Timeout != 7*time.Second || sc.Consumer.Group.Rebalance.Timeout != 14*time.Second {
+		t.Fatalf("session %v, rebalance %v", sc.Consumer.Group.Session.Timeout, sc.Consumer.Group.Rebalance.Timeout)
+	}
+}
