@@ -67,6 +67,9 @@ func run(p Params) error {
 	}
 	p.Lifecycle.Append(fx.Hook{OnStart: runner.Start, OnStop: runner.Stop})
 	p.Lag.Watch(p.Config.Group, runner.Topics())
+	if group, topics := runner.RetryGroup(); group != "" {
+		p.Lag.Watch(group, topics)
+	}
 	p.Lifecycle.Append(periodic.Hook(p.ProviderConfig.PollInterval, func(ctx context.Context) {
 		_, err := postgres.WithSessionLock(ctx, p.Pool, pollLockKey, func(ctx context.Context) error {
 			n, err := p.Withdrawals.PollPayouts(ctx, p.Provider, p.ProviderConfig.PollAfter, pollBatch)

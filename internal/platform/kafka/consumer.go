@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -35,6 +34,13 @@ type GroupRunner struct {
 	handler Handler
 	log     *zap.Logger
 	retry   *RetryPolicy
+	// retries consumes the policy's retry topic as a consumer group of its
+	// own (the group's name with "-retry"), with the same handler and
+	// policy.
+	retries *GroupRunner
+	// label is the group label of the retry metrics: the group's own name,
+	// also for its retry group.
+	label string
 	metrics *retryMetrics
 
 	mu     sync.Mutex
@@ -69,14 +75,18 @@ func WithRetry(p RetryPolicy, mp metric.MeterProvider) RunnerOption {
 		for _, r := range DeadLetterReasons {
 			m.dead.Add(ctx, 0, metric.WithAttributes(attribute.String("group", g.group), attribute.String("reason", r)))
 		}
-		g.topics = append(slices.Clone(g.topics), p.RetryTopic)
+		// The retry topic is read by a group of its own, so that a backlog
+		// of retries never delays the source topics' rebalances, and the
+		// reverse.
+		g.retries = &GroupRunner{cfg: g.cfg, group: g.group + "-retry", topics: []string{p.RetryTopic}, handler: g.handler,
+			log: g.log.With(zap.String("retry_group", g.group+"-retry")), retry: &p, metrics: m, label: g.group}
 		return nil
 	}
 }
 
 // NewGroupRunner returns a runner for group over topics.
 func NewGroupRunner(cfg config.Kafka, group string, topics []string, h Handler, log *zap.Logger, opts ...RunnerOption) (*GroupRunner, error) {
-	g := &GroupRunner{cfg: cfg, group: group, topics: topics, handler: h, log: log.With(zap.String("group", group))}
+	g := &GroupRunner{cfg: cfg, group: group, topics: topics, handler: h, log: log.With(zap.String("group", group)), label: group}
 	for _, o := range opts {
 		if err := o(g); err != nil {
 			return nil, err
@@ -89,12 +99,30 @@ func NewGroupRunner(cfg config.Kafka, group string, topics []string, h Handler, 
 // topic.
 func (g *GroupRunner) Topics() []string { return g.topics }
 
+// RetryGroup returns the consumer group that reads the retry topic, and
+// its topics; none without a retry policy.
+func (g *GroupRunner) RetryGroup() (string, []string) {
+	if g.retries == nil {
+		return "", nil
+	}
+	return g.retries.group, g.retries.topics
+}
+
 // Group returns the consumer group id.
 func (g *GroupRunner) Group() string { return g.group }
 
 // Start launches the consume loop in the background. It returns at once:
 // brokers that are away are retried, they do not fail the start.
-func (g *GroupRunner) Start(context.Context) error {
+func (g *GroupRunner) Start(ctx context.Context) error {
+	if g.retries != nil {
+		if err := g.retries.Start(ctx); err != nil {
+			return err
+		}
+	}
+	return g.start()
+}
+
+func (g *GroupRunner) start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.mu.Lock()
 	g.cancel, g.done = cancel, make(chan struct{})
@@ -106,6 +134,14 @@ func (g *GroupRunner) Start(context.Context) error {
 // Stop ends consumption: the record in hand is finished, marked offsets are
 // committed, and the group is left. It waits until then or until ctx ends.
 func (g *GroupRunner) Stop(ctx context.Context) error {
+	err := g.stop(ctx)
+	if g.retries != nil {
+		err = errors.Join(err, g.retries.Stop(ctx))
+	}
+	return err
+}
+
+func (g *GroupRunner) stop(ctx context.Context) error {
 	g.mu.Lock()
 	cancel, done := g.cancel, g.done
 	g.mu.Unlock()
@@ -130,6 +166,12 @@ func (g *GroupRunner) loop(ctx context.Context) {
 			g.log.Error("kafka consumer config", zap.Error(err))
 			return
 		}
+		// Each group's client has an id of its own, so that the broker (its
+		// quotas, its logs) tells a process's groups apart. With one id for
+		// all of them, the chaos suite's fault e (a replica killed) left the
+		// payout group without its next generation on the test broker, and
+		// the dead replica's partitions unread.
+		sc.ClientID = g.cfg.ClientID + "-" + g.group
 		cg, err := sarama.NewConsumerGroup(g.cfg.Brokers, g.group, sc)
 		if err != nil {
 			g.log.Warn("kafka consumer group unavailable, retrying", zap.Error(err), zap.Duration("backoff", backoff))

@@ -237,7 +237,7 @@ func (p *RetryPolicy) route(ctx context.Context, g *GroupRunner, msg *sarama.Con
 		if err != nil {
 			return err
 		}
-		g.metrics.dead.Add(ctx, 1, metric.WithAttributes(attribute.String("group", g.group), attribute.String("reason", reason)))
+		g.metrics.dead.Add(ctx, 1, metric.WithAttributes(attribute.String("group", g.label), attribute.String("reason", reason)))
 		log.Error("record dead-lettered", zap.String("reason", reason), zap.String("dlq", p.DLQTopic))
 		return nil
 	}
@@ -248,7 +248,7 @@ func (p *RetryPolicy) route(ctx context.Context, g *GroupRunner, msg *sarama.Con
 	if err != nil {
 		return err
 	}
-	g.metrics.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("group", g.group)))
+	g.metrics.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("group", g.label)))
 	log.Warn("record moved to the retry topic", zap.Time("not_before", notBefore))
 	return nil
 }
