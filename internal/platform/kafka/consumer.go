@@ -40,7 +40,7 @@ type GroupRunner struct {
 	retries *GroupRunner
 	// label is the group label of the retry metrics: the group's own name,
 	// also for its retry group.
-	label string
+	label   string
 	metrics *retryMetrics
 
 	mu     sync.Mutex
