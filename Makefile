@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/paygate/paygate/internal/platform/buildinfo.Version=$(VERSION)
 BIN_DIR := .local/bin
 
-.PHONY: help run test build docs tour tools clean readme bench dashboards
+.PHONY: help run test chaos build docs tour tools clean readme bench dashboards
 
 help: ## List the targets.
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-8s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -17,6 +17,9 @@ run: ## Run the gateway with local Postgres, Kafka (devkafka) and mailpit; Ctrl-
 
 test: ## Run go vet, gofmt, goimports and staticcheck checks, builds and go test -race against a throwaway Postgres.
 	@bash scripts/test.sh
+
+chaos: ## The chaos suite, long: 32 clients under kill -9, PostgreSQL, broker and SMTP outages, two replicas; prints its table.
+	@bash scripts/chaos.sh
 
 build: docs ## Build the gateway into .local/bin/paygate.
 	@mkdir -p $(BIN_DIR)
@@ -37,7 +40,7 @@ clean: ## Remove local state (.local/: run data, logs, binaries).
 readme: ## Regenerate the README's configuration table from the code.
 	@bash scripts/readme-config.sh
 
-bench: ## Transfer throughput over HTTP next to pgbench on the same Postgres (BENCH_CLIENTS, BENCH_DURATION).
+bench: ## Transfers over HTTP next to pgbench on the same Postgres, durable and CPU-bound; writes docs/performance.md (BENCH_* in scripts/bench.sh).
 	@bash scripts/bench.sh
 
 dashboards: ## Regenerate the Grafana dashboards and copy dashboards and alert rules into the chart.

@@ -12,7 +12,7 @@
 #                   nothing.
 #                     bin/mailpit-<version>        (version from tools/go.mod)
 #                     bin/devkafka-<hash>          (hash of tools/go.mod, go.sum,
-#                                                   tools/cmd sources, go version)
+#                                                   tools/cmd/devkafka sources, go version)
 #                     bin/staticcheck-<version>-<go version>  (pinned below)
 #                     bin/goimports-<version>-<go version>
 
@@ -393,7 +393,7 @@ build_devkafka() {
 		{
 			go env GOVERSION
 			cat go.mod go.sum
-			find cmd -type f -name '*.go' | LC_ALL=C sort | while read -r f; do
+			find cmd/devkafka -type f -name '*.go' | LC_ALL=C sort | while read -r f; do
 				echo "$f"
 				cat "$f"
 			done

@@ -13,6 +13,7 @@ import (
 	"github.com/paygate/paygate/internal/apidocs"
 	"github.com/paygate/paygate/internal/auth"
 	"github.com/paygate/paygate/internal/callbacks"
+	"github.com/paygate/paygate/internal/deadletters"
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/notify"
 	"github.com/paygate/paygate/internal/payout"
@@ -65,6 +66,7 @@ func Options(cfg config.Config, log *zap.Logger, extra ...fx.Option) fx.Option {
 		xendit.Module,
 		payout.Module,
 		callbacks.Module,
+		deadletters.Module,
 		reconcile.Module,
 		notify.Module,
 		apidocs.Module,

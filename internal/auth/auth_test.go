@@ -340,18 +340,21 @@ func TestTokenRejections(t *testing.T) {
 	t.Run("deactivated user", func(t *testing.T) {
 		admin := e.Admin(t)
 		victim := e.NewUser(t)
+		if r := e.Get(t, "/v1/auth/me", victim.Token); r.Status != 200 {
+			t.Fatalf("before: %d", r.Status)
+		}
 		if r := e.Do(t, apptest.Request{Method: "DELETE", Path: "/v1/users/" + victim.ID, Token: admin.Token}); r.Status != 204 {
 			t.Fatalf("deactivate: %d %s", r.Status, r.Body)
 		}
+		// Deactivation ends the user's sessions in its own transaction: the
+		// very next request with their token is refused, and so is a fresh
+		// token signed for that session.
 		vc, _, _ := jwt.NewParser().ParseUnverified(victim.Token, jwt.MapClaims{})
-		// A fresh token for a still-open session: only the user's status
-		// can refuse it (the session was revoked too, so reopen it).
 		vsid := vc.Claims.(jwt.MapClaims)["sid"].(string)
-		if _, err := e.Pool.Exec(context.Background(), "UPDATE auth_sessions SET revoked_at = NULL WHERE id = $1", vsid); err != nil {
-			t.Fatal(err)
-		}
-		if r := e.Get(t, "/v1/auth/me", s.ed(t, s.claims(victim.ID, vsid), kid)); r.Status != 401 {
-			t.Fatalf("deactivated user's token: %d %s", r.Status, r.Body)
+		for _, tok := range []string{victim.Token, s.ed(t, s.claims(victim.ID, vsid), kid)} {
+			if r := e.Get(t, "/v1/auth/me", tok); r.Status != 401 {
+				t.Fatalf("deactivated user's token: %d %s", r.Status, r.Body)
+			}
 		}
 	})
 }
@@ -577,5 +580,42 @@ func TestBootstrapAdmin(t *testing.T) {
 	admin := e.Admin(t)
 	if admin.Role != "admin" {
 		t.Fatalf("bootstrap admin role = %q", admin.Role)
+	}
+}
+
+// TestRevokedSessionIsRefusedOnTheVeryNextRequest logs out on one replica
+// and sends the very next request to another: refused, since every
+// request reads its session (one read: the session carries its role).
+// A session begun before sessions carried a role is still checked against
+// its user.
+func TestRevokedSessionIsRefusedOnTheVeryNextRequest(t *testing.T) {
+	t.Parallel()
+	a := apptest.Start(t)
+	b := apptest.StartWithBroker(t, a.Broker, apptest.WithConfig(func(c *config.Config) {
+		c.Database.URL, c.Auth.JWTPrivateKey = a.Config.Database.URL, a.Config.Auth.JWTPrivateKey
+	}))
+	u := a.NewUser(t)
+	if r := b.Get(t, "/v1/auth/me", u.Token); r.Status != 200 {
+		t.Fatalf("replica b before the logout: %d", r.Status)
+	}
+	if r := a.Post(t, "/v1/auth/logout", u.Token, map[string]string{"refresh_token": u.Refresh}); r.Status != 204 {
+		t.Fatalf("logout on a: %d %s", r.Status, r.Body)
+	}
+	if r := b.Get(t, "/v1/auth/me", u.Token); r.Status != 401 {
+		t.Fatalf("replica b right after the logout on a: %d", r.Status)
+	}
+
+	old := a.NewUser(t)
+	if _, err := a.Pool.Exec(context.Background(), "UPDATE auth_sessions SET role = NULL WHERE user_id = $1", old.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.Get(t, "/v1/auth/me", old.Token); r.Status != 200 || r.Map(t)["role"] != "user" {
+		t.Fatalf("a session without a role: %d %s", r.Status, r.Body)
+	}
+	if _, err := a.Pool.Exec(context.Background(), "UPDATE users SET active = false WHERE id = $1", old.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.Get(t, "/v1/auth/me", old.Token); r.Status != 401 {
+		t.Fatalf("a session without a role, of a deactivated user: %d", r.Status)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -83,6 +84,13 @@ func NewHasher(p HashParams, l HashLimits) (*Hasher, error) {
 		return nil, err
 	}
 	h.dummy = d
+	// The hash just took Argon2id's whole memory cost (64 MiB by default),
+	// which the Go runtime would keep mapped for minutes before
+	// scavenging it. Hand it back now: a gateway that has only started
+	// should not look, or be scheduled, as if it were hashing. (Each
+	// concurrent hash takes it again while it runs; the hashing queue
+	// bounds how many run at once.)
+	debug.FreeOSMemory()
 	return h, nil
 }
 

@@ -336,7 +336,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientIP string) (
 			return err
 		}
 		created := s.now()
-		sid, err := s.store.CreateSession(ctx, tx, u.ID, created)
+		sid, err := s.store.CreateSession(ctx, tx, u.ID, u.Role, created)
 		if err != nil {
 			return err
 		}
@@ -585,12 +585,23 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (authn.Principal
 	if err1 != nil || err2 != nil {
 		return authn.Principal{}, apperr.ErrUnauthenticated
 	}
-	active, err := s.store.SessionActive(ctx, s.db.Pool, sid, s.cfg.SessionMaxLifetime)
+	st, err := s.store.Session(ctx, s.db.Pool, sid, s.cfg.SessionMaxLifetime)
 	if err != nil {
+		if postgres.Unavailable(err) {
+			return authn.Principal{}, postgres.Unreachable(err)
+		}
 		return authn.Principal{}, err
 	}
-	if !active {
+	if !st.Active || st.UserID != uid {
 		return authn.Principal{}, apperr.ErrUnauthenticated.With("The session has ended; log in again.")
+	}
+	// One read of the session answers for the user too: every change of a
+	// user's role or active flag revokes their sessions in its own
+	// transaction (internal/users), so an active session's role is the
+	// user's current one and its user is active. Only a session begun
+	// before sessions carried a role is checked against the user.
+	if st.Role != "" {
+		return authn.Principal{UserID: uid, Role: st.Role, SessionID: sid}, nil
 	}
 	u, err := s.users.Get(ctx, s.db.Pool, uid)
 	if errors.Is(err, users.ErrNotFound) || (err == nil && !u.Active) {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/paygate/paygate/internal/platform/authn"
 	"github.com/paygate/paygate/internal/platform/postgres"
 )
 
@@ -43,10 +44,10 @@ SELECT password_hash FROM auth_credentials WHERE user_id = $1`, userID).Scan(&h)
 
 // CreateSession starts a session (a refresh token family) for a user at
 // created and returns its id.
-func (s *Store) CreateSession(ctx context.Context, tx pgx.Tx, userID uuid.UUID, created time.Time) (uuid.UUID, error) {
+func (s *Store) CreateSession(ctx context.Context, tx pgx.Tx, userID uuid.UUID, role authn.Role, created time.Time) (uuid.UUID, error) {
 	id := uuid.New()
 	_, err := tx.Exec(ctx, `-- name: CreateSession
-INSERT INTO auth_sessions (id, user_id, created_at) VALUES ($1, $2, $3)`, id, userID, created)
+INSERT INTO auth_sessions (id, user_id, role, created_at) VALUES ($1, $2, $3, $4)`, id, userID, string(role), created)
 	return id, err
 }
 
@@ -149,11 +150,34 @@ WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL`, userID, keep, reason)
 // SessionActive reports whether the session exists, is not revoked and is
 // younger than lifetime.
 func (s *Store) SessionActive(ctx context.Context, q postgres.Querier, sessionID uuid.UUID, lifetime time.Duration) (bool, error) {
-	var active bool
-	err := q.QueryRow(ctx, `-- name: SessionActive
-SELECT EXISTS (SELECT 1 FROM auth_sessions WHERE id = $1 AND revoked_at IS NULL
-  AND created_at > now() - make_interval(secs => $2))`, sessionID, lifetime.Seconds()).Scan(&active)
-	return active, err
+	st, err := s.Session(ctx, q, sessionID, lifetime)
+	return st.Active, err
+}
+
+// SessionState is what the per-request check reads of a session.
+type SessionState struct {
+	Active bool
+	UserID uuid.UUID
+	// Role is the session's role; empty for a session begun before
+	// sessions carried one.
+	Role authn.Role
+}
+
+// Session returns the state of a session: active while not revoked and
+// younger than lifetime.
+func (s *Store) Session(ctx context.Context, q postgres.Querier, sessionID uuid.UUID, lifetime time.Duration) (SessionState, error) {
+	var st SessionState
+	var role *string
+	err := q.QueryRow(ctx, `-- name: Session
+SELECT revoked_at IS NULL AND created_at > now() - make_interval(secs => $2), user_id, role
+FROM auth_sessions WHERE id = $1`, sessionID, lifetime.Seconds()).Scan(&st.Active, &st.UserID, &role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return SessionState{}, nil
+	}
+	if role != nil {
+		st.Role = authn.Role(*role)
+	}
+	return st, err
 }
 
 // PruneSessions deletes the sessions that ended, with their refresh

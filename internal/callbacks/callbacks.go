@@ -40,12 +40,13 @@ const (
 	OutcomeLate      = "late"      // paid after paygate closed the top-up
 	OutcomeRejected  = "rejected"  // did not authenticate: 401
 	OutcomeMalformed = "malformed" // authenticated, but not a callback paygate understands
+	OutcomeInFlight  = "in_flight" // about a top-up still being recorded: the provider retries
 	OutcomeError     = "error"     // not processed (a database fault): the provider retries
 )
 
 // Outcomes lists the outcome label's values.
 var Outcomes = []string{OutcomeApplied, OutcomeUnchanged, OutcomeDuplicate, OutcomeUnmatched, OutcomeMismatch,
-	OutcomeLate, OutcomeRejected, OutcomeMalformed, OutcomeError}
+	OutcomeLate, OutcomeRejected, OutcomeMalformed, OutcomeInFlight, OutcomeError}
 
 // AttentionOutcomes are the outcomes an admin must look at.
 var AttentionOutcomes = []string{OutcomeUnmatched, OutcomeMismatch, OutcomeLate, OutcomeMalformed}
@@ -145,6 +146,9 @@ func (in *Inbox) Process(ctx context.Context, r Received) (string, error) {
 		}
 		return in.store.InsertEvent(ctx, tx, r, callbackID, outcome, detail)
 	})
+	if errors.Is(err, topup.ErrPaymentInFlight) {
+		return OutcomeInFlight, err
+	}
 	if err != nil {
 		return OutcomeError, fmt.Errorf("callbacks: apply %s: %w", r.Event.ID, err)
 	}

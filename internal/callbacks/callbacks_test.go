@@ -539,3 +539,32 @@ func TestConcurrentCreatesWithOneKeyMakeOnePayment(t *testing.T) {
 		t.Fatalf("%d top-ups", n)
 	}
 }
+
+// TestACallbackOvertakingItsTopUpIsDeliveredAgain: paygate asks the
+// provider for the payment before it commits the top-up, so a callback can
+// arrive first. One about a top-up whose intent exists but whose record
+// does not yet is answered 503 (not processed), nothing is kept as
+// unmatched, and once the record exists the redelivery credits it.
+func TestACallbackOvertakingItsTopUpIsDeliveredAgain(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t)
+	u := e.NewUser(t)
+	id := uuid.New()
+	if _, err := e.Pool.Exec(context.Background(), `INSERT INTO topup_intents (owner_id, idem_key, fingerprint, topup_id, expires_at)
+VALUES ($1, 'k', 'f', $2, now() + interval '1 hour')`, u.ID, id); err != nil {
+		t.Fatal(err)
+	}
+	r := e.Do(t, genuine("/v1/callbacks/sandbox/payments", captureBody(id.String(), 10000)))
+	if r.Status != 503 || r.Code() != "CALLBACK_NOT_PROCESSED" {
+		t.Fatalf("a callback ahead of its top-up: %d %s", r.Status, r.Body)
+	}
+	if n := count(t, e, "SELECT count(*) FROM provider_callback_events"); n != 0 {
+		t.Fatalf("%d outcomes recorded for a callback that was not processed", n)
+	}
+	if n := count(t, e, "SELECT count(*) FROM provider_callbacks"); n != 1 {
+		t.Fatalf("the inbox holds %d deliveries, want the one", n)
+	}
+	if !strings.Contains(string(e.Metrics(t)), `outcome="in_flight"`) {
+		t.Fatal("the early callback was not counted")
+	}
+}

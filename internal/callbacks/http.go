@@ -118,6 +118,10 @@ func (h *Handler) receive(kind string) httpserver.HandlerFunc {
 		outcome, err := h.inbox.Process(ctx, rec)
 		h.inbox.count(r.Context(), h.name, rec.Kind, outcome)
 		span.SetAttributes(attribute.String("paygate.callback_outcome", outcome))
+		if outcome == OutcomeInFlight {
+			log.Info("provider callback about a top-up still being recorded; the provider will deliver it again", zap.String("event_id", ev.ID))
+			return ErrNotProcessed.With("The top-up of this payment is still being recorded; deliver the callback again.")
+		}
 		if err != nil {
 			log.Error("provider callback not processed; the provider will deliver it again", zap.String("event_id", ev.ID), zap.Error(err))
 			return ErrNotProcessed

@@ -140,6 +140,21 @@ type lockedAccount struct {
 // cannot deadlock. (PostgreSQL sorts first and locks the sorted rows, in
 // order, above the sort.) A missing id is ErrAccountNotFound.
 func lockAccounts(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*lockedAccount, error) {
+	out, err := lockRows(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if out[id] == nil {
+			return nil, ErrAccountNotFound.Wrap(fmt.Errorf("account %s", id))
+		}
+	}
+	return out, nil
+}
+
+// lockRows locks the rows of ids that exist, in one statement sorted by
+// id (see lockAccounts), and returns them by id.
+func lockRows(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*lockedAccount, error) {
 	sorted := slices.Clone(ids)
 	slices.SortFunc(sorted, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	rows, err := tx.Query(ctx, `-- name: LockAccounts
@@ -162,11 +177,6 @@ func lockAccounts(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUI
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("ledger: lock accounts: %w", err)
-	}
-	for _, id := range ids {
-		if out[id] == nil {
-			return nil, ErrAccountNotFound.Wrap(fmt.Errorf("account %s", id))
-		}
 	}
 	return out, nil
 }

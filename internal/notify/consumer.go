@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,32 +27,19 @@ import (
 )
 
 // Headers the consumer sets on the records it republishes to the retry and
-// dead-letter topics. The original key, value, ce_* headers and content
-// type are kept, so a republished record is still the same CloudEvent.
+// dead-letter topics: the platform's (kafka.Header…), which every consumer
+// with a retry and dead-letter topic uses, so that one admin route lists
+// and replays the dead letters of all of them.
 const (
-	// HeaderAttempt is the number of delivery attempts that failed so far.
-	HeaderAttempt = "paygate-notify-attempt"
-	// HeaderNotBefore (RFC 3339, UTC) is when a retry record is due.
-	HeaderNotBefore = "paygate-notify-not-before"
-	// HeaderError is the last error, email addresses redacted.
-	HeaderError = "paygate-notify-error"
-	// HeaderReason says why a record was dead-lettered: poison, rejected
-	// or exhausted.
-	HeaderReason = "paygate-notify-reason"
-	// HeaderOriginTopic, HeaderOriginPartition and HeaderOriginOffset say
-	// where the record was first read.
-	HeaderOriginTopic     = "paygate-notify-origin-topic"
-	HeaderOriginPartition = "paygate-notify-origin-partition"
-	HeaderOriginOffset    = "paygate-notify-origin-offset"
-	// HeaderDeadLetteredAt (RFC 3339, UTC) is when a record was
-	// dead-lettered.
-	HeaderDeadLetteredAt = "paygate-notify-dead-lettered-at"
+	HeaderAttempt         = kafka.HeaderAttempt
+	HeaderNotBefore       = kafka.HeaderNotBefore
+	HeaderError           = kafka.HeaderError
+	HeaderReason          = kafka.HeaderReason
+	HeaderOriginTopic     = kafka.HeaderOriginTopic
+	HeaderOriginPartition = kafka.HeaderOriginPartition
+	HeaderOriginOffset    = kafka.HeaderOriginOffset
+	HeaderDeadLetteredAt  = kafka.HeaderDeadLetteredAt
 )
-
-// maxRetryWait bounds how long the handler of a retry record sleeps for its
-// not-before time; a record due later is requeued after it. It stays well
-// below the group's rebalance timeout.
-const maxRetryWait = 20 * time.Second
 
 // Publisher sends records to Kafka; *kafka.Producer is one.
 type Publisher interface {
@@ -148,7 +134,11 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return nil
 	}
 	c.stop = make(chan struct{})
-	c.runner = kafka.NewGroupRunner(c.kafkaCfg, c.cfg.Group, c.Topics(), c.Handle, c.log)
+	runner, err := kafka.NewGroupRunner(c.kafkaCfg, c.cfg.Group, c.Topics(), c.Handle, c.log)
+	if err != nil {
+		return err
+	}
+	c.runner = runner
 	return c.runner.Start(ctx)
 }
 
@@ -176,9 +166,6 @@ func (c *Consumer) stopping() <-chan struct{} {
 	}
 	return c.stop
 }
-
-// errStopping leaves a waiting retry record uncommitted on shutdown.
-var errStopping = errors.New("notify: stopping")
 
 // infraError is a failure of the consumer's own dependencies (the
 // database, the broker): the record is left uncommitted and read again.
@@ -230,7 +217,7 @@ func (c *Consumer) Handle(ctx context.Context, msg *sarama.ConsumerMessage) erro
 		zap.Int("attempt", attempt))
 
 	if isRetry {
-		requeue, err := c.waitUntilDue(h)
+		requeue, err := kafka.WaitUntilDue(msg, c.stopping())
 		if err != nil {
 			span.SetAttributes(attribute.String("paygate.notify.outcome", "interrupted"))
 			return err
@@ -312,6 +299,9 @@ func (c *Consumer) deliver(ctx context.Context, log *zap.Logger, eventID uuid.UU
 		c.metrics.email(ctx, o.template, ResultFailed)
 		return Permanent(err)
 	}
+	// The claim holds until at least a lease after this moment (the
+	// database stamps it when it runs the claim).
+	claimedAt := time.Now()
 	st, until, err := c.store.Claim(ctx, eventID, o.to, o.template)
 	if err != nil {
 		return &infraError{err}
@@ -351,19 +341,32 @@ func (c *Consumer) deliver(ctx context.Context, log *zap.Logger, eventID uuid.UU
 	c.metrics.email(ctx, o.template, ResultSent)
 	logging.WithTrace(sctx, log).Info("email sent", zap.String("template", o.template))
 
-	// The mail is out: recording that must not give up easily, or a
-	// redelivery would send it again.
-	for i := 0; ; i++ {
-		err = c.store.MarkSent(context.WithoutCancel(ctx), eventID, o.to, o.template)
-		if err == nil || i == 4 {
-			break
-		}
-		time.Sleep(time.Duration(100<<i) * time.Millisecond)
-	}
-	if err != nil {
+	// The mail is out: recording that must not give up while the claim
+	// holds, or a redelivery would send it again once the claim lapsed.
+	// A database restart takes seconds, so the record is retried until
+	// shortly before the claim ends.
+	if err := c.markSent(context.WithoutCancel(ctx), eventID, o, claimedAt.Add(c.store.Lease()-markSentMargin)); err != nil {
 		return &infraError{err}
 	}
 	return nil
+}
+
+// markSentMargin is how long before its claim ends a consumer stops trying
+// to record a sent mail: the claim was stamped by the database's clock,
+// and the last attempt must not overlap another consumer's claim.
+const markSentMargin = time.Second
+
+// markSent records a sent mail, trying again with backoff until it
+// succeeds or until by, the end of the time the claim is ours; it tries
+// at least once.
+func (c *Consumer) markSent(ctx context.Context, eventID uuid.UUID, o outgoing, by time.Time) error {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		err := c.store.MarkSent(ctx, eventID, o.to, o.template)
+		if err == nil || time.Now().Add(backoff).After(by) {
+			return err
+		}
+		time.Sleep(backoff)
+	}
 }
 
 // messageID is the Message-ID of a mail: the same for every attempt.
@@ -379,30 +382,6 @@ func (c *Consumer) backoff(attempt int) time.Duration {
 		d *= 2
 	}
 	return min(d, config.MaxNotifyRetryBackoff)
-}
-
-// waitUntilDue sleeps until a retry record's not-before time, at most
-// maxRetryWait; requeue says the record is still not due after that.
-func (c *Consumer) waitUntilDue(h map[string]string) (requeue bool, err error) {
-	nb, err := time.Parse(time.RFC3339Nano, h[HeaderNotBefore])
-	if err != nil {
-		return false, nil // no time: due now
-	}
-	d := time.Until(nb)
-	if d <= 0 {
-		return false, nil
-	}
-	if d > maxRetryWait {
-		d, requeue = maxRetryWait, true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return requeue, nil
-	case <-c.stopping():
-		return false, errStopping
-	}
 }
 
 func (c *Consumer) retry(ctx context.Context, span trace.Span, log *zap.Logger, msg *sarama.ConsumerMessage,
@@ -449,43 +428,11 @@ func (c *Consumer) failed(span trace.Span, err error) error {
 	return err
 }
 
-// publish copies msg (key, value, headers) to topic with set headers. The
-// trace context of ctx replaces the record's, so the next attempt's span
-// follows this one; the origin headers are added on the first copy.
+// publish copies msg to topic with set headers (see kafka.Republish); a
+// failure is the broker's, and the record is read again.
 func (c *Consumer) publish(ctx context.Context, msg *sarama.ConsumerMessage, topic string, set map[string]string) error {
-	carrier := propagation.MapCarrier{}
-	c.prop.Inject(ctx, carrier)
-	headers := make([]sarama.RecordHeader, 0, len(msg.Headers)+len(set)+len(carrier)+3)
-	seen := map[string]bool{}
-	for _, rh := range msg.Headers {
-		if rh == nil {
-			continue
-		}
-		k := strings.ToLower(string(rh.Key))
-		if _, replaced := set[k]; replaced || carrier.Get(k) != "" || k == kafka.HeaderTraceparent || k == kafka.HeaderTracestate {
-			continue
-		}
-		seen[k] = true
-		headers = append(headers, sarama.RecordHeader{Key: rh.Key, Value: rh.Value})
-	}
-	add := func(k, v string) { headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)}) }
-	for _, k := range carrier.Keys() {
-		add(k, carrier.Get(k))
-	}
-	if !seen[HeaderOriginTopic] {
-		add(HeaderOriginTopic, msg.Topic)
-		add(HeaderOriginPartition, strconv.Itoa(int(msg.Partition)))
-		add(HeaderOriginOffset, strconv.FormatInt(msg.Offset, 10))
-	}
-	for k, v := range set {
-		add(k, v)
-	}
-	pm := &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(msg.Value), Headers: headers}
-	if msg.Key != nil {
-		pm.Key = sarama.ByteEncoder(msg.Key)
-	}
-	if err := c.pub.Send(ctx, []*sarama.ProducerMessage{pm}); err != nil {
-		return &infraError{fmt.Errorf("notify: publish to %s: %w", topic, err)}
+	if err := kafka.Republish(ctx, c.pub, c.prop, msg, topic, set); err != nil {
+		return &infraError{err}
 	}
 	return nil
 }

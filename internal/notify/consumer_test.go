@@ -44,11 +44,29 @@ type harness struct {
 
 func newHarness(t *testing.T, lease time.Duration, adjust ...func(*config.Notify)) *harness {
 	t.Helper()
+	return newHarnessWith(t, lease, harnessOptions{}, adjust...)
+}
+
+// harnessOptions change how the harness reaches its database and SMTP.
+type harnessOptions struct {
+	// dbURL maps the test database's URL to the one the consumer uses
+	// (through a proxy that can take the database away).
+	dbURL func(string) string
+	// sender wraps the SMTP sender.
+	sender func(notify.Sender) notify.Sender
+}
+
+func newHarnessWith(t *testing.T, lease time.Duration, o harnessOptions, adjust ...func(*config.Notify)) *harness {
+	t.Helper()
 	h := &harness{cfg: notifyConfig(), smtp: smtptest.Start(t), spans: tracetest.NewSpanRecorder(), metrics: sdkmetric.NewManualReader()}
 	for _, f := range adjust {
 		f(&h.cfg)
 	}
-	h.pool = pgtest.NewPool(t, pgtest.NewDatabase(t))
+	dbURL := pgtest.NewDatabase(t)
+	if o.dbURL != nil {
+		dbURL = o.dbURL(dbURL)
+	}
+	h.pool = pgtest.NewPool(t, dbURL)
 	h.broker = kafkatest.NewBroker(t)
 	k := h.broker.Config()
 	h.kafka = k
@@ -62,8 +80,12 @@ func newHarness(t *testing.T, lease time.Duration, adjust ...func(*config.Notify
 		t.Fatal(err)
 	}
 	h.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(h.spans))
+	var snd notify.Sender = sender
+	if o.sender != nil {
+		snd = o.sender(sender)
+	}
 	h.consumer, err = notify.NewConsumer(notify.ConsumerParams{Config: h.cfg, Kafka: k, Store: notify.NewStore(h.pool, lease),
-		Sender: sender, Publisher: h.producer, TracerProvider: h.tp,
+		Sender: snd, Publisher: h.producer, TracerProvider: h.tp,
 		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(h.metrics)),
 		Propagator:    propagation.TraceContext{}, Log: log})
 	if err != nil {

@@ -32,9 +32,12 @@ type Params struct {
 }
 
 // ClaimLease is how long a delivery claim keeps other consumers off a mail:
-// ten SMTP timeouts, more than the longest conversation (go-mail applies
-// the timeout to connecting and to each command).
-func ClaimLease(cfg config.SMTP) time.Duration { return 10 * cfg.Timeout }
+// the longest conversation SMTPSender can have (MaxConversation), then one
+// more SMTP timeout to record that the mail went out. It is also how long
+// the mail of a consumer that died mid-conversation waits before another
+// sends it: 50 s with the default timeout, so that consumer lag is back
+// to 0 within a minute of a killed gateway's restart.
+func ClaimLease(cfg config.SMTP) time.Duration { return MaxConversation(cfg) + cfg.Timeout }
 
 // ProvideSender returns the SMTP sender as the consumer's Sender; a test
 // may replace it with fx.Decorate.
@@ -97,6 +100,9 @@ var Module = fx.Module("notify",
 		ProvideConsumer,
 		kafka.AsTopic(func(n config.Notify) kafka.TopicSpec { return kafka.TopicSpec{Name: n.RetryTopic} }),
 		kafka.AsTopic(func(n config.Notify) kafka.TopicSpec { return kafka.TopicSpec{Name: n.DLQTopic} }),
+		kafka.AsDeadLetterQueue(func(n config.Notify) kafka.DeadLetterQueue {
+			return kafka.DeadLetterQueue{Consumer: "email", Group: n.Group, Topic: n.DLQTopic, RetryTopic: n.RetryTopic}
+		}),
 	),
 	fx.Invoke(run),
 )

@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"os"
 	"strings"
+	"time"
 
 	gomail "github.com/wneessen/go-mail"
 
@@ -115,6 +116,13 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 	}
 	return classify(err)
 }
+
+// MaxConversation is the longest one SMTP conversation of SMTPSender can
+// last, however slowly the server answers: go-mail gives the configured
+// timeout to each of four phases, not to each command. They are
+// connecting; the greeting; EHLO, STARTTLS, AUTH and the NOOP before the
+// message; the message and QUIT.
+func MaxConversation(cfg config.SMTP) time.Duration { return 4 * cfg.Timeout }
 
 // classify maps a go-mail error to paygate's two kinds.
 func classify(err error) error {

@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"os"
@@ -251,5 +252,94 @@ func TestSMTPSenderRefusesUntrustedCertificates(t *testing.T) {
 				t.Fatalf("%s, CA file %q: %q, want a certificate error", c.mode, ca, summary)
 			}
 		}
+	}
+}
+
+// dripServer is an SMTP server that answers every line, the greeting
+// first, after delay: slow, but never slow enough for one command to
+// time out.
+func dripServer(t *testing.T, delay time.Duration) (string, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				say := func(s string) bool {
+					time.Sleep(delay)
+					_, err := c.Write([]byte(s + "\r\n"))
+					return err == nil
+				}
+				if !say("220 drip ESMTP") {
+					return
+				}
+				r := bufio.NewReader(c)
+				inData := false
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					cmd := strings.ToUpper(strings.TrimSpace(line))
+					reply := "250 ok"
+					switch {
+					case inData && cmd != ".":
+						continue
+					case inData:
+						inData = false
+					case strings.HasPrefix(cmd, "EHLO"):
+						reply = "250-drip\r\n250 8BITMIME"
+					case cmd == "DATA":
+						inData, reply = true, "354 go ahead"
+					case cmd == "QUIT":
+						say("221 bye")
+						return
+					}
+					if !say(reply) {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	addr := ln.Addr().(*net.TCPAddr)
+	return addr.IP.String(), addr.Port
+}
+
+// TestSMTPConversationEndsByMaxConversation: a server that answers every
+// line just under the timeout cannot stretch one conversation past
+// MaxConversation. The delivery claim's lease (ClaimLease) counts on it:
+// a claim must outlast any live conversation. Were go-mail to give each
+// command the timeout, this conversation would last nine replies.
+func TestSMTPConversationEndsByMaxConversation(t *testing.T) {
+	t.Parallel()
+	cfg := smtpConfig(dripServer(t, 180*time.Millisecond))
+	cfg.Timeout = 200 * time.Millisecond
+	start := time.Now()
+	err := newSender(t, cfg).Send(context.Background(), testMessage)
+	if took := time.Since(start); took > notify.MaxConversation(cfg)+200*time.Millisecond {
+		t.Fatalf("Send took %s (%v), want at most MaxConversation %s", took, err, notify.MaxConversation(cfg))
+	}
+}
+
+// TestClaimLeaseOutlastsAConversationAndEndsWithinAMinute: the lease
+// covers the longest conversation and the time to record the mail, and
+// with the default SMTP timeout a mail whose consumer died mid-conversation
+// is free again after 50 s, so that consumer lag is back to 0 within a
+// minute of a killed gateway's restart (the chaos suite's bound). Ten
+// timeouts, the lease before, kept the mail and the lag waiting 100 s.
+func TestClaimLeaseOutlastsAConversationAndEndsWithinAMinute(t *testing.T) {
+	t.Parallel()
+	cfg := config.Defaults().SMTP
+	if lease := notify.ClaimLease(cfg); lease <= notify.MaxConversation(cfg) || lease > 50*time.Second {
+		t.Fatalf("ClaimLease = %s with MaxConversation %s; want more than it, and at most 50 s", lease, notify.MaxConversation(cfg))
 	}
 }

@@ -45,6 +45,9 @@ func NewStore(pool *pgxpool.Pool, lease time.Duration) *Store {
 	return &Store{pool: pool, lease: lease}
 }
 
+// Lease returns how long a claim keeps other consumers off a row.
+func (s *Store) Lease() time.Duration { return s.lease }
+
 // Claim takes the row of (eventID, recipient, template), creating it
 // pending when it does not exist.
 // For a busy row it also returns until when the other claim holds.

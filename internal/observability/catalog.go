@@ -12,10 +12,12 @@ import (
 
 	"github.com/paygate/paygate/internal/auth"
 	"github.com/paygate/paygate/internal/callbacks"
+	"github.com/paygate/paygate/internal/deadletters"
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/movement"
 	"github.com/paygate/paygate/internal/notify"
 	"github.com/paygate/paygate/internal/payout"
+	"github.com/paygate/paygate/internal/platform/batch"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
@@ -132,6 +134,12 @@ var (
 	WithdrawalsSettle = promName(withdraw.MetricSettled, Counter, false)
 	WithdrawnAmount   = promName(withdraw.MetricAmount, Counter, false)
 	Payouts           = promName(payout.MetricPayouts, Counter, false)
+	ConsumerRetries   = promName(kafka.MetricConsumerRetries, Counter, false)
+	BatchSize         = promName(batch.MetricSize, Histogram, false)
+	BatchQueueWait    = promName(batch.MetricQueueWait, Histogram, true)
+	BatchDuration     = promName(batch.MetricDuration, Histogram, true)
+	ConsumerDead      = promName(kafka.MetricConsumerDeadLetters, Counter, false)
+	DeadLetterReplays = promName(deadletters.MetricReplays, Counter, false)
 	Emails            = promName(notify.MetricEmails, Counter, false)
 	DeadLetters       = promName(notify.MetricDeadLetters, Counter, false)
 	Retries           = promName(notify.MetricRetries, Counter, false)
@@ -171,10 +179,16 @@ func Catalog() []Metric {
 			"result": {notify.ResultSent, notify.ResultFailed, notify.ResultDuplicate}}),
 		counter("email", notify.MetricDeadLetters, map[string][]string{"reason": {notify.ReasonPoison, notify.ReasonRejected, notify.ReasonExhausted}}),
 		counter("email", notify.MetricRetries, nil),
+		{Name: BatchSize, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},
+		{Name: BatchQueueWait, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},
+		{Name: BatchDuration, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},
 		gauge("", outbox.MetricPending, false, nil),
 		gauge("", outbox.MetricOldestAge, true, nil),
 		gauge("", outbox.MetricParked, false, nil),
 		gauge("", kafka.MetricConsumerLag, false, map[string][]string{LabelGroup: nil}),
+		counter("", kafka.MetricConsumerRetries, map[string][]string{LabelGroup: nil}),
+		counter("", kafka.MetricConsumerDeadLetters, map[string][]string{LabelGroup: nil, "reason": kafka.DeadLetterReasons}),
+		counter("", deadletters.MetricReplays, map[string][]string{"consumer": {"email", "payouts"}}),
 		gauge("saldo", ledger.MetricVerificationOK, false, nil),
 		gauge("saldo", ledger.MetricVerificationViolations, false, nil),
 		gauge("saldo", ledger.MetricVerificationTime, true, nil),

@@ -122,6 +122,16 @@ func domainPanels(domain string) []panel {
 		return []panel{
 			{title: "Transfers by result", unit: "ops", queries: []query{{rate(Transfers, "result"), "{{result}}"}}},
 			{title: "Transfer volume", unit: "short", description: "Minor units per second.", queries: []query{{rate(TransferAmount, ""), "volume"}}},
+			{title: "Group commit: transfers per batch", description: "Transfers booked in one transaction (one commit): mean, and p99.",
+				unit: "short", queries: []query{
+					{fmt.Sprintf(`sum(rate(%[1]s_sum[$__rate_interval])) / clamp_min(sum(rate(%[1]s_count[$__rate_interval])), 1e-9)`, BatchSize), "mean"},
+					{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, BatchSize), "p99"},
+				}},
+			{title: "Group commit: queue wait and batch duration p99", description: "How long a transfer waited for its batch, and how long a batch took to book and commit.",
+				unit: "s", queries: []query{
+					{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, BatchQueueWait), "queue wait p99"},
+					{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, BatchDuration), "batch p99"},
+				}},
 		}
 	case "withdraw":
 		return []panel{
@@ -130,6 +140,11 @@ func domainPanels(domain string) []panel {
 			{title: "Settled volume by status", unit: "short", description: "Minor units per second.", queries: []query{{rate(WithdrawnAmount, "status"), "{{status}}"}}},
 			{title: "Payout creates by result", description: "accepted: the provider took it and will call back; refused: the provider rejected the request; error: outcome unknown, retried under the same idempotency key.",
 				unit: "ops", queries: []query{{rate(Payouts, "result"), "{{result}}"}}},
+			{title: "Consumer retries and dead letters", description: "Events the payout processor (and any consumer with the platform's retry policy) moved to its retry topic, and those it gave up on; GET /v1/admin/dead-letters lists and replays them.",
+				unit: "ops", queries: []query{
+					{fmt.Sprintf(`sum by (group) (rate(%s[$__rate_interval]))`, ConsumerRetries), "{{group}} retries"},
+					{fmt.Sprintf(`sum by (group, reason) (rate(%s[$__rate_interval]))`, ConsumerDead), "{{group}} dead letter: {{reason}}"},
+				}},
 			{title: "Payout callbacks by outcome", unit: "ops", queries: []query{{fmt.Sprintf(
 				`sum by (outcome) (rate(%s{kind="payout"}[$__rate_interval]))`, Callbacks), "{{outcome}}"}}},
 		}

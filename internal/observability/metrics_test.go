@@ -135,7 +135,7 @@ func TestMetricsHaveOnlyBoundedLabels(t *testing.T) {
 		}
 		return nil
 	})
-	groups := []string{e.Config.Payout.Group, e.Config.Notify.Group}
+	groups := []string{e.Config.Payout.Group, e.Config.Payout.Group + "-retry", e.Config.Notify.Group}
 	pools := map[string]bool{}
 
 	catalog := map[string]observability.Metric{}

@@ -122,7 +122,7 @@ func TestOneTracePerPayment(t *testing.T) {
 			}
 			// One pass per hop: each is found as the child of the one before.
 			for _, s := range byID {
-				if s.GetName() == "db InsertTransfer" && descends(byID, s, h.server) {
+				if s.GetName() == "db InsertTransfers" && descends(byID, s, h.server) {
 					h.db = s
 				}
 				if s.GetName() == "publish paygate.transfer.v1" {

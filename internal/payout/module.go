@@ -35,6 +35,7 @@ type Params struct {
 	MeterProvider  metric.MeterProvider
 	Log            *zap.Logger
 	Lag            *kafka.LagMonitor
+	Producer       *kafka.Producer
 }
 
 // pollLockKey names the advisory lock that lets one replica at a time
@@ -57,9 +58,18 @@ func run(p Params) error {
 	if !p.Config.Enabled {
 		return nil
 	}
-	runner := kafka.NewGroupRunner(p.Kafka, p.Config.Group, []string{p.Kafka.TopicWithdraw}, proc.Handle, log)
+	runner, err := kafka.NewGroupRunner(p.Kafka, p.Config.Group, []string{p.Kafka.TopicWithdraw}, proc.Handle, log,
+		kafka.WithRetry(kafka.RetryPolicy{RetryTopic: p.Config.RetryTopic, DLQTopic: p.Config.DLQTopic,
+			MaxAttempts: p.Config.MaxAttempts, Backoff: p.Config.RetryBackoff, MaxBackoff: config.MaxPayoutRetryBackoff,
+			Publisher: p.Producer, Propagator: p.Propagator}, p.MeterProvider))
+	if err != nil {
+		return err
+	}
 	p.Lifecycle.Append(fx.Hook{OnStart: runner.Start, OnStop: runner.Stop})
-	p.Lag.Watch(p.Config.Group, []string{p.Kafka.TopicWithdraw})
+	p.Lag.Watch(p.Config.Group, runner.Topics())
+	if group, topics := runner.RetryGroup(); group != "" {
+		p.Lag.Watch(group, topics)
+	}
 	p.Lifecycle.Append(periodic.Hook(p.ProviderConfig.PollInterval, func(ctx context.Context) {
 		_, err := postgres.WithSessionLock(ctx, p.Pool, pollLockKey, func(ctx context.Context) error {
 			n, err := p.Withdrawals.PollPayouts(ctx, p.Provider, p.ProviderConfig.PollAfter, pollBatch)
@@ -75,5 +85,14 @@ func run(p Params) error {
 	return nil
 }
 
-// Module is the payout fx module.
-var Module = fx.Module("payout", fx.Invoke(run))
+// Module is the payout fx module: the processor and poller, and the
+// processor's retry and dead-letter topics.
+var Module = fx.Module("payout",
+	fx.Provide(
+		kafka.AsTopic(func(c config.Payout) kafka.TopicSpec { return kafka.TopicSpec{Name: c.RetryTopic} }),
+		kafka.AsTopic(func(c config.Payout) kafka.TopicSpec { return kafka.TopicSpec{Name: c.DLQTopic} }),
+		kafka.AsDeadLetterQueue(func(c config.Payout) kafka.DeadLetterQueue {
+			return kafka.DeadLetterQueue{Consumer: "payouts", Group: c.Group, Topic: c.DLQTopic, RetryTopic: c.RetryTopic}
+		}),
+	),
+	fx.Invoke(run))

@@ -72,8 +72,7 @@ func (p *Processor) Handle(ctx context.Context, msg *sarama.ConsumerMessage) err
 	ctx = kafka.ExtractContext(ctx, p.prop, msg)
 	ev, err := kafka.FromConsumerMessage(msg)
 	if err != nil {
-		p.log.Error("payout: skipping a record that is not a CloudEvent", zap.Error(err), zap.Int64("offset", msg.Offset))
-		return nil
+		return kafka.Poison(fmt.Errorf("payout: not a CloudEvent: %w", err))
 	}
 	if ev.Type() != events.TypeWithdrawalRequested {
 		return nil
@@ -81,15 +80,19 @@ func (p *Processor) Handle(ctx context.Context, msg *sarama.ConsumerMessage) err
 	ctx, span := p.tracer.Start(ctx, "payout "+ev.Type(), trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("paygate.domain", "withdraw"), attribute.String("messaging.message.id", ev.ID())))
 	defer span.End()
-	log := logging.WithTrace(ctx, p.log)
 
 	var data events.Withdrawal
 	if err := json.Unmarshal(ev.Data(), &data); err != nil || data.WithdrawalID == uuid.Nil {
-		log.Error("payout: skipping a malformed withdrawal event", zap.String("event_id", ev.ID()))
-		return nil
+		span.SetStatus(codes.Error, "malformed withdrawal event")
+		return kafka.Poison(fmt.Errorf("payout: malformed %s event %s", ev.Type(), ev.ID()))
 	}
 	span.SetAttributes(attribute.String("paygate.withdrawal_id", data.WithdrawalID.String()))
 	d, err := p.settler.Details(ctx, data.WithdrawalID)
+	if errors.Is(err, withdraw.ErrNotFound) {
+		// An event about a withdrawal this database does not hold (another
+		// environment's, or a hand-made one): no attempt will find it.
+		return p.fail(ctx, span, kafka.Reject(fmt.Errorf("payout: withdrawal %s does not exist", data.WithdrawalID)))
+	}
 	if err != nil {
 		return p.fail(ctx, span, fmt.Errorf("payout: details of %s: %w", data.WithdrawalID, err))
 	}

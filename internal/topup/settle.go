@@ -68,6 +68,16 @@ func (s *Service) ApplyPayment(ctx context.Context, tx pgx.Tx, p provider.Paymen
 	}
 	t, err := s.store.LockForSettle(ctx, tx, id)
 	if errors.Is(err, ErrNotFound) {
+		// paygate asks the provider for a payment before it records the
+		// top-up (see Create), so a callback can overtake the record by a
+		// few milliseconds. Its intent says the record is on its way: the
+		// callback is answered as not processed, and the provider delivers
+		// it again.
+		if inFlight, ierr := s.store.IntentExists(ctx, tx, id); ierr != nil {
+			return "", TopUp{}, ierr
+		} else if inFlight {
+			return "", TopUp{}, ErrPaymentInFlight
+		}
 		return "", TopUp{}, ErrUnknownPayment
 	}
 	if err != nil {

@@ -92,6 +92,16 @@ LIMIT 1`, c.Owner, c.Key, c.Fingerprint, uuid.New(), expires.UTC().Truncate(time
 	return in, err
 }
 
+// IntentExists reports whether an intent names the top-up id: paygate
+// asked the provider for its payment, and its record may still be on its
+// way to the database.
+func (Store) IntentExists(ctx context.Context, q postgres.Querier, id uuid.UUID) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, `-- name: TopUpIntentExists
+SELECT EXISTS (SELECT 1 FROM topup_intents WHERE topup_id = $1)`, id).Scan(&ok)
+	return ok, err
+}
+
 // DeleteIntents forgets intents created before cutoff and returns how
 // many.
 func (Store) DeleteIntents(ctx context.Context, q postgres.Querier, cutoff time.Time) (int64, error) {

@@ -52,6 +52,9 @@ var (
 	// ErrUnknownPayment is a provider's payment whose reference names no
 	// top-up of paygate's.
 	ErrUnknownPayment = apperr.New(apperr.KindNotFound, "UNKNOWN_PAYMENT", "No top-up has this payment's reference.")
+	// ErrPaymentInFlight is a payment whose top-up paygate asked for but
+	// has not recorded yet: try again shortly.
+	ErrPaymentInFlight = apperr.New(apperr.KindUnavailable, "PAYMENT_IN_FLIGHT", "The top-up of this payment is still being recorded.")
 )
 
 // Statuses of a top-up. A top-up is pending until the provider settles

@@ -1,21 +1,42 @@
 package transfer
 
 import (
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 
 	"github.com/paygate/paygate/internal/movement"
+	"github.com/paygate/paygate/internal/platform/batch"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
 )
 
-// ProvideService builds the service.
-func ProvideService(p movement.Params) (*Service, error) {
+// Params are what the transfer service is built from.
+type Params struct {
+	fx.In
+	movement.Params
+
+	Lifecycle      fx.Lifecycle
+	TracerProvider trace.TracerProvider
+}
+
+// ProvideService builds the service with its group committer, which runs
+// with the application: on stop, the transfers already submitted are
+// booked before the committer ends.
+func ProvideService(p Params) (*Service, error) {
 	m, err := newMetrics(p.MeterProvider)
 	if err != nil {
 		return nil, err
 	}
-	return NewService(p.DB, p.Keys, p.Ledger, p.Users, p.Money, p.Kafka.TopicTransfer, m), nil
+	s := NewService(p.DB, p.Keys, p.Ledger, p.Users, p.Money, p.Kafka.TopicTransfer, m)
+	c, err := s.UseBatches(batch.Options{Window: p.Money.BatchWindow, MaxSize: p.Money.BatchMaxSize, Workers: p.Money.BatchWorkers,
+		Tracer: p.TracerProvider.Tracer("paygate/transfer")},
+		p.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	p.Lifecycle.Append(fx.Hook{OnStart: c.Start, OnStop: c.Stop})
+	return s, nil
 }
 
 // Module is the transfer fx module.

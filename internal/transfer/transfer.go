@@ -16,12 +16,14 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/paygate/paygate/internal/events"
 	"github.com/paygate/paygate/internal/ledger"
 	"github.com/paygate/paygate/internal/movement"
 	"github.com/paygate/paygate/internal/platform/apperr"
 	"github.com/paygate/paygate/internal/platform/authn"
+	"github.com/paygate/paygate/internal/platform/batch"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/idempotency"
 	"github.com/paygate/paygate/internal/platform/outbox"
@@ -83,6 +85,7 @@ type Ledger interface {
 	movement.LedgerReverser
 	WalletsOf(ctx context.Context, q postgres.Querier, userIDs []uuid.UUID) (map[uuid.UUID]ledger.Account, error)
 	Post(ctx context.Context, tx pgx.Tx, t ledger.Transaction) (ledger.PostedTransaction, error)
+	PostMany(ctx context.Context, tx pgx.Tx, ts []ledger.Transaction) ([]ledger.PostedTransaction, []error, error)
 }
 
 // Users is what transfers need of the users domain: finding the recipient,
@@ -92,6 +95,7 @@ type Users interface {
 	GetByEmail(ctx context.Context, q postgres.Querier, email string) (users.User, error)
 	GetByAccountNumber(ctx context.Context, q postgres.Querier, number string) (users.User, error)
 	LockMany(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]users.User, error)
+	Lookup(ctx context.Context, q postgres.Querier, ids []uuid.UUID, numbers, emails []string) ([]users.User, error)
 }
 
 // Service books and reads transfers.
@@ -105,12 +109,39 @@ type Service struct {
 	limit   movement.Limit
 	topic   string
 	metrics *metrics
+	// batches books concurrent transfers together (group commit); nil, or
+	// not running, books each transfer in its own transaction.
+	batches *batch.Committer[item, outcome]
 }
 
-// NewService returns the service; m may be nil.
+// NewService returns the service; m may be nil. Transfers are booked one
+// transaction each until UseBatches gives it a group committer.
 func NewService(db *postgres.DB, keys *idempotency.Store, l Ledger, u Users, cfg config.Money, topic string, m *metrics) *Service {
 	return &Service{db: db, keys: keys, ledger: l, users: u, cfg: cfg, topic: topic, metrics: m,
 		limit: movement.Limit{Noun: "transfer", Min: cfg.TransferMin, Max: cfg.TransferMax, Currency: cfg.Currency}}
+}
+
+// UseBatches has the service book concurrent transfers in batches of up
+// to opts.MaxSize, one transaction and one commit each (see bookBatch).
+// The committer runs between its Start and Stop; the service books alone
+// whatever arrives outside them.
+func (s *Service) UseBatches(opts batch.Options, mp metric.MeterProvider) (*batch.Committer[item, outcome], error) {
+	c, err := batch.New("transfer", s.bookItems, opts, mp)
+	if err != nil {
+		return nil, err
+	}
+	s.batches = c
+	return c, nil
+}
+
+// bookItems adapts bookBatch to the committer.
+func (s *Service) bookItems(ctx context.Context, items []item) []batch.Result[outcome] {
+	outs := s.bookBatch(ctx, items)
+	res := make([]batch.Result[outcome], len(outs))
+	for i, o := range outs {
+		res[i] = batch.Result[outcome]{Value: o}
+	}
+	return res
 }
 
 // CreateRequest is the body of POST /v1/transfers.
@@ -151,8 +182,30 @@ func (s *Service) Validate(in CreateRequest) (Request, error) {
 	return Request{To: to, Amount: in.Amount, Note: strings.TrimSpace(in.Note)}, nil
 }
 
-// Create validates in and books the transfer under the claim, once.
+// Create validates in and books the transfer under the claim, once: in a
+// batch with the transfers that arrive at the same time when the service
+// has a running committer, else in a transaction of its own.
 func (s *Service) Create(ctx context.Context, c idempotency.Claim, caller authn.Principal, in CreateRequest) (idempotency.Response, error) {
+	if s.batches != nil {
+		req, err := s.Validate(in)
+		if err != nil {
+			s.metrics.record(ctx, "rejected", 0)
+			return idempotency.Response{}, err
+		}
+		o, err := s.batches.Do(ctx, item{ctx: ctx, claim: c, caller: caller, req: req})
+		if !errors.Is(err, batch.ErrStopped) {
+			if err == nil {
+				err = o.err
+			}
+			if err != nil {
+				return idempotency.Response{}, err
+			}
+			if o.result != "" {
+				s.metrics.record(ctx, o.result, o.amount)
+			}
+			return o.res, nil
+		}
+	}
 	return movement.Create(ctx, s.keys, c,
 		func() (Request, error) { return s.Validate(in) },
 		func(ctx context.Context, tx pgx.Tx, req Request) (Transfer, error) {

@@ -92,9 +92,21 @@ func (s *Service) Update(ctx context.Context, caller authn.Principal, id uuid.UU
 				return err
 			}
 		}
-		var err error
-		out, err = s.store.Update(ctx, tx, id, p)
-		return err
+		before, err := s.store.GetForUpdate(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if out, err = s.store.Update(ctx, tx, id, p); err != nil {
+			return err
+		}
+		// A session carries its user's role (the per-request check reads
+		// only the session), so a change of role ends the user's sessions,
+		// in this transaction: the next request with an old token is
+		// refused, and the user logs in again with the new role.
+		if out.Role != before.Role {
+			return s.revoker.RevokeUserSessions(ctx, tx, id, "role changed")
+		}
+		return nil
 	})
 	return out, err
 }

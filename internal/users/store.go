@@ -242,6 +242,26 @@ func (s *Store) GetMany(ctx context.Context, q postgres.Querier, ids []uuid.UUID
 SELECT `+userColumns+` FROM users WHERE id = ANY($1)`, ids))
 }
 
+// Lookup returns the users named by any of ids, account numbers or
+// (normalised) emails, in one statement: what a batch of transfers needs
+// to find its recipients.
+func (s *Store) Lookup(ctx context.Context, q postgres.Querier, ids []uuid.UUID, numbers, emails []string) ([]User, error) {
+	norm := make([]string, len(emails))
+	for i, e := range emails {
+		norm[i] = NormalizeEmail(e)
+	}
+	m, err := collectByID(q.Query(ctx, `-- name: LookupUsers
+SELECT `+userColumns+` FROM users WHERE id = ANY($1) OR account_number = ANY($2) OR email = ANY($3)`, ids, numbers, norm))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]User, 0, len(m))
+	for _, u := range m {
+		out = append(out, u)
+	}
+	return out, nil
+}
+
 // collectByID reads the users of a query's rows into a map by id.
 func collectByID(rows pgx.Rows, err error) (map[uuid.UUID]User, error) {
 	if err != nil {

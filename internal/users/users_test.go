@@ -155,13 +155,33 @@ func TestAdminManagesUsers(t *testing.T) {
 		t.Fatalf("name filter %v: %s", one["lastname"], r.Body)
 	}
 
-	// Role changes take effect on the next request, not at token expiry.
+	// Role changes take effect on the next request, not at token expiry: a
+	// change of role ends the user's sessions, and a new login carries the
+	// new role.
 	u := e.NewUser(t)
 	if r := e.Do(t, apptest.Request{Method: "PATCH", Path: "/v1/users/" + u.ID, Token: admin.Token, Body: map[string]string{"role": "admin"}}); r.Status != 200 {
 		t.Fatalf("promote: %d %s", r.Status, r.Body)
 	}
-	if r := e.Get(t, "/v1/users", u.Token); r.Status != 200 {
+	if r := e.Get(t, "/v1/users", u.Token); r.Status != 401 {
+		t.Fatalf("a token of the session before the promotion: %d", r.Status)
+	}
+	promoted, _ := e.Login(t, u.Email, u.Password)
+	if r := e.Get(t, "/v1/users", promoted); r.Status != 200 {
 		t.Fatalf("promoted user cannot list: %d", r.Status)
+	}
+	if r := e.Do(t, apptest.Request{Method: "PATCH", Path: "/v1/users/" + u.ID, Token: admin.Token, Body: map[string]string{"role": "user"}}); r.Status != 200 {
+		t.Fatalf("demote: %d %s", r.Status, r.Body)
+	}
+	if r := e.Get(t, "/v1/users", promoted); r.Status != 401 {
+		t.Fatalf("an admin token after the demotion: %d", r.Status)
+	}
+	// A change of anything else keeps the sessions.
+	again, _ := e.Login(t, u.Email, u.Password)
+	if r := e.Do(t, apptest.Request{Method: "PATCH", Path: "/v1/users/" + u.ID, Token: admin.Token, Body: map[string]string{"firstname": "Renamed"}}); r.Status != 200 {
+		t.Fatalf("rename: %d %s", r.Status, r.Body)
+	}
+	if r := e.Get(t, "/v1/auth/me", again); r.Status != 200 {
+		t.Fatalf("a rename ended the session: %d", r.Status)
 	}
 	if r := e.Do(t, apptest.Request{Method: "PATCH", Path: "/v1/users/" + u.ID, Token: admin.Token, Body: map[string]string{"role": "root"}}); r.Status != 400 {
 		t.Fatalf("invalid role: %d", r.Status)

@@ -123,6 +123,7 @@ runs before the ConfigMap exists).
   "PAYGATE_LOG_LEVEL" $c.logLevel
   "PAYGATE_HTTP_ADDR" (printf ":%d" (int $c.httpPort))
   "PAYGATE_METRICS_ADDR" (printf ":%d" (int $c.metricsPort))
+  "PAYGATE_PPROF_ENABLED" (toString $c.pprofEnabled)
   "PAYGATE_SHUTDOWN_DRAIN_DELAY" (printf "%ds" (int .Values.shutdown.drainDelaySeconds))
   "PAYGATE_SHUTDOWN_TIMEOUT" (printf "%ds" (int .Values.shutdown.timeoutSeconds))
   "PAYGATE_MIGRATE_ON_START" (toString $c.migrateOnStart)
@@ -139,6 +140,8 @@ runs before the ConfigMap exists).
   "PAYGATE_NOTIFY_DLQ_TOPIC" $c.kafka.topics.notifyDlq
   "PAYGATE_NOTIFY_GROUP" $c.kafka.groups.notify
   "PAYGATE_PAYOUT_GROUP" $c.kafka.groups.payout
+  "PAYGATE_PAYOUT_RETRY_TOPIC" $c.kafka.topics.payoutRetry
+  "PAYGATE_PAYOUT_DLQ_TOPIC" $c.kafka.topics.payoutDlq
   "PAYGATE_SMTP_HOST" $smtpHost
   "PAYGATE_SMTP_PORT" (toString (int $c.smtp.port))
   "PAYGATE_SMTP_TLS" $c.smtp.tls

@@ -3,7 +3,8 @@
 // envelope and decoded bodies, and can be told to refuse mail (for
 // example 451, try again later) globally or per recipient. StartWith adds
 // STARTTLS or implicit TLS, with a certificate from a CA made for the test,
-// and SMTP AUTH PLAIN.
+// and SMTP AUTH PLAIN. Stop and Restart take the server away and bring it
+// back on the same port, as an outage of the mail relay does.
 package smtptest
 
 import (
@@ -76,10 +77,11 @@ type Server struct {
 	CAFile string
 
 	sec Security
-	srv *smtp.Server
-	ln  net.Listener
+	tls *tls.Config // the server certificate of a TLS server
 
 	mu        sync.Mutex
+	srv       *smtp.Server // nil while stopped
+	sessions  int          // SMTP conversations open now
 	msgs      []Message
 	refuse    int
 	rcptRule  func(addr string) int
@@ -100,27 +102,80 @@ func StartWith(t testing.TB, sec Security) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, sec: sec, changed: make(chan struct{})}
-	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{s: s, conn: c}, nil }))
 	if sec.TLS != Plain {
 		ca := pkitest.NewCA(t, "smtptest CA")
-		tc := ca.ServerConfig()
+		s.tls = ca.ServerConfig()
 		s.CAFile = ca.File
-		if sec.TLS == ImplicitTLS {
-			ln = tls.NewListener(ln, tc)
-		} else {
-			s.srv.TLSConfig = tc
-		}
 	}
-	s.srv.AllowInsecureAuth = sec.TLS == Plain
-	s.ln = ln
-	s.srv.Domain = "smtptest.local"
-	s.srv.ReadTimeout = 10 * time.Second
-	s.srv.WriteTimeout = 10 * time.Second
-	s.srv.MaxMessageBytes = 10 << 20
-	s.srv.ErrorLog = nopLogger{}
-	go func() { _ = s.srv.Serve(ln) }()
-	t.Cleanup(func() { _ = s.srv.Close() })
+	s.serve(ln)
+	t.Cleanup(func() { _ = s.Stop() })
 	return s
+}
+
+// serve runs a new SMTP server on ln.
+func (s *Server) serve(ln net.Listener) {
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.sessions++
+		return &session{s: s, conn: c}, nil
+	}))
+	if s.sec.TLS == ImplicitTLS {
+		ln = tls.NewListener(ln, s.tls)
+	} else if s.sec.TLS == StartTLS {
+		srv.TLSConfig = s.tls
+	}
+	srv.AllowInsecureAuth = s.sec.TLS == Plain
+	srv.Domain = "smtptest.local"
+	srv.ReadTimeout = 10 * time.Second
+	srv.WriteTimeout = 10 * time.Second
+	srv.MaxMessageBytes = 10 << 20
+	srv.ErrorLog = nopLogger{}
+	s.mu.Lock()
+	s.srv = srv
+	s.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+}
+
+// Stop takes the server away as a crashed relay goes: the port stops
+// accepting connections and every open conversation is cut where it
+// stands, mid-message or not; a message whose data had not been accepted
+// is not recorded. Messages accepted before stay in Messages. Stopping a
+// stopped server does nothing.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Close()
+}
+
+// Restart serves again on the same port, with the same security, after
+// Stop; the messages accepted before are kept.
+func (s *Server) Restart() error {
+	s.mu.Lock()
+	running := s.srv != nil
+	s.mu.Unlock()
+	if running {
+		return errors.New("smtptest: the server is running")
+	}
+	ln, err := net.Listen("tcp", s.Addr())
+	if err != nil {
+		return fmt.Errorf("smtptest: listen again on %s: %w", s.Addr(), err)
+	}
+	s.serve(ln)
+	return nil
+}
+
+// Sessions returns how many SMTP conversations are open now: a test
+// that must cut one mid-flight waits for one before it calls Stop.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions
 }
 
 // Addr returns host:port.
@@ -202,9 +257,15 @@ func (s *Server) To(addr string) []Message {
 	return out
 }
 
-func (s *Server) add(m Message, perr error) {
+// add records an accepted message. One whose data ended while Stop was
+// cutting its conversation is refused with 421, what a server that shuts
+// down answers (RFC 5321), if the client still hears anything.
+func (s *Server) add(m Message, perr error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.srv == nil {
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "smtptest: shutting down"}
+	}
 	if perr != nil {
 		s.parseErrs = append(s.parseErrs, perr)
 	} else {
@@ -212,6 +273,7 @@ func (s *Server) add(m Message, perr error) {
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
+	return nil
 }
 
 type session struct {
@@ -290,12 +352,17 @@ func (ss *session) Data(r io.Reader) error {
 	m.From, m.To, m.ReceivedAt = ss.from, append([]string(nil), ss.to...), time.Now()
 	state, isTLS := ss.conn.TLSConnectionState()
 	m.TLS, m.User = isTLS && state.HandshakeComplete, ss.user
-	ss.s.add(m, perr)
-	return nil
+	return ss.s.add(m, perr)
 }
 
-func (ss *session) Reset()        { ss.from, ss.to = "", nil }
-func (ss *session) Logout() error { return nil }
+func (ss *session) Reset() { ss.from, ss.to = "", nil }
+
+func (ss *session) Logout() error {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	ss.s.sessions--
+	return nil
+}
 
 // parse decodes the headers and the text and HTML parts of raw.
 func parse(raw []byte) (Message, error) {

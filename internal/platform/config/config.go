@@ -50,6 +50,9 @@ type HTTP struct {
 	// drained.
 	DrainDelay      time.Duration `envconfig:"SHUTDOWN_DRAIN_DELAY" default:"5s" desc:"Time /readyz answers 503 before the server stops accepting connections on shutdown."`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"Time in-flight requests get to finish on shutdown."`
+	// PprofEnabled mounts net/http/pprof on the operations listener, to
+	// profile a live process (make bench takes its CPU profile there).
+	PprofEnabled bool `envconfig:"PPROF_ENABLED" default:"false" desc:"Serve Go's net/http/pprof profiles under /debug/pprof/ on the operations listener (PAYGATE_METRICS_ADDR), never on the API port. A CPU profile must last less than PAYGATE_HTTP_WRITE_TIMEOUT. Off by default: profiles expose the program's internals and cost CPU while they run."`
 }
 
 // Database holds the PostgreSQL settings.
@@ -100,7 +103,7 @@ type Kafka struct {
 type Outbox struct {
 	BatchSize    int           `envconfig:"OUTBOX_BATCH_SIZE" default:"100" desc:"Events the relay publishes per database transaction."`
 	PollInterval time.Duration `envconfig:"OUTBOX_POLL_INTERVAL" default:"1s" desc:"Fallback polling interval when no NOTIFY arrives."`
-	RetryBackoff time.Duration `envconfig:"OUTBOX_RETRY_BACKOFF" default:"1s" desc:"Pause after a failed publish before the relay tries again (doubles up to 30s)."`
+	RetryBackoff time.Duration `envconfig:"OUTBOX_RETRY_BACKOFF" default:"1s" desc:"Pause after a failed publish before the relay tries again (doubles up to 5s)."`
 	Retention    time.Duration `envconfig:"OUTBOX_RETENTION" default:"168h" desc:"How long published events are kept before cleanup."`
 	Source       string        `envconfig:"EVENT_SOURCE" default:"/paygate" desc:"CloudEvents source attribute of every published event."`
 }
@@ -161,5 +164,8 @@ type Money struct {
 	WithdrawMin          int64         `envconfig:"WITHDRAW_MIN" default:"50000" desc:"Smallest withdrawal, in minor units."`
 	WithdrawMax          int64         `envconfig:"WITHDRAW_MAX" default:"50000000" desc:"Largest withdrawal, in minor units."`
 	IdempotencyRetention time.Duration `envconfig:"IDEMPOTENCY_RETENTION" default:"24h" desc:"How long Idempotency-Key responses are kept (at least 24h)."`
+	BatchWindow          time.Duration `envconfig:"BATCH_WINDOW" default:"0s" desc:"How long a batch of transfers stays open for more after its first (group commit). 0: a batch takes what queued while the previous ones were booked, adding no wait."`
+	BatchMaxSize         int           `envconfig:"BATCH_MAX_SIZE" default:"128" desc:"Most transfers booked in one transaction; 1 books each alone."`
+	BatchWorkers         int           `envconfig:"BATCH_WORKERS" default:"2" desc:"Batches of transfers booked at once."`
 	VerifyInterval       time.Duration `envconfig:"LEDGER_VERIFY_INTERVAL" default:"10m" desc:"How often the ledger is verified in the background, after a first run at start, by one replica at a time (feeds the verification metrics)."`
 }

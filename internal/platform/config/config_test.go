@@ -140,3 +140,19 @@ func TestProviderCredentials(t *testing.T) {
 		t.Fatalf("bad provider and URL: %v", err)
 	}
 }
+
+// TestPayoutRetrySettings: the payout processor's retry topic must differ
+// from its dead-letter topic, and its attempts and backoff be sane.
+func TestPayoutRetrySettings(t *testing.T) {
+	setValid(t)
+	t.Setenv("PAYGATE_PAYOUT_RETRY_TOPIC", "same")
+	t.Setenv("PAYGATE_PAYOUT_DLQ_TOPIC", "same")
+	t.Setenv("PAYGATE_PAYOUT_MAX_ATTEMPTS", "0")
+	t.Setenv("PAYGATE_PAYOUT_RETRY_BACKOFF", "1h")
+	_, err := config.Load()
+	var ce *config.Error
+	want := []string{"PAYGATE_PAYOUT_MAX_ATTEMPTS", "PAYGATE_PAYOUT_RETRY_BACKOFF", "PAYGATE_PAYOUT_RETRY_TOPIC"}
+	if !errors.As(err, &ce) || !slices.Equal(ce.Vars(), want) {
+		t.Fatalf("err = %v, want %v named", err, want)
+	}
+}

@@ -29,3 +29,27 @@ func TestMetricsAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestPprofEnabled: the pprof endpoint is off unless
+// PAYGATE_PPROF_ENABLED says otherwise, and a value that is not a boolean
+// is refused naming the variable.
+func TestPprofEnabled(t *testing.T) {
+	setValid(t)
+	cfg, err := config.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.PprofEnabled {
+		t.Fatal("PAYGATE_PPROF_ENABLED defaults to true")
+	}
+	t.Setenv("PAYGATE_PPROF_ENABLED", "true")
+	if cfg, err = config.Load(); err != nil || !cfg.HTTP.PprofEnabled {
+		t.Fatalf("PAYGATE_PPROF_ENABLED=true: enabled=%t, %v", cfg.HTTP.PprofEnabled, err)
+	}
+	t.Setenv("PAYGATE_PPROF_ENABLED", "sometimes")
+	_, err = config.Load()
+	var ce *config.Error
+	if !errors.As(err, &ce) || !slices.Contains(ce.Vars(), "PAYGATE_PPROF_ENABLED") {
+		t.Errorf("PAYGATE_PPROF_ENABLED=sometimes: %v", err)
+	}
+}

@@ -202,5 +202,14 @@ func (m *Money) validate() []VarError {
 	if m.IdempotencyRetention < 24*time.Hour {
 		bad("IDEMPOTENCY_RETENTION", "must be at least 24h")
 	}
+	if m.BatchWindow < 0 || m.BatchWindow > 100*time.Millisecond {
+		bad("BATCH_WINDOW", "must be between 0 and 100ms: it is added to a transfer's latency")
+	}
+	if m.BatchMaxSize < 1 || m.BatchMaxSize > 1000 {
+		bad("BATCH_MAX_SIZE", "must be between 1 and 1000")
+	}
+	if m.BatchWorkers < 1 || m.BatchWorkers > 64 {
+		bad("BATCH_WORKERS", "must be between 1 and 64")
+	}
 	return out
 }

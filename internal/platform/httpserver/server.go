@@ -3,9 +3,10 @@
 // metrics, body limits), RFC 9457 problem responses, the /healthz and
 // /readyz probes, and a graceful shutdown that drains before it stops.
 //
-// A second, operations listener (PAYGATE_METRICS_ADDR) serves /metrics and
-// a /readyz that names the failing checks; the public port serves neither,
-// so scraping and diagnostics never face the internet.
+// A second, operations listener (PAYGATE_METRICS_ADDR) serves /metrics, a
+// /readyz that names the failing checks and, with PAYGATE_PPROF_ENABLED,
+// the pprof profiles under /debug/pprof/; the public port serves none of
+// them, so scraping and diagnostics never face the internet.
 package httpserver
 
 import (
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,15 +138,33 @@ func New(o Options) (*Server, error) {
 	if o.Metrics != nil {
 		ops.Handle("GET /metrics", o.Metrics)
 	}
+	if o.Config.PprofEnabled {
+		mountPprof(ops)
+	}
 	s.ops = recoverer(o.Log)(ops)
 	return s, nil
+}
+
+// mountPprof serves net/http/pprof under /debug/pprof/ (the index and
+// every named profile: heap, goroutine, allocs, block, mutex...; plus the
+// CPU profile, the execution trace, cmdline and symbol). It is called for
+// the operations listener only, and only with PAYGATE_PPROF_ENABLED: the
+// package's side effect registers the same handlers on
+// http.DefaultServeMux, which paygate never serves.
+func mountPprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 // Handler returns the full handler chain, for tests that serve it themselves.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // OpsHandler returns the operations listener's handler (/metrics, /readyz
-// with details, /healthz), for tests that serve it themselves.
+// with details, /healthz, /debug/pprof/ when enabled), for tests that
+// serve it themselves.
 func (s *Server) OpsHandler() http.Handler { return s.ops }
 
 // Router returns the root router, for tests that inspect the routes.

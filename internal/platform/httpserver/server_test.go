@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -259,5 +260,49 @@ func TestOperationsListener(t *testing.T) {
 		if resp, body := do(t, "GET", base+"/healthz", "", ""); resp.StatusCode != 200 {
 			t.Errorf("%s/healthz: %d %s", base, resp.StatusCode, body)
 		}
+	}
+}
+
+// TestPprof: with PAYGATE_PPROF_ENABLED the profiles are served under
+// /debug/pprof/ on the operations listener, and never on the public port;
+// without it, on neither.
+func TestPprof(t *testing.T) {
+	t.Parallel()
+	for _, enabled := range []bool{true, false} {
+		t.Run(fmt.Sprintf("enabled=%t", enabled), func(t *testing.T) {
+			t.Parallel()
+			s, err := httpserver.New(httpserver.Options{
+				Config: config.HTTP{Addr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", MaxBodyBytes: 64,
+					WriteTimeout: 30 * time.Second, ShutdownTimeout: time.Second, PprofEnabled: enabled},
+				Log:            zap.NewNop(),
+				MeterProvider:  metricnoop.NewMeterProvider(),
+				TracerProvider: tracenoop.NewTracerProvider(),
+				Propagator:     propagation.TraceContext{},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Stop(context.Background()) })
+			api, ops := "http://"+s.Addr(), "http://"+s.MetricsAddr()
+			paths := []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1",
+				"/debug/pprof/cmdline", "/debug/pprof/profile?seconds=1"}
+			for _, p := range paths {
+				if resp, body := do(t, "GET", api+p, "", ""); resp.StatusCode != 404 {
+					t.Errorf("public %s: %d %.200s, want 404", p, resp.StatusCode, body)
+				}
+				resp, body := do(t, "GET", ops+p, "", "")
+				switch {
+				case enabled && resp.StatusCode != 200:
+					t.Errorf("operations %s: %d %.200s, want 200", p, resp.StatusCode, body)
+				case enabled && p == "/debug/pprof/" && !strings.Contains(string(body), "goroutine"):
+					t.Errorf("operations %s does not list the profiles: %.300s", p, body)
+				case !enabled && resp.StatusCode != 404:
+					t.Errorf("operations %s with pprof off: %d %.200s, want 404", p, resp.StatusCode, body)
+				}
+			}
+		})
 	}
 }

@@ -198,3 +198,134 @@ DELETE FROM idempotency_keys WHERE ctid IN (
 		}
 	}
 }
+
+// ClaimState is what ClaimMany found for one claim.
+type ClaimState struct {
+	// Busy: another transaction holds the key (ErrInProgress), or an
+	// earlier claim of the same batch has it.
+	Busy bool
+	// Stored is the response of a request that completed under the key.
+	Stored *Response
+	// Reused: the key completed with another request (ErrKeyReused).
+	Reused bool
+}
+
+// Fresh reports whether the claim's operation is to run.
+func (s ClaimState) Fresh() bool { return !s.Busy && s.Stored == nil && !s.Reused }
+
+// ClaimMany is Do's claiming step for a batch of claims in tx: it takes
+// the transaction-level advisory lock of every key with try semantics, in
+// one statement, and reads the stored responses of the keys it locked, in
+// another. A key that appears twice in the batch is Busy from its second
+// claim on. Store the fresh claims' responses with StoreMany in the same
+// transaction.
+func (s *Store) ClaimMany(ctx context.Context, tx pgx.Tx, claims []Claim) ([]ClaimState, error) {
+	out := make([]ClaimState, len(claims))
+	owners := make([]uuid.UUID, 0, len(claims))
+	keys := make([]string, 0, len(claims))
+	index := make([]int, 0, len(claims))
+	seen := make(map[string]bool, len(claims))
+	for i, c := range claims {
+		k := c.Owner.String() + "/" + c.Key
+		if seen[k] {
+			out[i].Busy = true
+			continue
+		}
+		seen[k] = true
+		owners, keys, index = append(owners, c.Owner), append(keys, c.Key), append(index, i)
+	}
+	rows, err := tx.Query(ctx, `-- name: LockIdempotencyKeys
+SELECT u.n, pg_try_advisory_xact_lock(hashtextextended(u.owner::text || '/' || u.k, 0))
+FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS u(owner, k, n)
+ORDER BY u.n`, owners, keys)
+	if err != nil {
+		return nil, fmt.Errorf("idempotency lock: %w", err)
+	}
+	locked := make([]bool, len(index))
+	for rows.Next() {
+		var n int
+		var ok bool
+		if err := rows.Scan(&n, &ok); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("idempotency lock: %w", err)
+		}
+		locked[n-1] = ok
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("idempotency lock: %w", err)
+	}
+	var lockedOwners []uuid.UUID
+	var lockedKeys []string
+	byKey := map[string]int{}
+	for j, i := range index {
+		if !locked[j] {
+			out[i].Busy = true
+			continue
+		}
+		lockedOwners, lockedKeys = append(lockedOwners, owners[j]), append(lockedKeys, keys[j])
+		byKey[owners[j].String()+"/"+keys[j]] = i
+	}
+	if len(lockedOwners) == 0 {
+		return out, nil
+	}
+	// A statement of its own, after the locks: under READ COMMITTED it sees
+	// a key that a concurrent request committed while this one locked.
+	rows, err = tx.Query(ctx, `-- name: GetIdempotencyKeys
+SELECT k.owner_id, k.idem_key, k.request_hash, k.status_code, k.response_body
+FROM idempotency_keys k JOIN unnest($1::uuid[], $2::text[]) AS u(owner, key) ON k.owner_id = u.owner AND k.idem_key = u.key`,
+		lockedOwners, lockedKeys)
+	if err != nil {
+		return nil, fmt.Errorf("idempotency lookup: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var owner uuid.UUID
+		var key string
+		var hash []byte
+		res := &Response{Replayed: true}
+		if err := rows.Scan(&owner, &key, &hash, &res.Status, &res.Body); err != nil {
+			return nil, fmt.Errorf("idempotency lookup: %w", err)
+		}
+		i := byKey[owner.String()+"/"+key]
+		if !bytes.Equal(hash, claims[i].Fingerprint) {
+			out[i].Reused = true
+			continue
+		}
+		out[i].Stored = res
+	}
+	return out, rows.Err()
+}
+
+// Stored is the response to store under a claim.
+type Stored struct {
+	Claim  Claim
+	Status int
+	Body   []byte
+}
+
+// StoreMany stores the responses of fresh claims in tx, in one statement.
+func (s *Store) StoreMany(ctx context.Context, tx pgx.Tx, stored []Stored) error {
+	if len(stored) == 0 {
+		return nil
+	}
+	owners := make([]uuid.UUID, len(stored))
+	keys := make([]string, len(stored))
+	hashes := make([][]byte, len(stored))
+	statuses := make([]int32, len(stored))
+	bodies := make([][]byte, len(stored))
+	for i, st := range stored {
+		owners[i], keys[i], hashes[i], statuses[i], bodies[i] = st.Claim.Owner, st.Claim.Key, st.Claim.Fingerprint, int32(st.Status), st.Body
+	}
+	_, err := tx.Exec(ctx, `-- name: InsertIdempotencyKeys
+INSERT INTO idempotency_keys (owner_id, idem_key, request_hash, status_code, response_body)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::int[], $5::bytea[])`, owners, keys, hashes, statuses, bodies)
+	if err != nil {
+		return fmt.Errorf("idempotency store: %w", err)
+	}
+	return nil
+}
+
+// Storable reports whether err is a client-visible refusal that is stored
+// as the key's response (see Op).
+func Storable(err error) bool { return storable(err) }

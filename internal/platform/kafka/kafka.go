@@ -59,6 +59,14 @@ func NewSaramaConfig(cfg config.Kafka) (*sarama.Config, error) {
 	sc.Consumer.MaxWaitTime = cfg.ConsumerMaxWait
 	sc.Consumer.Group.Session.Timeout = cfg.ConsumerRebalance
 	sc.Consumer.Group.Heartbeat.Interval = cfg.ConsumerRebalance / 3
+	// How long the coordinator waits for every member to rejoin a
+	// rebalance. sarama's default is a minute: a replica killed in the
+	// middle of a rebalance (the chaos suite's fault e) then held its
+	// group's partitions unconsumed for that minute. Twice the session
+	// timeout leaves a live member time to finish the record in hand; a
+	// slower one is dropped and rejoins, and its record is delivered again
+	// (every handler is idempotent).
+	sc.Consumer.Group.Rebalance.Timeout = 2 * cfg.ConsumerRebalance
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 	sc.Consumer.Return.Errors = false
 	return sc, nil

@@ -44,10 +44,13 @@ func TestLagFollowsTheGroup(t *testing.T) {
 		t.Fatalf("lag before consuming = %d (known: %t), want 25", lag, ok)
 	}
 	seen := make(chan struct{}, 100)
-	runner := kafka.NewGroupRunner(cfg, "lag-group", []string{topic}, func(context.Context, *sarama.ConsumerMessage) error {
+	runner, err := kafka.NewGroupRunner(cfg, "lag-group", []string{topic}, func(context.Context, *sarama.ConsumerMessage) error {
 		seen <- struct{}{}
 		return nil
 	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := runner.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

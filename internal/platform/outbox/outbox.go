@@ -42,41 +42,69 @@ type Event struct {
 	Time time.Time
 	// Data is the payload, encoded as JSON.
 	Data any
+	// Origin is the context of the request the event belongs to, whose
+	// trace context is stored with it; the ctx of Enqueue when nil. A
+	// batch that books many requests' changes in one transaction sets it,
+	// so that each event continues its own request's trace.
+	Origin context.Context
 }
 
 // ErrInvalidEvent is returned for an event missing its topic or type.
 var ErrInvalidEvent = errors.New("outbox: event needs a topic and a type")
 
-const insertEvent = `-- name: EnqueueEvent
+const insertEvents = `-- name: EnqueueEvents
 INSERT INTO outbox (event_id, topic, event_key, event_type, source, subject, event_time, payload, traceparent, tracestate)
-VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8, $9)`
+SELECT u.id, u.topic, u.key, u.type, '', u.subject, u.at, u.payload, u.parent, u.state
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::jsonb[], $8::text[], $9::text[])
+  WITH ORDINALITY AS u(id, topic, key, type, subject, at, payload, parent, state, n)
+ORDER BY u.n`
 
 // Enqueue records e in tx. It must be called inside the transaction that
 // makes the change e describes; the event is published only if tx commits.
 // The W3C trace context of ctx is stored with the event, so the relay's
 // publish and every consumer join the caller's trace.
 func Enqueue(ctx context.Context, tx pgx.Tx, e Event) (uuid.UUID, error) {
-	if e.Topic == "" || e.Type == "" {
-		return uuid.Nil, ErrInvalidEvent
-	}
-	if e.ID == uuid.Nil {
-		e.ID = uuid.New()
-	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	payload, err := json.Marshal(e.Data)
+	ids, err := EnqueueMany(ctx, tx, []Event{e})
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("outbox: encode %s payload: %w", e.Type, err)
+		return uuid.Nil, err
 	}
-	carrier := propagation.MapCarrier{}
-	propagation.TraceContext{}.Inject(ctx, carrier)
-	if _, err := tx.Exec(ctx, insertEvent, e.ID, e.Topic, e.Key, e.Type, e.Subject, e.Time.UTC(), payload,
-		carrier.Get("traceparent"), carrier.Get("tracestate")); err != nil {
-		return uuid.Nil, fmt.Errorf("outbox: insert %s: %w", e.Type, err)
+	return ids[0], nil
+}
+
+// EnqueueMany is Enqueue for many events, in two statements whatever their
+// number: one insert and one notification.
+func EnqueueMany(ctx context.Context, tx pgx.Tx, events []Event) ([]uuid.UUID, error) {
+	n := len(events)
+	ids, topics, keys, types, subjects := make([]uuid.UUID, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	times, payloads, parents, states := make([]time.Time, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, e := range events {
+		if e.Topic == "" || e.Type == "" {
+			return nil, ErrInvalidEvent
+		}
+		if e.ID == uuid.Nil {
+			e.ID = uuid.New()
+		}
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
+		payload, err := json.Marshal(e.Data)
+		if err != nil {
+			return nil, fmt.Errorf("outbox: encode %s payload: %w", e.Type, err)
+		}
+		origin := e.Origin
+		if origin == nil {
+			origin = ctx
+		}
+		carrier := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(origin, carrier)
+		ids[i], topics[i], keys[i], types[i], subjects[i] = e.ID, e.Topic, e.Key, e.Type, e.Subject
+		times[i], payloads[i], parents[i], states[i] = e.Time.UTC(), string(payload), carrier.Get("traceparent"), carrier.Get("tracestate")
+	}
+	if _, err := tx.Exec(ctx, insertEvents, ids, topics, keys, types, subjects, times, payloads, parents, states); err != nil {
+		return nil, fmt.Errorf("outbox: insert %d events: %w", n, err)
 	}
 	if _, err := tx.Exec(ctx, "-- name: NotifyOutbox\nSELECT pg_notify($1, '')", NotifyChannel); err != nil {
-		return uuid.Nil, fmt.Errorf("outbox: notify: %w", err)
+		return nil, fmt.Errorf("outbox: notify: %w", err)
 	}
-	return e.ID, nil
+	return ids, nil
 }

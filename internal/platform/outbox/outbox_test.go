@@ -114,7 +114,10 @@ func TestCommittedEventReachesConsumerGroupAndRolledBackNever(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	c := newCollector()
-	runner := kafka.NewGroupRunner(f.broker.Config(), "outbox-test", []string{topic}, c.handle, zaptest.NewLogger(t))
+	runner, err := kafka.NewGroupRunner(f.broker.Config(), "outbox-test", []string{topic}, c.handle, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := runner.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,13 @@ type Sender interface {
 // UPDATE SKIP LOCKED below is the second line of defence.
 const relayLockKey int64 = 0x7061796772656c79
 
+// MaxRetryBackoff is the longest pause between two failed publishes
+// (unless PAYGATE_OUTBOX_RETRY_BACKOFF is longer): the doubling stops there,
+// so that a broker back from an outage gets the events it missed within
+// 5 s, however long it was away. A failed attempt costs one short
+// transaction and one refused connection.
+const MaxRetryBackoff = 5 * time.Second
+
 // Relay publishes pending outbox rows to Kafka.
 type Relay struct {
 	pool   *pgxpool.Pool
@@ -150,7 +157,7 @@ func (r *Relay) loop(ctx context.Context) {
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, 30*time.Second)
+			backoff = min(backoff*2, max(r.cfg.RetryBackoff, MaxRetryBackoff))
 			continue
 		case n == r.cfg.BatchSize:
 			backoff = r.cfg.RetryBackoff

@@ -12,24 +12,35 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Cluster is a PostgreSQL server of the test's own, for tests that stop
 // and start the database. It runs the system's PostgreSQL binaries; as
 // root it runs them as the "postgres" user, since PostgreSQL refuses root.
 type Cluster struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	port int
-	cred *syscall.Credential
+	t        testing.TB
+	bin      string
+	dir      string
+	port     int
+	cred     *syscall.Credential
+	settings []string
 }
 
 // StartCluster initialises and starts a throwaway cluster on a free
 // loopback port. It is stopped and removed when the test ends.
-func StartCluster(t testing.TB) *Cluster {
+//
+// The server is tuned for speed over durability: fsync, synchronous_commit
+// and full_page_writes are off. fsync off is safe against a crash of the
+// server (the operating system keeps what was written), but with
+// synchronous_commit off a commit is acknowledged before its WAL leaves
+// the server's memory, so a crash loses the last moments' commits. A test
+// that crashes the server and counts what was committed passes
+// "synchronous_commit=on" in settings: each is a name=value server setting (without spaces)
+// that overrides the defaults on every Start.
+func StartCluster(t testing.TB, settings ...string) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, bin: pgBinDir(t), port: freePort(t)}
+	c := &Cluster{t: t, bin: pgBinDir(t), port: freePort(t), settings: settings}
 	dir, err := os.MkdirTemp("", "paygate-pgtest-")
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +81,9 @@ func (c *Cluster) Start() {
 	c.t.Helper()
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
 		c.port, c.dir)
+	for _, kv := range c.settings {
+		opts += " -c " + kv
+	}
 	c.run("pg_ctl", "-D", c.dataDir(), "-o", opts, "-l", filepath.Join(c.dir, "server.log"), "-w", "start")
 }
 
@@ -77,6 +91,42 @@ func (c *Cluster) Start() {
 func (c *Cluster) Stop() {
 	c.t.Helper()
 	c.run("pg_ctl", "-D", c.dataDir(), "-m", "fast", "-w", "stop")
+}
+
+// Crash stops the server as a crash would: SIGQUIT to the postmaster,
+// which is what pg_ctl stop -m immediate sends, sent straight from the
+// test so that it lands within microseconds of the moment the test chose.
+// Every backend exits at once, open transactions are lost, clients see
+// their connections cut, and the next Start runs crash recovery. It
+// returns once the postmaster is gone.
+func (c *Cluster) Crash() {
+	c.t.Helper()
+	pid := c.postmasterPID()
+	if err := syscall.Kill(pid, syscall.SIGQUIT); err != nil {
+		c.t.Fatalf("signal the postmaster (pid %d): %v", pid, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the postmaster (pid %d) is still running 30 s after SIGQUIT", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// postmasterPID reads the postmaster's pid off postmaster.pid.
+func (c *Cluster) postmasterPID() int {
+	c.t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.dataDir(), "postmaster.pid"))
+	if err != nil {
+		c.t.Fatalf("the server is not running: %v", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 {
+		c.t.Fatalf("postmaster.pid starts with %q, not a pid", line)
+	}
+	return pid
 }
 
 func (c *Cluster) dataDir() string { return filepath.Join(c.dir, "data") }

@@ -8,7 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/paygate/paygate/internal/platform/apperr"
 	"github.com/paygate/paygate/internal/platform/config"
 )
 
@@ -66,6 +70,39 @@ const (
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
 )
+
+// Unavailable reports whether err means that the database could not be
+// reached or went away: a refused or lost connection, or a server that is
+// shutting down, starting or recovering. The outcome of a transaction that
+// failed so may not be known (its commit may have happened), which is why
+// the money path retries only under an Idempotency-Key.
+func Unavailable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || pgconn.Timeout(err) || strings.Contains(err.Error(), "conn closed")
+}
+
+// Unreachable is err as the client sees it: 503 DATABASE_UNAVAILABLE with
+// a Retry-After, instead of a 500; the cause stays in the logs.
+func Unreachable(err error) error {
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	e := ErrDatabaseUnavailable.Wrap(err)
+	e.RetryAfter = 2 * time.Second
+	return e
+}
+
+// ErrDatabaseUnavailable is the answer while the database cannot be
+// reached.
+var ErrDatabaseUnavailable = apperr.New(apperr.KindUnavailable, "DATABASE_UNAVAILABLE",
+	"The service cannot reach its database for the moment; retry with the same Idempotency-Key.")
 
 // Retryable reports whether err is a serialization failure or a deadlock,
 // the two errors after which a whole transaction may simply be retried.
@@ -121,6 +158,9 @@ func (db *DB) InTxWith(ctx context.Context, opts pgx.TxOptions, fn func(ctx cont
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = db.once(ctx, opts, fn)
+		if err != nil && Unavailable(err) {
+			return Unreachable(err)
+		}
 		if err == nil || !Retryable(err) || attempt >= db.maxAttempts {
 			return err
 		}

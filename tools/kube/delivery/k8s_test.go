@@ -129,7 +129,8 @@ func TestStrimzi(t *testing.T) {
 	vars := paygateConfig(t)
 	var appTopics []string
 	for _, k := range []string{"PAYGATE_KAFKA_TOPIC_AUTH", "PAYGATE_KAFKA_TOPIC_TOPUP", "PAYGATE_KAFKA_TOPIC_TRANSFER",
-		"PAYGATE_KAFKA_TOPIC_WITHDRAW", "PAYGATE_NOTIFY_RETRY_TOPIC", "PAYGATE_NOTIFY_DLQ_TOPIC"} {
+		"PAYGATE_KAFKA_TOPIC_WITHDRAW", "PAYGATE_NOTIFY_RETRY_TOPIC", "PAYGATE_NOTIFY_DLQ_TOPIC",
+		"PAYGATE_PAYOUT_RETRY_TOPIC", "PAYGATE_PAYOUT_DLQ_TOPIC"} {
 		if vars[k] == "" {
 			t.Errorf("paygate has no default for %s", k)
 		}

@@ -1,0 +1,108 @@
+package ledger_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/paygate/paygate/internal/ledger"
+)
+
+// TestPostManyRefusesOnlyTheFailingTransaction books a batch in which the
+// third transfer overdraws its wallet, one names no account and one is
+// unbalanced: those three are refused and write nothing, the others are
+// booked against the balances the earlier ones left (the fourth spends
+// money the first brought), every balance_after chain holds, and the
+// ledger verifies.
+func TestPostManyRefusesOnlyTheFailingTransaction(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a, b, c := f.wallet(1000), f.wallet(0), f.wallet(50)
+	transfer := func(from, to uuid.UUID, amount int64) ledger.Transaction {
+		return ledger.Transaction{Kind: ledger.KindTransfer, Reference: uuid.NewString(),
+			Postings: []ledger.Posting{{AccountID: from, Amount: -amount}, {AccountID: to, Amount: amount}}}
+	}
+	ts := []ledger.Transaction{
+		transfer(a.ID, b.ID, 600),     // a 400, b 600
+		transfer(b.ID, c.ID, 100),     // b 500, c 150
+		transfer(c.ID, a.ID, 151),     // refused: c holds 150
+		transfer(b.ID, a.ID, 500),     // b 0, a 900: money the first brought
+		transfer(a.ID, uuid.New(), 1), // refused: no such account
+		{Kind: ledger.KindTransfer, Postings: []ledger.Posting{{AccountID: a.ID, Amount: -5}, {AccountID: b.ID, Amount: 4}}}, // unbalanced
+		transfer(c.ID, b.ID, 150), // c 0, b 150
+	}
+	var posted []ledger.PostedTransaction
+	var errs []error
+	f.mustTx(func(tx pgx.Tx) (err error) {
+		posted, errs, err = f.store.PostMany(f.ctx, tx, ts)
+		return err
+	})
+	wantErr := []error{nil, nil, ledger.ErrInsufficientFunds, nil, ledger.ErrAccountNotFound, ledger.ErrUnbalanced, nil}
+	for i, want := range wantErr {
+		if (want == nil) != (errs[i] == nil) || (want != nil && !errors.Is(errs[i], want)) {
+			t.Fatalf("transaction %d: err %v, want %v", i, errs[i], want)
+		}
+		if want == nil && (posted[i].ID == uuid.Nil || len(posted[i].Entries) != 2) {
+			t.Fatalf("transaction %d not booked: %+v", i, posted[i])
+		}
+	}
+	if got := posted[3].Entries[1].BalanceAfter; got != 900 {
+		t.Fatalf("a's balance after the fourth: %d, want 900", got)
+	}
+	for acc, want := range map[uuid.UUID]int64{a.ID: 900, b.ID: 150, c.ID: 0} {
+		if got := f.balances(acc).Balance; got != want {
+			t.Errorf("balance of %s = %d, want %d", acc, got, want)
+		}
+	}
+	var n int
+	if err := f.pool.QueryRow(f.ctx, "SELECT count(*) FROM ledger_transactions WHERE kind = 'transfer'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 {
+		t.Fatalf("%d transfer transactions, want 4", n)
+	}
+	f.verifyOK()
+}
+
+// TestPostManyIsAllOrNothingWithItsTransaction books a batch and rolls
+// its transaction back, as a crash before the commit would: nothing of
+// any of its transactions is left, and the same batch then books whole.
+func TestPostManyIsAllOrNothingWithItsTransaction(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a, b := f.wallet(100), f.wallet(100)
+	ts := []ledger.Transaction{
+		{Kind: ledger.KindTransfer, Postings: []ledger.Posting{{AccountID: a.ID, Amount: -10}, {AccountID: b.ID, Amount: 10}}},
+		{Kind: ledger.KindTransfer, Postings: []ledger.Posting{{AccountID: b.ID, Amount: -30}, {AccountID: a.ID, Amount: 30}}},
+	}
+	crash := errors.New("crash before commit")
+	err := f.inTx(func(tx pgx.Tx) error {
+		if _, _, err := f.store.PostMany(f.ctx, tx, ts); err != nil {
+			return err
+		}
+		return crash
+	})
+	if !errors.Is(err, crash) {
+		t.Fatal(err)
+	}
+	if f.balances(a.ID).Balance != 100 || f.balances(b.ID).Balance != 100 {
+		t.Fatalf("balances moved by a rolled-back batch: %d %d", f.balances(a.ID).Balance, f.balances(b.ID).Balance)
+	}
+	var n int
+	if err := f.pool.QueryRow(f.ctx, "SELECT count(*) FROM ledger_transactions WHERE kind = 'transfer'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d transactions left by a rolled-back batch (%v)", n, err)
+	}
+	f.mustTx(func(tx pgx.Tx) error {
+		_, errs, err := f.store.PostMany(f.ctx, tx, ts)
+		if err == nil && (errs[0] != nil || errs[1] != nil) {
+			err = errors.Join(errs...)
+		}
+		return err
+	})
+	if f.balances(a.ID).Balance != 120 || f.balances(b.ID).Balance != 80 {
+		t.Fatalf("balances after the batch: %d %d", f.balances(a.ID).Balance, f.balances(b.ID).Balance)
+	}
+	f.verifyOK()
+}

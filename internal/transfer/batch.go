@@ -1,0 +1,265 @@
+package transfer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/paygate/paygate/internal/events"
+	"github.com/paygate/paygate/internal/ledger"
+	"github.com/paygate/paygate/internal/movement"
+	"github.com/paygate/paygate/internal/platform/authn"
+	"github.com/paygate/paygate/internal/platform/idempotency"
+	"github.com/paygate/paygate/internal/platform/outbox"
+	"github.com/paygate/paygate/internal/users"
+)
+
+// item is one transfer request in a batch: validated, with its caller and
+// its Idempotency-Key claim.
+type item struct {
+	// ctx is the request's: its trace continues in the item's event.
+	ctx    context.Context
+	claim  idempotency.Claim
+	caller authn.Principal
+	req    Request
+}
+
+// outcome is what became of an item: the response to store and answer,
+// or an error that stores nothing (a fault of ours; the client retries).
+type outcome struct {
+	res idempotency.Response
+	// result is the metric label of a fresh booking; "" for a replay.
+	result string
+	amount int64
+	err    error
+}
+
+// bookBatch books a batch of transfers in one transaction, with a fixed
+// number of statements whatever the batch's size: claim the keys, find
+// and share-lock the parties, post every ledger transaction (one lock
+// statement, three writes), then write the records, the events and the
+// keys' responses. Each item is decided on its own: a replay answers its
+// stored response, a refused transfer (insufficient funds, an unknown or
+// inactive recipient, a transfer to oneself) stores and answers its
+// refusal and writes nothing else, and the others are booked.
+//
+// If the transaction fails as a whole (a database fault), the batch is
+// tried again item by item, each in its own transaction, so that an item
+// that made it fail fails alone.
+func (s *Service) bookBatch(ctx context.Context, items []item) []outcome {
+	var out []outcome
+	err := s.db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		var err error
+		out, err = s.bookIn(ctx, tx, items)
+		return err
+	})
+	if err == nil {
+		return out
+	}
+	if len(items) == 1 {
+		return []outcome{{err: err}}
+	}
+	out = make([]outcome, len(items))
+	for i := range items {
+		out[i] = s.bookBatch(ctx, items[i:i+1])[0]
+	}
+	return out
+}
+
+// bookIn is bookBatch's transaction.
+func (s *Service) bookIn(ctx context.Context, tx pgx.Tx, items []item) ([]outcome, error) {
+	out := make([]outcome, len(items))
+	claims := make([]idempotency.Claim, len(items))
+	for i, it := range items {
+		claims[i] = it.claim
+	}
+	states, err := s.keys.ClaimMany(ctx, tx, claims)
+	if err != nil {
+		return nil, err
+	}
+	var fresh []int
+	for i, st := range states {
+		switch {
+		case st.Busy:
+			out[i].err = idempotency.ErrInProgress
+		case st.Reused:
+			out[i].err = idempotency.ErrKeyReused
+		case st.Stored != nil:
+			out[i].res = *st.Stored
+		default:
+			fresh = append(fresh, i)
+		}
+	}
+	if len(fresh) == 0 {
+		return out, nil
+	}
+
+	// The parties: every recipient named in the batch in one lookup, then
+	// every sender and recipient share-locked in one statement (id order,
+	// as every movement locks users), against a concurrent deactivation.
+	var ids []uuid.UUID
+	var numbers, emails []string
+	for _, i := range fresh {
+		to := items[i].req.To
+		switch {
+		case digits16.MatchString(to):
+			numbers = append(numbers, to)
+		case strings.Contains(to, "@"):
+			emails = append(emails, to)
+		default:
+			if id, err := uuid.Parse(to); err == nil {
+				ids = append(ids, id)
+			}
+		}
+	}
+	found, err := s.users.Lookup(ctx, tx, ids, numbers, emails)
+	if err != nil {
+		return nil, err
+	}
+	byNumber, byEmail, byID := map[string]uuid.UUID{}, map[string]uuid.UUID{}, map[uuid.UUID]bool{}
+	for _, u := range found {
+		byNumber[u.AccountNumber], byEmail[u.Email], byID[u.ID] = u.ID, u.ID, true
+	}
+	rcpt := make(map[int]uuid.UUID, len(fresh))
+	lockIDs := make([]uuid.UUID, 0, 2*len(fresh))
+	for _, i := range fresh {
+		to := items[i].req.To
+		var id uuid.UUID
+		var ok bool
+		switch {
+		case digits16.MatchString(to):
+			id, ok = byNumber[to]
+		case strings.Contains(to, "@"):
+			id, ok = byEmail[users.NormalizeEmail(to)]
+		default:
+			if pid, err := uuid.Parse(to); err == nil && byID[pid] {
+				id, ok = pid, true
+			}
+		}
+		if ok {
+			rcpt[i] = id
+			lockIDs = append(lockIDs, id)
+		}
+		lockIDs = append(lockIDs, items[i].caller.UserID)
+	}
+	locked, err := s.users.LockMany(ctx, tx, lockIDs)
+	if err != nil {
+		return nil, err
+	}
+	wallets, err := s.ledger.WalletsOf(ctx, tx, lockIDs)
+	if err != nil {
+		return nil, err
+	}
+
+	// The ledger transactions of the transfers the parties allow.
+	var booking []int
+	var txs []ledger.Transaction
+	transfers := make(map[int]Transfer, len(fresh))
+	for _, i := range fresh {
+		it := items[i]
+		sender, okS := locked[it.caller.UserID]
+		r, okR := locked[rcpt[i]]
+		var refusal error
+		switch {
+		case rcpt[i] == uuid.Nil || !okR || !r.Active:
+			refusal = ErrRecipientNotFound
+		case r.ID == it.caller.UserID:
+			refusal = ErrSelfTransfer
+		case !okS:
+			refusal = users.ErrNotFound
+		case !sender.Active:
+			refusal = users.ErrInactive
+		}
+		from, okF := wallets[sender.ID]
+		to, okT := wallets[r.ID]
+		if refusal == nil && (!okF || !okT) {
+			refusal = ledger.ErrAccountNotFound
+		}
+		if refusal != nil {
+			out[i].err = refusal
+			continue
+		}
+		id := uuid.New()
+		transfers[i] = Transfer{ID: id, Amount: it.req.Amount, Currency: s.cfg.Currency, FromAccountNumber: sender.AccountNumber,
+			ToAccountNumber: r.AccountNumber, Note: it.req.Note, Status: StatusSucceeded, Direction: "sent",
+			fromUserID: sender.ID, toUserID: r.ID}
+		booking = append(booking, i)
+		txs = append(txs, ledger.Transaction{Kind: ledger.KindTransfer, Reference: id.String(), Currency: s.cfg.Currency,
+			Postings: []ledger.Posting{{AccountID: from.ID, Amount: -it.req.Amount}, {AccountID: to.ID, Amount: it.req.Amount}}})
+	}
+	posted, refused, err := s.ledger.PostMany(ctx, tx, txs)
+	if err != nil {
+		return nil, err
+	}
+
+	var booked []int
+	var records []Transfer
+	var ledgerTxs []uuid.UUID
+	for k, i := range booking {
+		if refused[k] != nil {
+			out[i].err = refused[k]
+			continue
+		}
+		booked = append(booked, i)
+		records = append(records, transfers[i])
+		ledgerTxs = append(ledgerTxs, posted[k].ID)
+	}
+	created, err := s.store.InsertMany(ctx, tx, records, ledgerTxs)
+	if err != nil {
+		return nil, err
+	}
+	evs := make([]outbox.Event, len(booked))
+	postedOf := make(map[int]ledger.PostedTransaction, len(booked))
+	for k, i := range booking {
+		postedOf[i] = posted[k]
+	}
+	for k, i := range booked {
+		t := transfers[i]
+		t.CreatedAt = created[k]
+		transfers[i] = t
+		p := postedOf[i]
+		sender, r := locked[t.fromUserID], locked[t.toUserID]
+		evs[k] = outbox.Event{Origin: items[i].ctx, Topic: s.topic, Key: sender.ID.String(), Type: events.TypeTransferSucceeded, Subject: "transfers/" + t.ID.String(),
+			Data: events.TransferSucceeded{TransferID: t.ID, Amount: t.Amount, Currency: t.Currency, Note: t.Note, CreatedAt: t.CreatedAt,
+				Sender:    party(sender, movement.BalanceAfter(p, wallets[sender.ID].ID)),
+				Recipient: party(r, movement.BalanceAfter(p, wallets[r.ID].ID))}}
+	}
+	if len(evs) > 0 {
+		if _, err := outbox.EnqueueMany(ctx, tx, evs); err != nil {
+			return nil, err
+		}
+	}
+
+	// The responses of every fresh item, stored under their keys: the
+	// booked ones' 201s and the refusals, as Stripe stores refusals. An
+	// error that is no refusal (a fault of ours) stores nothing.
+	var stored []idempotency.Stored
+	for _, i := range fresh {
+		it := items[i]
+		o := &out[i]
+		if o.err == nil {
+			body, err := json.Marshal(transfers[i])
+			if err != nil {
+				return nil, fmt.Errorf("transfer: encode response: %w", err)
+			}
+			o.res = idempotency.Response{Status: it.claim.Status, Body: body}
+			o.result, o.amount = movement.Result(nil), it.req.Amount
+		} else {
+			if !idempotency.Storable(o.err) {
+				continue
+			}
+			o.result = movement.Result(o.err)
+			o.res.Status, o.res.Body = it.claim.Refusal(o.err)
+			o.err = nil
+		}
+		stored = append(stored, idempotency.Stored{Claim: it.claim, Status: o.res.Status, Body: o.res.Body})
+	}
+	if err := s.keys.StoreMany(ctx, tx, stored); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,235 @@
+package transfer_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/fx"
+
+	"github.com/paygate/paygate/internal/apptest"
+	"github.com/paygate/paygate/internal/platform/authn"
+	"github.com/paygate/paygate/internal/platform/config"
+	transferpkg "github.com/paygate/paygate/internal/transfer"
+)
+
+// TestABatchWithFailingTransfersCommitsTheOthers sends ten transfers at
+// once from a wallet that can pay seven, with a batch window wide enough
+// to book them together: seven are booked and answered 201, three are
+// refused with 422 INSUFFICIENT_FUNDS (their refusal stored under their
+// key), the metrics show one batch of ten, and the ledger verifies.
+func TestABatchWithFailingTransfersCommitsTheOthers(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Money.BatchWindow = 100 * time.Millisecond }))
+	alice, bob := e.NewUser(t), e.NewUser(t)
+	fund(t, e, alice, 70000)
+	var wg sync.WaitGroup
+	statuses := make([]int, 10)
+	codes := make([]string, 10)
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := transfer(t, e, alice, bob.AccountNumber, 10000, fmt.Sprint("b", i))
+			statuses[i], codes[i] = r.Status, r.Code()
+		}()
+	}
+	wg.Wait()
+	ok, refused := 0, 0
+	for i, s := range statuses {
+		switch {
+		case s == 201:
+			ok++
+		case s == 422 && codes[i] == "INSUFFICIENT_FUNDS":
+			refused++
+		default:
+			t.Fatalf("transfer %d: %d %s", i, s, codes[i])
+		}
+	}
+	if ok != 7 || refused != 3 {
+		t.Fatalf("%d booked, %d refused; want 7 and 3", ok, refused)
+	}
+	if a, b := balance(t, e, alice), balance(t, e, bob); a != 0 || b != 70000 {
+		t.Fatalf("balances %d/%d", a, b)
+	}
+	metrics := string(e.Metrics(t))
+	if !strings.Contains(metrics, `paygate_batch_size_bucket{committer="transfer",le="8"} 0`) ||
+		!strings.Contains(metrics, `paygate_batch_size_sum{committer="transfer"} 10`) {
+		t.Fatalf("not one batch of ten:\n%s", grep(metrics, "paygate_batch_size"))
+	}
+	// A refused one replays its refusal; a booked one its 201.
+	for i, s := range statuses {
+		r := transfer(t, e, alice, bob.AccountNumber, 10000, fmt.Sprint("b", i))
+		if r.Status != s || r.Header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("replay of %d: %d, want %d replayed", i, r.Status, s)
+		}
+	}
+	if n := count(t, e, "SELECT count(*) FROM outbox WHERE event_type = 'paygate.transfer.succeeded'"); n != 7 {
+		t.Fatalf("%d transfer events, want 7", n)
+	}
+	admin := e.Admin(t)
+	if v := e.Get(t, "/v1/admin/ledger/verify", admin.Token); v.Map(t)["ok"] != true {
+		t.Fatalf("verify: %s", v.Body)
+	}
+}
+
+// TestACrashInTheMiddleOfABatchLeavesNothing books a batch of transfers
+// in a transaction that ends in a crash before its commit: none of them
+// is anywhere (no record, ledger transaction, event or key), and the same
+// requests, sent again with the same keys, are each booked once.
+func TestACrashInTheMiddleOfABatchLeavesNothing(t *testing.T) {
+	t.Parallel()
+	var svc *transferpkg.Service
+	e := apptest.Start(t, apptest.WithFx(fx.Populate(&svc)))
+	alice, bob := e.NewUser(t), e.NewUser(t)
+	fund(t, e, alice, 100000)
+	caller := authn.Principal{UserID: uuid.MustParse(alice.ID), Role: authn.RoleUser}
+	var callers []authn.Principal
+	var keys []string
+	var reqs []transferpkg.CreateRequest
+	for i := range 5 {
+		callers, keys = append(callers, caller), append(keys, fmt.Sprint("crash", i))
+		reqs = append(reqs, transferpkg.CreateRequest{To: bob.AccountNumber, Amount: 10000})
+	}
+	booked, err := transferpkg.BookThenCrash(context.Background(), svc, callers, keys, reqs)
+	if err != nil || booked != 5 {
+		t.Fatalf("the batch booked %d before the crash (%v), want 5", booked, err)
+	}
+	for table, sql := range map[string]string{
+		"transfers":             "SELECT count(*) FROM transfers",
+		"ledger transactions":   "SELECT count(*) FROM ledger_transactions WHERE kind = 'transfer'",
+		"events":                "SELECT count(*) FROM outbox WHERE event_type = 'paygate.transfer.succeeded'",
+		"idempotency responses": "SELECT count(*) FROM idempotency_keys WHERE idem_key LIKE 'crash%'",
+	} {
+		if n := count(t, e, sql); n != 0 {
+			t.Fatalf("%d %s left by a crashed batch", n, table)
+		}
+	}
+	if a := balance(t, e, alice); a != 100000 {
+		t.Fatalf("alice's balance after a crashed batch: %d", a)
+	}
+	for i := range 5 {
+		if r := transfer(t, e, alice, bob.AccountNumber, 10000, keys[i]); r.Status != 201 {
+			t.Fatalf("after the crash, transfer %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	if n := count(t, e, "SELECT count(*) FROM transfers"); n != 5 {
+		t.Fatalf("%d transfers after the retries, want 5", n)
+	}
+	if a, b := balance(t, e, alice), balance(t, e, bob); a != 50000 || b != 50000 {
+		t.Fatalf("balances %d/%d", a, b)
+	}
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestTwoReplicasBatchingAtOnceStayConsistent runs two gateways on one
+// database and broker, both booking transfers in batches, and sends 240
+// transfers among eight users through both at once, some of them
+// overdrawing: every 201 is in the ledger exactly once, nothing else is,
+// money is conserved, and the ledger verifies.
+func TestTwoReplicasBatchingAtOnceStayConsistent(t *testing.T) {
+	t.Parallel()
+	window := func(c *config.Config) { c.Money.BatchWindow, c.Money.BatchMaxSize = 2*time.Millisecond, 16 }
+	a := apptest.Start(t, apptest.WithConfig(window))
+	b := apptest.StartWithBroker(t, a.Broker, apptest.WithConfig(window), apptest.WithConfig(func(c *config.Config) {
+		c.Database.URL, c.Auth.JWTPrivateKey = a.Config.Database.URL, a.Config.Auth.JWTPrivateKey
+	}))
+	var us []apptest.User
+	for range 8 {
+		u := a.NewUser(t)
+		fund(t, a, u, 100000)
+		us = append(us, u)
+	}
+	// A ninth user holds nothing and sends every twelfth transfer: those
+	// are refused in the middle of batches whatever the others do.
+	poor := a.NewUser(t)
+	var mu sync.Mutex
+	booked := map[string]bool{}
+	refused := 0
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range 240 {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			e := a
+			if i%2 == 1 {
+				e = b
+			}
+			from, to := us[i%8], us[(i*3+1)%8]
+			if from.ID == to.ID {
+				to = us[(i+1)%8]
+			}
+			if i%12 == 5 {
+				from = poor
+			}
+			r := transfer(t, e, from, to.AccountNumber, int64(10000+(i%5)*7000), fmt.Sprint("r", i))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case r.Status == 201:
+				booked[r.Map(t)["id"].(string)] = true
+			case r.Status == 422 && r.Code() == "INSUFFICIENT_FUNDS":
+				refused++
+			default:
+				t.Errorf("transfer %d: %d %s", i, r.Status, r.Body)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(booked)+refused != 240 || len(booked) == 0 || refused < 20 {
+		t.Fatalf("%d booked, %d refused", len(booked), refused)
+	}
+	rows, err := a.Pool.Query(context.Background(), "SELECT id::text FROM transfers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inDB := map[string]int{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		inDB[id]++
+	}
+	rows.Close()
+	for id := range booked {
+		if inDB[id] != 1 {
+			t.Fatalf("booked transfer %s is in the database %d times", id, inDB[id])
+		}
+	}
+	if len(inDB) != len(booked) {
+		t.Fatalf("%d transfers in the database, %d answered 201", len(inDB), len(booked))
+	}
+	var total int64
+	for _, u := range us {
+		total += balance(t, a, u)
+	}
+	if total != 800000 {
+		t.Fatalf("wallets hold %d, want 800000", total)
+	}
+	admin := a.Admin(t)
+	if v := a.Get(t, "/v1/admin/ledger/verify", admin.Token); v.Map(t)["ok"] != true {
+		t.Fatalf("verify: %s", v.Body)
+	}
+	// Both replicas batched.
+	for name, e := range map[string]*apptest.Env{"a": a, "b": b} {
+		if m := string(e.Metrics(t)); !strings.Contains(m, `paygate_batch_size_count{committer="transfer"}`) {
+			t.Fatalf("replica %s booked no batch", name)
+		}
+	}
+}
