@@ -42,11 +42,12 @@ const (
 	OutcomeMalformed = "malformed" // authenticated, but not a callback paygate understands
 	OutcomeInFlight  = "in_flight" // about a top-up still being recorded: the provider retries
 	OutcomeError     = "error"     // not processed (a database fault): the provider retries
+	OutcomeBusy      = "busy"      // refused unread: too many callbacks in process; the provider retries
 )
 
 // Outcomes lists the outcome label's values.
 var Outcomes = []string{OutcomeApplied, OutcomeUnchanged, OutcomeDuplicate, OutcomeUnmatched, OutcomeMismatch,
-	OutcomeLate, OutcomeRejected, OutcomeMalformed, OutcomeInFlight, OutcomeError}
+	OutcomeLate, OutcomeRejected, OutcomeMalformed, OutcomeInFlight, OutcomeError, OutcomeBusy}
 
 // AttentionOutcomes are the outcomes an admin must look at.
 var AttentionOutcomes = []string{OutcomeUnmatched, OutcomeMismatch, OutcomeLate, OutcomeMalformed}

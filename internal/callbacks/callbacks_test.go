@@ -431,8 +431,8 @@ func TestProviderDownOrSlowAtCreate(t *testing.T) {
 }
 
 // TestConcurrentDeliveriesOfOneNotificationApplyOnce posts one genuine
-// capture twenty times at once: one outcome applied, the rest duplicates
-// or unchanged, one credit.
+// capture twenty times at once, delivering again what the admission limit
+// refuses: one outcome applied, the rest duplicates, one credit.
 func TestConcurrentDeliveriesOfOneNotificationApplyOnce(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t)
@@ -445,7 +445,13 @@ func TestConcurrentDeliveriesOfOneNotificationApplyOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Like the provider, deliver again what the admission limit
+			// refused.
 			r := e.Do(t, genuine("/v1/callbacks/sandbox/payments", body))
+			for try := 0; r.Status == 503 && r.Code() == "CALLBACK_NOT_PROCESSED" && try < 100; try++ {
+				time.Sleep(10 * time.Millisecond)
+				r = e.Do(t, genuine("/v1/callbacks/sandbox/payments", body))
+			}
 			if r.Status != 200 {
 				outcomes <- fmt.Sprint(r.Status)
 				return
@@ -566,5 +572,60 @@ VALUES ($1, 'k', 'f', $2, now() + interval '1 hour')`, u.ID, id); err != nil {
 	}
 	if !strings.Contains(string(e.Metrics(t)), `outcome="in_flight"`) {
 		t.Fatal("the early callback was not counted")
+	}
+}
+
+// TestCallbacksOverTheAdmissionLimitAreRefusedAtOnce holds the one
+// callback a four-connection pool admits (its notification's lock is
+// taken by the test) and delivers another: that one is answered 503 with
+// a Retry-After at once, nothing of it is stored, and it is counted
+// busy. Once the first is done, the second is processed when delivered
+// again.
+func TestCallbacksOverTheAdmissionLimitAreRefusedAtOnce(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Database.MaxConns = 4 }))
+	u := e.NewUser(t)
+	first := e.TopUp(t, u, 11000)["id"].(string)
+	second := e.TopUp(t, u, 12000)["id"].(string)
+	ctx := context.Background()
+	tx, err := e.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('paygate.callback/sandbox/payment.capture:py-' || $1, 0))`, first); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan *apptest.Response, 1)
+	go func() { held <- e.Do(t, genuine("/v1/callbacks/sandbox/payments", captureBody(first, 11000))) }()
+	providertest.WaitFor(t, "the first callback to wait for its lock", func() bool {
+		return count(t, e, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`) == 1
+	})
+	stored := count(t, e, `SELECT count(*) FROM provider_callbacks`)
+	start := time.Now()
+	r := e.Do(t, genuine("/v1/callbacks/sandbox/payments", captureBody(second, 12000)))
+	if r.Status != 503 || r.Header.Get("Retry-After") != "1" || r.Code() != "CALLBACK_NOT_PROCESSED" {
+		t.Fatalf("over the limit: %d %s Retry-After=%q", r.Status, r.Body, r.Header.Get("Retry-After"))
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("the refusal waited %v: it must not queue", took)
+	}
+	if n := count(t, e, `SELECT count(*) FROM provider_callbacks`); n != stored {
+		t.Fatalf("a refused callback was stored: %d rows, %d before", n, stored)
+	}
+	if got := grep(string(e.Metrics(t)), `outcome="busy"`); !strings.HasPrefix(got, "paygate_callback_received_total{") || !strings.HasSuffix(got, " 1") {
+		t.Fatalf("busy callbacks counted %q, want one series at 1", got)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-held; r.Status != 200 {
+		t.Fatalf("the admitted callback: %d %s", r.Status, r.Body)
+	}
+	if r := e.Do(t, genuine("/v1/callbacks/sandbox/payments", captureBody(second, 12000))); r.Status != 200 || r.Map(t)["outcome"] != "applied" {
+		t.Fatalf("delivered again: %d %s", r.Status, r.Body)
+	}
+	if b := balance(t, e, u); b != 23000 {
+		t.Fatalf("balance %v, want both top-ups", b)
 	}
 }

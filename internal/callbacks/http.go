@@ -38,6 +38,14 @@ var (
 	ErrNotProcessed    = apperr.New(apperr.KindUnavailable, "CALLBACK_NOT_PROCESSED", "The callback was stored but not processed; deliver it again.")
 )
 
+// ErrBusy is ErrNotProcessed for a callback refused by the admission
+// limit, with a Retry-After.
+var ErrBusy = func() *apperr.Error {
+	e := ErrNotProcessed.With("Too many callbacks are being processed; deliver this one again.")
+	e.RetryAfter = busyRetryAfter
+	return e
+}()
+
 // processBudget bounds the processing of one callback: the provider
 // counts a delivery without an answer within its timeout (30 s at
 // Xendit) as failed, and paygate answers within a second, processed or
@@ -45,8 +53,21 @@ var (
 // again).
 const processBudget = 900 * time.Millisecond
 
+// busyRetryAfter is the Retry-After of a callback refused by the
+// admission limit.
+const busyRetryAfter = time.Second
+
 // Handler serves the callback endpoints and the admin list.
 type Handler struct {
+	// slots admits at most cap(slots) callbacks into processing at once.
+	// A provider redelivers what it could not deliver, and a backlog of
+	// redeliveries (after an outage, or a burst of payments overtaking
+	// their own top-ups) must not take the pool's connections from the
+	// clients' requests, nor pile up waiting for them: a callback over the
+	// limit is answered 503 at once, before anything is read or stored,
+	// and delivered again later. That keeps the load the callbacks put on
+	// the database bounded whatever the provider's retry rate.
+	slots    chan struct{}
 	name     provider.Name
 	verifier provider.CallbackVerifier
 	inbox    *Inbox
@@ -58,7 +79,19 @@ type Handler struct {
 // NewHandler returns the handler of the callbacks of the provider named
 // name, verified by v.
 func NewHandler(name provider.Name, v provider.CallbackVerifier, in *Inbox, pool *pgxpool.Pool, auth authn.Authenticator, log *zap.Logger) *Handler {
-	return &Handler{name: name, verifier: v, inbox: in, pool: pool, auth: auth, log: log}
+	return &Handler{name: name, verifier: v, inbox: in, pool: pool, auth: auth, log: log,
+		slots: make(chan struct{}, admitted(pool))}
+}
+
+// admitted is how many callbacks may be processed at once: a quarter of
+// the pool's connections, at least one. Processing a callback takes one
+// connection (two for a moment: the verbatim copy is stored outside the
+// transaction), so the clients keep at least half the pool.
+func admitted(pool *pgxpool.Pool) int {
+	if pool == nil {
+		return 1
+	}
+	return max(1, int(pool.Config().MaxConns)/4)
 }
 
 // RegisterRoutes adds the callback routes (authenticated by the
@@ -83,6 +116,14 @@ func (h *Handler) receive(kind string) httpserver.HandlerFunc {
 		}
 		span := trace.SpanFromContext(r.Context())
 		span.SetAttributes(attribute.String("paygate.provider", string(h.name)), attribute.String("paygate.callback_kind", kind))
+		select {
+		case h.slots <- struct{}{}:
+			defer func() { <-h.slots }()
+		default:
+			h.inbox.count(r.Context(), h.name, kind, OutcomeBusy)
+			span.SetAttributes(attribute.String("paygate.callback_outcome", OutcomeBusy))
+			return ErrBusy
+		}
 		log := logging.WithTrace(r.Context(), h.log)
 		body, err := io.ReadAll(r.Body)
 		if err != nil {

@@ -28,13 +28,13 @@ type Env struct {
 }
 
 // Start runs a sandbox on 127.0.0.1 until the test ends. Its payouts
-// settle after 20 ms and callbacks are retried after 10 ms (at most 50 ms
+// settle after 20 ms and callbacks are retried after 10 ms (at most 500 ms
 // apart); opts change the options, e.g. the CallbackBaseURL (which
 // Env.Sandbox.SetCallbackBaseURL can also set later).
 func Start(t testing.TB, opts ...func(*sandbox.Options)) *Env {
 	t.Helper()
 	o := sandbox.Options{SecretKey: SecretKey, CallbackToken: CallbackToken, PayoutDelay: 20 * time.Millisecond,
-		RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}
+		RetryBase: 10 * time.Millisecond, RetryMax: 500 * time.Millisecond}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -276,8 +276,14 @@ func (s *Server) deliver(d *delivery, wait time.Duration) {
 	}
 }
 
-// post sends one attempt of d.
+// post sends one attempt of d, once one of the MaxInFlight slots is free.
 func (s *Server) post(d *delivery) (int, error) {
+	select {
+	case s.inFlight <- struct{}{}:
+		defer func() { <-s.inFlight }()
+	case <-s.ctx.Done():
+		return 0, s.ctx.Err()
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CallbackTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(d.Body))

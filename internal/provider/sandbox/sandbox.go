@@ -71,6 +71,11 @@ type Options struct {
 	// CallbackTimeout bounds one callback attempt; 30 s when zero, as
 	// Xendit.
 	CallbackTimeout time.Duration
+	// MaxInFlight bounds the callback attempts in flight at once; 16 when
+	// zero. A provider's webhook dispatcher paces its deliveries per
+	// merchant; without a bound, a backlog of retries (after an outage)
+	// would reach the gateway all at once.
+	MaxInFlight int
 	// StateFile, when set, keeps payments, payouts, idempotency keys and
 	// transactions across restarts (JSON).
 	StateFile string
@@ -90,6 +95,8 @@ type Server struct {
 	ctx    context.Context // ends at Close: stops timers and deliveries
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// inFlight holds a token per callback attempt being sent.
+	inFlight chan struct{}
 
 	mu        sync.Mutex
 	st        state
@@ -195,6 +202,9 @@ func New(opts Options) (*Server, error) {
 	if opts.CallbackTimeout <= 0 {
 		opts.CallbackTimeout = 30 * time.Second
 	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 16
+	}
 	opts.CallbackBaseURL = strings.TrimRight(opts.CallbackBaseURL, "/")
 	log := opts.Logger
 	if log == nil {
@@ -205,7 +215,7 @@ func New(opts Options) (*Server, error) {
 		hc = &http.Client{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{opts: opts, log: log, http: hc, ctx: ctx, cancel: cancel,
+	s := &Server{opts: opts, log: log, http: hc, ctx: ctx, cancel: cancel, inFlight: make(chan struct{}, opts.MaxInFlight),
 		st:     state{Payments: map[string]*payment{}, Payouts: map[string]*payout{}, Idempotency: map[string]idemRecord{}},
 		perRef: map[string]*Faults{}, perAmount: map[int64]*Faults{}, stats: counters{creates: map[string]int{}}}
 	if err := s.load(); err != nil {

@@ -3,11 +3,13 @@ package sandbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,12 +34,21 @@ type receiver struct {
 	rejected int
 	failNext int // answer this many deliveries with 500
 	srv      *httptest.Server
+
+	hold        time.Duration // how long each delivery takes to answer
+	inFlight    atomic.Int32
+	maxInFlight atomic.Int32
 }
 
 func newReceiver(t *testing.T) *receiver {
 	rc := &receiver{}
 	v := xendit.NewVerifier(token)
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := rc.inFlight.Add(1)
+		defer rc.inFlight.Add(-1)
+		for m := rc.maxInFlight.Load(); n > m && !rc.maxInFlight.CompareAndSwap(m, n); m = rc.maxInFlight.Load() {
+		}
+		time.Sleep(rc.hold)
 		body, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
@@ -482,6 +493,31 @@ func TestAutoPay(t *testing.T) {
 	waitFor(t, "the auto-payment", func() bool { return len(e.rc.eventsFor("tu-auto")) == 1 })
 	if ev := e.rc.eventsFor("tu-auto")[0]; ev.Payment.Status != provider.PaymentSucceeded {
 		t.Errorf("event %+v", ev.Payment)
+	}
+}
+
+// TestDeliveriesInFlightAreBounded pays twenty payments at once against a
+// receiver that takes 30 ms per callback: never more than MaxInFlight
+// callbacks are in flight, and every one arrives.
+func TestDeliveriesInFlightAreBounded(t *testing.T) {
+	e := start(t, func(o *sandbox.Options) { o.AutoPay, o.AutoPayDelay, o.MaxInFlight = true, 10*time.Millisecond, 3 })
+	e.rc.hold = 30 * time.Millisecond
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if _, err := e.cl.CreatePayment(context.Background(), topUp(fmt.Sprintf("tu-bound-%d", i), "ovo")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, "every auto-payment's callback", func() bool {
+		e.rc.mu.Lock()
+		defer e.rc.mu.Unlock()
+		return len(e.rc.events) == 20
+	})
+	if m := e.rc.maxInFlight.Load(); m > 3 || m < 2 {
+		t.Fatalf("%d callbacks were in flight at once, want at most 3 (and more than one)", m)
 	}
 }
 
