@@ -56,9 +56,10 @@ type stack struct {
 	// a live replica, as a load balancer in front of them does.
 	callbacks *balancer
 
-	jwtKey      string
-	smtpTimeout time.Duration
-	gateways    []*gateway
+	jwtKey         string
+	smtpTimeout    time.Duration
+	sessionTimeout time.Duration
+	gateways       []*gateway
 }
 
 // proc is a running process of the stack.
@@ -151,8 +152,8 @@ func buildBinaries(t *testing.T, dir string) (paygate, devkafka string) {
 
 // newStack builds the binaries and starts PostgreSQL, the broker, SMTP,
 // the sandbox provider and one gateway replica, whose SMTP timeout is
-// smtpTimeout (0: the default).
-func newStack(t *testing.T, smtpTimeout time.Duration) *stack {
+// smtpTimeout and consumer session timeout (0: the defaults).
+func newStack(t *testing.T, smtpTimeout, sessionTimeout time.Duration) *stack {
 	t.Helper()
 	// Not t.TempDir: it is removed before the Cleanups registered later
 	// run, and the logs are worth keeping on a failure.
@@ -160,7 +161,7 @@ func newStack(t *testing.T, smtpTimeout time.Duration) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{t: t, dir: dir, smtpTimeout: smtpTimeout}
+	s := &stack{t: t, dir: dir, smtpTimeout: smtpTimeout, sessionTimeout: sessionTimeout}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv(EnvKeepLogs) != "" {
 			t.Logf("chaos: logs kept in %s", dir)
@@ -319,6 +320,9 @@ func (s *stack) addGateway() *gateway {
 	)
 	if s.smtpTimeout > 0 {
 		g.env = append(g.env, "PAYGATE_SMTP_TIMEOUT="+s.smtpTimeout.String())
+	}
+	if s.sessionTimeout > 0 {
+		g.env = append(g.env, "PAYGATE_KAFKA_CONSUMER_SESSION_TIMEOUT="+s.sessionTimeout.String())
 	}
 	s.gateways = append(s.gateways, g)
 	s.callbacks.set(s.gatewayURLs())

@@ -71,7 +71,7 @@ type Options struct {
 	// CallbackTimeout bounds one callback attempt; 30 s when zero, as
 	// Xendit.
 	CallbackTimeout time.Duration
-	// MaxInFlight bounds the callback attempts in flight at once; 16 when
+	// MaxInFlight bounds the callback attempts in flight at once; 8 when
 	// zero. A provider's webhook dispatcher paces its deliveries per
 	// merchant; without a bound, a backlog of retries (after an outage)
 	// would reach the gateway all at once.
@@ -203,7 +203,7 @@ func New(opts Options) (*Server, error) {
 		opts.CallbackTimeout = 30 * time.Second
 	}
 	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 16
+		opts.MaxInFlight = 8
 	}
 	opts.CallbackBaseURL = strings.TrimRight(opts.CallbackBaseURL, "/")
 	log := opts.Logger
