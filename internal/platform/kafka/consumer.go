@@ -167,10 +167,8 @@ func (g *GroupRunner) loop(ctx context.Context) {
 			return
 		}
 		// Each group's client has an id of its own, so that the broker (its
-		// quotas, its logs) tells a process's groups apart. With one id for
-		// all of them, the chaos suite's fault e (a replica killed) left the
-		// payout group without its next generation on the test broker, and
-		// the dead replica's partitions unread.
+		// quotas, its logs, kafka-consumer-groups --describe) tells a
+		// process's groups apart.
 		sc.ClientID = g.cfg.ClientID + "-" + g.group
 		cg, err := sarama.NewConsumerGroup(g.cfg.Brokers, g.group, sc)
 		if err != nil {
