@@ -77,7 +77,21 @@ type intent struct {
 // expires when there is none yet. It runs on q outside the request's
 // transaction, so that the intent survives a rollback (a provider
 // timeout) and the retry sends the provider the same create.
+//
+// Two requests with one key may insert at once: the later INSERT waits for
+// the earlier and does nothing, and its SELECT, which reads the snapshot
+// the statement began with, does not see the row the earlier committed
+// either, so the statement returns no row. A new statement takes a new
+// snapshot (READ COMMITTED) and finds it: the statement is run again.
 func (Store) Intent(ctx context.Context, q postgres.Querier, c idempotency.Claim, expires time.Time) (intent, error) {
+	in, err := upsertIntent(ctx, q, c, expires)
+	for try := 0; errors.Is(err, pgx.ErrNoRows) && try < 3; try++ {
+		in, err = upsertIntent(ctx, q, c, expires)
+	}
+	return in, err
+}
+
+func upsertIntent(ctx context.Context, q postgres.Querier, c idempotency.Claim, expires time.Time) (intent, error) {
 	var in intent
 	err := q.QueryRow(ctx, `-- name: UpsertTopUpIntent
 WITH ins AS (
