@@ -205,6 +205,18 @@ func (e *Env) Metrics(t testing.TB) []byte {
 	return b
 }
 
+// Lines returns the lines of text (a /metrics page, a log) that contain
+// sub, for assertions and failure messages.
+func Lines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // Nop returns a logger for helpers that need one.
 func Nop() *zap.Logger { return zap.NewNop() }
 

@@ -135,7 +135,7 @@ func TestDuplicateCallbacksCreditOnce(t *testing.T) {
 	}
 	metrics := string(e.Metrics(t))
 	if !strings.Contains(metrics, `paygate_callback_received_total{kind="payment",outcome="duplicate",provider="sandbox"`) {
-		t.Fatalf("no duplicate outcome counted:\n%s", grep(metrics, "paygate_callback"))
+		t.Fatalf("no duplicate outcome counted:\n%s", apptest.Lines(metrics, "paygate_callback"))
 	}
 }
 
@@ -489,16 +489,6 @@ func captureBody(reference string, amount int64) string {
 "created":"2026-12-01T10:12:30.000Z","updated":"2026-12-01T10:12:30.000Z"}}`, reference, amount)
 }
 
-func grep(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 // TestConcurrentCreatesWithOneKeyMakeOnePayment sends one top-up request
 // ten times at once under one Idempotency-Key: every answer is the one
 // top-up (or 409 while it is being recorded), and the provider holds one
@@ -613,7 +603,7 @@ func TestCallbacksOverTheAdmissionLimitAreRefusedAtOnce(t *testing.T) {
 	if n := count(t, e, `SELECT count(*) FROM provider_callbacks`); n != stored {
 		t.Fatalf("a refused callback was stored: %d rows, %d before", n, stored)
 	}
-	if got := grep(string(e.Metrics(t)), `outcome="busy"`); !strings.HasPrefix(got, "paygate_callback_received_total{") || !strings.HasSuffix(got, " 1") {
+	if got := apptest.Lines(string(e.Metrics(t)), `outcome="busy"`); !strings.HasPrefix(got, "paygate_callback_received_total{") || !strings.HasSuffix(got, " 1") {
 		t.Fatalf("busy callbacks counted %q, want one series at 1", got)
 	}
 	if err := tx.Rollback(ctx); err != nil {

@@ -59,7 +59,7 @@ func TestABatchWithFailingTransfersCommitsTheOthers(t *testing.T) {
 	metrics := string(e.Metrics(t))
 	if !strings.Contains(metrics, `paygate_batch_size_bucket{committer="transfer",le="8"} 0`) ||
 		!strings.Contains(metrics, `paygate_batch_size_sum{committer="transfer"} 10`) {
-		t.Fatalf("not one batch of ten:\n%s", grep(metrics, "paygate_batch_size"))
+		t.Fatalf("not one batch of ten:\n%s", apptest.Lines(metrics, "paygate_batch_size"))
 	}
 	// A refused one replays its refusal; a booked one its 201.
 	for i, s := range statuses {
@@ -123,16 +123,6 @@ func TestACrashInTheMiddleOfABatchLeavesNothing(t *testing.T) {
 	if a, b := balance(t, e, alice), balance(t, e, bob); a != 50000 || b != 50000 {
 		t.Fatalf("balances %d/%d", a, b)
 	}
-}
-
-func grep(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 // TestTwoReplicasBatchingAtOnceStayConsistent runs two gateways on one
