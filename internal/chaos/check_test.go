@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/internal/platform/periodic"
+
 	"github.com/IBM/sarama"
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.uber.org/zap"
@@ -123,7 +125,7 @@ func (p *lagProbe) sample(since time.Time) *sampler {
 					return
 				}
 			}
-			sleepCtx(ctx, 250*time.Millisecond)
+			periodic.Sleep(ctx, 250*time.Millisecond)
 		}
 	}()
 	return sm

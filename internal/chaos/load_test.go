@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/paygate/paygate/internal/platform/periodic"
 )
 
 // kind is a kind of money request.
@@ -232,7 +234,7 @@ func (l *load) do(ctx context.Context, c *client, r *request, phase int) bool {
 			c.done = append(c.done, r)
 			return true
 		}
-		if !sleepCtx(ctx, backoff) {
+		if !periodic.Sleep(ctx, backoff) {
 			return false
 		}
 	}
@@ -257,7 +259,7 @@ func (l *load) replay(ctx context.Context, c *client, r *request, phase int) {
 			}
 			return
 		}
-		if !sleepCtx(ctx, backoff) {
+		if !periodic.Sleep(ctx, backoff) {
 			return
 		}
 	}
@@ -366,16 +368,4 @@ func codeOf(body []byte) string {
 	}
 	_ = json.Unmarshal(body, &v)
 	return v.Code
-}
-
-// sleepCtx waits d and reports whether ctx is still alive.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

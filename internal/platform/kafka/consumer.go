@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/paygate/paygate/internal/platform/periodic"
+
 	"github.com/IBM/sarama"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -173,7 +175,7 @@ func (g *GroupRunner) loop(ctx context.Context) {
 		cg, err := sarama.NewConsumerGroup(g.cfg.Brokers, g.group, sc)
 		if err != nil {
 			g.log.Warn("kafka consumer group unavailable, retrying", zap.Error(err), zap.Duration("backoff", backoff))
-			sleep(ctx, backoff)
+			periodic.Sleep(ctx, backoff)
 			continue
 		}
 		g.log.Info("kafka consumer group joined", zap.Strings("topics", g.topics))
@@ -187,7 +189,7 @@ func (g *GroupRunner) loop(ctx context.Context) {
 			}
 			if err != nil {
 				g.log.Warn("kafka consume session ended", zap.Error(err))
-				sleep(ctx, backoff)
+				periodic.Sleep(ctx, backoff)
 			}
 		}
 		// Close commits the offsets marked so far before leaving the group.
@@ -309,11 +311,4 @@ func RetryDelay(base, max time.Duration, attempt int) time.Duration {
 	}
 	half := d / 2
 	return half + rand.N(d-half+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
 }

@@ -66,3 +66,25 @@ func TestHookRunsAtStart(t *testing.T) {
 		t.Fatal("no run at start with an hourly interval")
 	}
 }
+
+func TestSleepWaitsOrStopsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	start := time.Now()
+	if !periodic.Sleep(ctx, 20*time.Millisecond) || time.Since(start) < 20*time.Millisecond {
+		t.Fatal("Sleep did not wait its duration on a live context")
+	}
+	if !periodic.Sleep(ctx, 0) {
+		t.Fatal("Sleep(0) on a live context reported it ended")
+	}
+	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
+	start = time.Now()
+	if periodic.Sleep(ctx, time.Minute) {
+		t.Fatal("Sleep reported a cancelled context alive")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Sleep returned %v after its context ended", took)
+	}
+	if periodic.Sleep(ctx, 0) {
+		t.Fatal("Sleep(0) on an ended context reported it alive")
+	}
+}

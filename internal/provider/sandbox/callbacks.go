@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/paygate/paygate/internal/platform/periodic"
+
 	"go.uber.org/zap"
 
 	"github.com/paygate/paygate/internal/provider/xendit"
@@ -250,7 +252,7 @@ func (s *Server) sendLater(d *delivery, wait time.Duration) {
 func (s *Server) deliver(d *delivery, wait time.Duration) {
 	backoff := s.opts.RetryBase
 	for attempt := 1; ; attempt++ {
-		if !sleepCtx(s.ctx, wait) {
+		if !periodic.Sleep(s.ctx, wait) {
 			return
 		}
 		code, err := s.post(d)
@@ -298,19 +300,4 @@ func (s *Server) post(d *delivery) (int, error) {
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-// sleepCtx waits d and reports whether ctx is still alive.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

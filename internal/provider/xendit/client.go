@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paygate/paygate/internal/platform/periodic"
+
 	"github.com/paygate/paygate/internal/provider"
 )
 
@@ -211,16 +213,12 @@ func errorCode(raw []byte) string {
 	return ", " + e.ErrorCode + ": " + msg
 }
 
-// sleepCtx waits d or until ctx ends.
+// sleepCtx waits d or until ctx ends, with ctx's error then.
 func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if !periodic.Sleep(ctx, d) {
 		return ctx.Err()
 	}
+	return nil
 }
 
 // FormatTime formats a time the way Xendit's API does (RFC 3339, UTC,
