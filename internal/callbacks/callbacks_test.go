@@ -569,8 +569,8 @@ VALUES ($1, 'k', 'f', $2, now() + interval '1 hour')`, u.ID, id); err != nil {
 // callback a four-connection pool admits (its notification's lock is
 // taken by the test) and delivers another: that one is answered 503 with
 // a Retry-After at once, nothing of it is stored, and it is counted
-// busy. Once the first is done, the second is processed when delivered
-// again.
+// busy, while a forged one is still refused as forged. Once the first is
+// done, the second is processed when delivered again.
 func TestCallbacksOverTheAdmissionLimitAreRefusedAtOnce(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Database.MaxConns = 4 }))
@@ -602,6 +602,13 @@ func TestCallbacksOverTheAdmissionLimitAreRefusedAtOnce(t *testing.T) {
 	}
 	if n := count(t, e, `SELECT count(*) FROM provider_callbacks`); n != stored {
 		t.Fatalf("a refused callback was stored: %d rows, %d before", n, stored)
+	}
+	// Only an authenticated callback competes for a place: a forged one is
+	// refused as forged, full or not.
+	forged := genuine("/v1/callbacks/sandbox/payments", captureBody(second, 12000))
+	forged.Header["X-Callback-Token"] = "not-the-token"
+	if r := e.Do(t, forged); r.Status != 401 || r.Code() != "CALLBACK_UNAUTHENTICATED" {
+		t.Fatalf("a forged callback while the limit is full: %d %s", r.Status, r.Body)
 	}
 	if got := apptest.Lines(string(e.Metrics(t)), `outcome="busy"`); !strings.HasPrefix(got, "paygate_callback_received_total{") || !strings.HasSuffix(got, " 1") {
 		t.Fatalf("busy callbacks counted %q, want one series at 1", got)

@@ -63,9 +63,9 @@ type Handler struct {
 	// A provider redelivers what it could not deliver, and a backlog of
 	// redeliveries (after an outage, or a burst of payments overtaking
 	// their own top-ups) must not take the pool's connections from the
-	// clients' requests, nor pile up waiting for them: a callback over the
-	// limit is answered 503 at once, before anything is read or stored,
-	// and delivered again later. That keeps the load the callbacks put on
+	// clients' requests, nor pile up waiting for them: an authenticated
+	// callback over the limit is answered 503 at once, before anything is
+	// stored, and delivered again later. That keeps the load the callbacks put on
 	// the database bounded whatever the provider's retry rate.
 	slots    chan struct{}
 	name     provider.Name
@@ -116,14 +116,6 @@ func (h *Handler) receive(kind string) httpserver.HandlerFunc {
 		}
 		span := trace.SpanFromContext(r.Context())
 		span.SetAttributes(attribute.String("paygate.provider", string(h.name)), attribute.String("paygate.callback_kind", kind))
-		select {
-		case h.slots <- struct{}{}:
-			defer func() { <-h.slots }()
-		default:
-			h.inbox.count(r.Context(), h.name, kind, OutcomeBusy)
-			span.SetAttributes(attribute.String("paygate.callback_outcome", OutcomeBusy))
-			return ErrBusy
-		}
 		log := logging.WithTrace(r.Context(), h.log)
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -138,6 +130,17 @@ func (h *Handler) receive(kind string) httpserver.HandlerFunc {
 			log.Warn("provider callback did not authenticate", zap.String("provider", string(h.name)), zap.String("kind", kind),
 				zap.String("remote", r.RemoteAddr), zap.Int("bytes", len(body)))
 			return ErrUnauthenticated
+		}
+		// Admitted only once authenticated: a slot is held while a callback
+		// uses the database, and a stranger's slow or forged body must not
+		// hold one and keep the provider's callbacks out.
+		select {
+		case h.slots <- struct{}{}:
+			defer func() { <-h.slots }()
+		default:
+			h.inbox.count(r.Context(), h.name, kind, OutcomeBusy)
+			span.SetAttributes(attribute.String("paygate.callback_outcome", OutcomeBusy))
+			return ErrBusy
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), processBudget)
 		defer cancel()
