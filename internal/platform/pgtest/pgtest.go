@@ -69,7 +69,14 @@ func NewEmptyDatabase(t testing.TB) string {
 // NewPool opens a pool on url, closed when the test ends.
 func NewPool(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
+	// The production pool's connection setup, so that tests encode and
+	// scan as the gateway does.
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatalf("pgxpool: %v", err)
+	}
+	pc.AfterConnect = postgres.RegisterTypes
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		t.Fatalf("pgxpool: %v", err)
 	}

@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -16,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/paygate/paygate/internal/migrations"
+	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/pgtest"
 	"github.com/paygate/paygate/internal/platform/postgres"
 )
@@ -254,5 +258,43 @@ func TestSchemaAheadOfBinaryIsReported(t *testing.T) {
 	}
 	if err := older.SchemaCheck(ctx); err != nil {
 		t.Errorf("readiness fails on a schema ahead of the binary: %v", err)
+	}
+}
+
+// TestPoolSendsUUIDsAsBinary checks the pool's type registration: a
+// google/uuid.UUID argument, alone and in a uuid[] array, arrives intact,
+// and a uuid column read into an interface comes back as a uuid.UUID (pgx
+// alone returns [16]byte there, so this fails if the codec is not
+// registered on the pool's connections).
+func TestPoolSendsUUIDsAsBinary(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := postgres.NewPool(ctx, config.Database{URL: pgtest.NewEmptyDatabase(t), MaxConns: 2,
+		ConnectTimeout: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+
+	ids := []uuid.UUID{uuid.New(), uuid.New()}
+	var first, second any
+	var text string
+	if err := pool.QueryRow(ctx, `SELECT $1::uuid, ($2::uuid[])[2], ($2::uuid[])[1]::text`, ids[0], ids).
+		Scan(&first, &second, &text); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := first.(uuid.UUID); !ok || got != ids[0] {
+		t.Errorf("uuid argument read back as %T %v, want uuid.UUID %v", first, first, ids[0])
+	}
+	if got, ok := second.(uuid.UUID); !ok || got != ids[1] {
+		t.Errorf("uuid[] element read back as %T %v, want uuid.UUID %v", second, second, ids[1])
+	}
+	if text != ids[0].String() {
+		t.Errorf("uuid[] element as text = %q, want %q", text, ids[0])
+	}
+
+	var nullID uuid.NullUUID
+	if err := pool.QueryRow(ctx, `SELECT NULL::uuid`).Scan(&nullID); err != nil || nullID.Valid {
+		t.Errorf("NULL uuid scanned as %+v, %v; want invalid, no error", nullID, err)
 	}
 }
