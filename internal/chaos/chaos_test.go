@@ -237,8 +237,10 @@ WHERE datname = current_database() AND backend_type = 'client backend' AND pid <
 			cutsMail: true,
 			strike: func() (time.Time, string) {
 				return su.strikeWhen(func(context.Context) (bool, string) {
-					n := s.smtp.Sessions()
-					return n > 0, fmt.Sprintf("%d SMTP conversations open", n)
+					// Mid-message, not merely connected: the gateway keeps
+					// idle connections to the relay between mails.
+					n := s.smtp.InMessage()
+					return n > 0, fmt.Sprintf("%d SMTP conversations mid-message", n)
 				}, func() { _ = s.smtp.Stop() })
 			},
 			outage: true,

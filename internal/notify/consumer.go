@@ -251,8 +251,7 @@ func (c *Consumer) Handle(ctx context.Context, msg *sarama.ConsumerMessage) erro
 
 	var transient, permanent error
 	var busyUntil time.Time
-	for _, o := range outs {
-		err := c.deliver(ctx, log, eventID, o)
+	for _, err := range c.deliver(ctx, log, eventID, outs) {
 		var ie *infraError
 		var be *busyError
 		switch {
@@ -290,65 +289,126 @@ func (c *Consumer) Handle(ctx context.Context, msg *sarama.ConsumerMessage) erro
 	return nil
 }
 
-// deliver sends one mail unless it was sent before.
-func (c *Consumer) deliver(ctx context.Context, log *zap.Logger, eventID uuid.UUID, o outgoing) error {
-	subject, text, html, err := c.renderer.Render(o.template, o.view)
-	if err != nil {
-		// A template that cannot render this payload will not render it
-		// on the next attempt either.
-		c.metrics.email(ctx, o.template, ResultFailed)
-		return Permanent(err)
+// deliver sends each of an event's mails unless it was sent before, and
+// returns the outcome of each: nil (sent now or before), a *busyError, an
+// *infraError, or the send's error. The mails are claimed in one commit,
+// sent in parallel (each conversation starts right after the claim, so
+// each ends within its lease however many mails the event has) and
+// recorded as sent in one commit.
+func (c *Consumer) deliver(ctx context.Context, log *zap.Logger, eventID uuid.UUID, outs []outgoing) []error {
+	errs := make([]error, len(outs))
+	msgs := make([]Message, len(outs))
+	var keys []mailKey
+	var idx []int // the index in outs of each key
+	seen := make(map[mailKey]bool, len(outs))
+	for i, o := range outs {
+		subject, text, html, err := c.renderer.Render(o.template, o.view)
+		if err != nil {
+			// A template that cannot render this payload will not render
+			// it on the next attempt either.
+			c.metrics.email(ctx, o.template, ResultFailed)
+			errs[i] = Permanent(err)
+			continue
+		}
+		k := mailKey{recipient: o.to, template: o.template}
+		if seen[k] {
+			continue // the same mail twice (same Message-ID): sent once
+		}
+		seen[k] = true
+		msgs[i] = Message{ID: messageID(eventID, o.template), To: o.to, Subject: subject, Text: text, HTML: html, Template: o.template}
+		keys, idx = append(keys, k), append(idx, i)
 	}
-	// The claim holds until at least a lease after this moment (the
-	// database stamps it when it runs the claim).
-	claimedAt := time.Now()
-	st, until, err := c.store.Claim(ctx, eventID, o.to, o.template)
-	if err != nil {
-		return &infraError{err}
-	}
-	switch st {
-	case alreadySent:
-		c.metrics.email(ctx, o.template, ResultDuplicate)
-		log.Debug("email already sent", zap.String("template", o.template))
-		return nil
-	case busy:
-		return &busyError{until: until}
+	if len(keys) == 0 {
+		return errs
 	}
 
+	// The claims hold until at least a lease after this moment (the
+	// database stamps them when it runs the claim).
+	claimedAt := time.Now()
+	claims, err := c.store.ClaimAll(ctx, eventID, keys)
+	if err != nil {
+		for _, i := range idx {
+			errs[i] = &infraError{err}
+		}
+		return errs
+	}
+	var send []int // indexes in keys of the mails claimed now
+	for j, cl := range claims {
+		switch cl.state {
+		case claimed:
+			send = append(send, j)
+		case alreadySent:
+			c.metrics.email(ctx, keys[j].template, ResultDuplicate)
+			log.Debug("email already sent", zap.String("template", keys[j].template))
+		case busy:
+			errs[idx[j]] = &busyError{until: cl.until}
+		}
+	}
+	if len(send) == 0 {
+		return errs
+	}
+
+	sent := make([]bool, len(keys))
+	if len(send) == 1 {
+		j := send[0]
+		sent[j], errs[idx[j]] = c.send(ctx, log, eventID, msgs[idx[j]])
+	} else {
+		var wg sync.WaitGroup
+		for _, j := range send {
+			wg.Go(func() { sent[j], errs[idx[j]] = c.send(ctx, log, eventID, msgs[idx[j]]) })
+		}
+		wg.Wait()
+	}
+	var done []mailKey
+	for _, j := range send {
+		if sent[j] {
+			done = append(done, keys[j])
+		}
+	}
+	if len(done) == 0 {
+		return errs
+	}
+	// The mails are out: recording that must not give up while the claims
+	// hold, or a redelivery would send them again once the claims lapsed.
+	// A database restart takes seconds, so the record is retried until
+	// shortly before the claims end.
+	if err := c.markSent(context.WithoutCancel(ctx), eventID, done, claimedAt.Add(c.store.Lease()-markSentMargin)); err != nil {
+		for _, j := range send {
+			if sent[j] {
+				errs[idx[j]] = &infraError{err}
+			}
+		}
+	}
+	return errs
+}
+
+// send sends one claimed mail; on failure it releases the claim, so that
+// the next attempt can claim the mail at once. It reports whether the
+// server accepted the mail, and the send's error when it did not.
+func (c *Consumer) send(ctx context.Context, log *zap.Logger, eventID uuid.UUID, m Message) (bool, error) {
 	sctx, span := c.tracer.Start(ctx, "notify smtp send", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(
 			attribute.String(httpserver.DomainAttribute, Domain),
 			attribute.String("cloudevents.event_id", eventID.String()),
-			attribute.String("paygate.notify.template", o.template),
+			attribute.String("paygate.notify.template", m.Template),
 		))
-	err = c.sender.Send(sctx, Message{ID: messageID(eventID, o.template), To: o.to, Subject: subject,
-		Text: text, HTML: html, Template: o.template})
-	if err != nil {
+	defer span.End()
+	if err := c.sender.Send(sctx, m); err != nil {
 		summary := ErrorSummary(err)
 		span.SetStatus(codes.Error, summary)
 		span.SetAttributes(attribute.Bool("paygate.notify.permanent", IsPermanent(err)))
-		span.End()
-		c.metrics.email(ctx, o.template, ResultFailed)
-		logging.WithTrace(sctx, log).Warn("email not sent", zap.String("template", o.template),
+		c.metrics.email(ctx, m.Template, ResultFailed)
+		logging.WithTrace(sctx, log).Warn("email not sent", zap.String("template", m.Template),
 			zap.Bool("permanent", IsPermanent(err)), zap.String("error", summary))
-		if rerr := c.store.Release(context.WithoutCancel(ctx), eventID, o.to, o.template, summary); rerr != nil {
+		if rerr := c.store.Release(context.WithoutCancel(ctx), eventID, m.To, m.Template, summary); rerr != nil {
 			// The claim expires by itself; the next attempt waits for it.
 			log.Warn("release email claim", zap.Error(rerr))
 		}
-		return err
+		return false, err
 	}
-	span.End()
-	c.metrics.email(ctx, o.template, ResultSent)
-	logging.WithTrace(sctx, log).Info("email sent", zap.String("template", o.template))
-
-	// The mail is out: recording that must not give up while the claim
-	// holds, or a redelivery would send it again once the claim lapsed.
-	// A database restart takes seconds, so the record is retried until
-	// shortly before the claim ends.
-	if err := c.markSent(context.WithoutCancel(ctx), eventID, o, claimedAt.Add(c.store.Lease()-markSentMargin)); err != nil {
-		return &infraError{err}
-	}
-	return nil
+	c.metrics.email(ctx, m.Template, ResultSent)
+	logging.WithTrace(sctx, log).Info("email sent", zap.String("template", m.Template))
+	return true, nil
 }
 
 // markSentMargin is how long before its claim ends a consumer stops trying
@@ -356,12 +416,12 @@ func (c *Consumer) deliver(ctx context.Context, log *zap.Logger, eventID uuid.UU
 // and the last attempt must not overlap another consumer's claim.
 const markSentMargin = time.Second
 
-// markSent records a sent mail, trying again with backoff until it
-// succeeds or until by, the end of the time the claim is ours; it tries
+// markSent records sent mails, trying again with backoff until it
+// succeeds or until by, the end of the time the claims are ours; it tries
 // at least once.
-func (c *Consumer) markSent(ctx context.Context, eventID uuid.UUID, o outgoing, by time.Time) error {
+func (c *Consumer) markSent(ctx context.Context, eventID uuid.UUID, keys []mailKey, by time.Time) error {
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		err := c.store.MarkSent(ctx, eventID, o.to, o.template)
+		err := c.store.MarkAllSent(ctx, eventID, keys)
 		if err == nil || time.Now().Add(backoff).After(by) {
 			return err
 		}

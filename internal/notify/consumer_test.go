@@ -75,10 +75,11 @@ func newHarnessWith(t *testing.T, lease time.Duration, o harnessOptions, adjust 
 		{Name: k.TopicWithdraw}, {Name: h.cfg.RetryTopic}, {Name: h.cfg.DLQTopic}}, log)
 	t.Cleanup(func() { _ = h.producer.Close() })
 	sender, err := notify.NewSMTPSender(config.SMTP{Host: h.smtp.Host, Port: h.smtp.Port, TLS: "none", Timeout: 2 * time.Second,
-		From: "paygate <no-reply@paygate.test>"})
+		From: "paygate <no-reply@paygate.test>"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = sender.Close() })
 	h.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(h.spans))
 	var snd notify.Sender = sender
 	if o.sender != nil {

@@ -20,6 +20,10 @@ const (
 	MetricDeadLetters = "paygate.notify.dead_letters"
 	// MetricRetries counts records republished to the retry topic.
 	MetricRetries = "paygate.notify.retries"
+	// MetricSMTPConnections counts the SMTP connections messages went
+	// over, by outcome (ConnDialed, ConnReused, ConnStale): dialed ÷
+	// (dialed + reused) is the share of mails that paid for a handshake.
+	MetricSMTPConnections = "paygate.notify.smtp_connections"
 )
 
 // Results and reasons, the values of the metric labels.

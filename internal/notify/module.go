@@ -39,10 +39,25 @@ type Params struct {
 // to 0 within a minute of a killed gateway's restart.
 func ClaimLease(cfg config.SMTP) time.Duration { return MaxConversation(cfg) + cfg.Timeout }
 
+// SenderParams are what the SMTP sender needs in the fx graph.
+type SenderParams struct {
+	fx.In
+
+	Lifecycle     fx.Lifecycle
+	SMTP          config.SMTP
+	MeterProvider metric.MeterProvider
+}
+
 // ProvideSender returns the SMTP sender as the consumer's Sender; a test
-// may replace it with fx.Decorate.
-func ProvideSender(cfg config.SMTP) (Sender, error) {
-	return NewSMTPSender(cfg)
+// may replace it with fx.Decorate. Its idle connections are closed on
+// stop, after the consumer has stopped (its hook was appended first).
+func ProvideSender(p SenderParams) (Sender, error) {
+	s, err := NewSMTPSender(p.SMTP, p.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	p.Lifecycle.Append(fx.StopHook(s.Close))
+	return s, nil
 }
 
 // ProvideStore returns the delivery store.

@@ -11,25 +11,70 @@ import (
 	"net/textproto"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	gosmtp "github.com/wneessen/go-mail/smtp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/paygate/paygate/internal/platform/config"
 )
 
-// SMTPSender sends messages with github.com/wneessen/go-mail, one SMTP
-// conversation per message: STARTTLS or implicit TLS as configured, SMTP
-// AUTH when credentials are set, the configured timeout on connecting and
-// on every command.
+// SMTPSender sends messages with github.com/wneessen/go-mail: STARTTLS or
+// implicit TLS as configured, SMTP AUTH when credentials are set, the
+// configured timeout on connecting and on every command. It keeps a few
+// connections open between messages, as mail clients and relays expect of
+// a steady sender: a conversation then costs MAIL, RCPT, DATA and RSET
+// instead of a TCP (and TLS) handshake, the greeting, EHLO, AUTH and QUIT
+// too. A connection is reused only while it is fresh (idle at most
+// smtpIdleTimeout, at most smtpMaxMessagesPerConn messages); when its
+// first command fails it is dropped and the message goes over a new
+// connection, so a relay that closed an idle connection costs nothing.
+// Close ends the idle connections.
 type SMTPSender struct {
 	cfg  config.SMTP
 	from *mail.Address
 	opts []gomail.Option
+
+	mu     sync.Mutex
+	idle   []*smtpConn // most recently used last
+	closed bool
+	conns  metric.Int64Counter
+	now    func() time.Time
 }
 
-// NewSMTPSender returns a sender for cfg; it does not connect yet.
-func NewSMTPSender(cfg config.SMTP) (*SMTPSender, error) {
+// smtpConn is one open SMTP connection and the go-mail client that dialled
+// it (go-mail clients hold per-connection state, so each has its own).
+type smtpConn struct {
+	client *gomail.Client
+	conn   *gosmtp.Client
+	sent   int       // messages accepted over it
+	idleAt time.Time // when it was last put back
+}
+
+// Limits of connection reuse. Relays drop idle clients after a timeout of
+// their own (RFC 5321 suggests 5 minutes; hosted relays use less), and
+// many cap the messages of one connection; staying well inside both keeps
+// the NOOP check from failing in the common case.
+const (
+	smtpIdleTimeout        = 5 * time.Second
+	smtpMaxMessagesPerConn = 100
+	smtpMaxIdle            = 8
+)
+
+// SMTP connection outcomes, the values of MetricSMTPConnections' label.
+const (
+	ConnDialed = "dialed"
+	ConnReused = "reused"
+	ConnStale  = "stale" // an idle connection whose first command failed
+)
+
+// NewSMTPSender returns a sender for cfg; it does not connect yet. mp may
+// be nil.
+func NewSMTPSender(cfg config.SMTP, mp metric.MeterProvider) (*SMTPSender, error) {
 	from, err := mail.ParseAddress(cfg.From)
 	if err != nil {
 		return nil, fmt.Errorf("notify: PAYGATE_MAIL_FROM: %w", err)
@@ -46,7 +91,12 @@ func NewSMTPSender(cfg config.SMTP) (*SMTPSender, error) {
 			return nil, fmt.Errorf("notify: PAYGATE_SMTP_TLS_CA_FILE: %s holds no PEM certificate", cfg.TLSCAFile)
 		}
 	}
-	opts := []gomail.Option{gomail.WithPort(cfg.Port), gomail.WithTimeout(cfg.Timeout), gomail.WithTLSConfig(tc)}
+	// No NOOP before each message and no RSET after it: a reused
+	// connection is checked by its first command instead (see Send), and
+	// the end of DATA ends the mail transaction by itself (RFC 5321
+	// 4.1.1.4). A failed message's connection is closed, never reused.
+	opts := []gomail.Option{gomail.WithPort(cfg.Port), gomail.WithTimeout(cfg.Timeout), gomail.WithTLSConfig(tc),
+		gomail.WithoutNoop(), gomail.WithoutRset()}
 	switch cfg.TLS {
 	case "none":
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
@@ -67,7 +117,15 @@ func NewSMTPSender(cfg config.SMTP) (*SMTPSender, error) {
 	if _, err := gomail.NewClient(cfg.Host, opts...); err != nil {
 		return nil, fmt.Errorf("notify: smtp client: %w", err)
 	}
-	return &SMTPSender{cfg: cfg, from: from, opts: opts}, nil
+	if mp == nil {
+		mp = metricnoop.NewMeterProvider()
+	}
+	conns, err := mp.Meter("paygate/notify").Int64Counter(MetricSMTPConnections,
+		metric.WithDescription("SMTP connections mails went over, by outcome: dialed (a new connection), reused (an idle one), stale (an idle one whose first command failed; the mail went again over a new one)."))
+	if err != nil {
+		return nil, err
+	}
+	return &SMTPSender{cfg: cfg, from: from, opts: opts, conns: conns, now: time.Now}, nil
 }
 
 // Send delivers m. The error is a *PermanentError when the server rejected
@@ -94,34 +152,130 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 	}
 
-	// A client per message: go-mail clients hold one connection, and
-	// messages are sent from several partitions at once.
-	c, err := gomail.NewClient(s.cfg.Host, s.opts...)
+	for fresh := false; ; fresh = true {
+		c, outcome, err := s.conn(ctx, fresh)
+		if err != nil {
+			// Connecting, EHLO, STARTTLS and AUTH fail alike for every
+			// mail: the server or paygate's settings are at fault, not
+			// this mail, so even a 5xx here (a refused login: a password
+			// rotated on the relay before paygate's secret) is retried,
+			// not dead-lettered.
+			return fmt.Errorf("smtp connect: %w", err)
+		}
+		err = c.client.SendWithSMTPClient(c.conn, msg)
+		if err == nil {
+			s.conns.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+			c.sent++
+			s.put(c)
+			return nil
+		}
+		// Whatever failed, the connection's state is not worth trusting:
+		// it is closed, not put back.
+		s.drop(c)
+		var se *gomail.SendError
+		if outcome == ConnReused && errors.As(err, &se) && (se.Reason == gomail.ErrConnCheck || se.Reason == gomail.ErrSMTPMailFrom) {
+			// The first command over an idle connection failed: most
+			// likely the relay had closed it (a network error, or its
+			// 421 on the way out). Nothing of this mail was accepted, so
+			// it goes again, once, over a new connection, which also
+			// tells a real refusal of MAIL from a stale connection.
+			s.conns.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", ConnStale)))
+			continue
+		}
+		s.conns.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+		if msg.IsDelivered() {
+			// The server accepted the mail (its reply to the end of
+			// DATA); only the RSET after it failed.
+			return nil
+		}
+		return classify(err)
+	}
+}
+
+// conn returns an idle connection that is still fresh or, when there is
+// none or dial is set, a new one.
+func (s *SMTPSender) conn(ctx context.Context, dial bool) (*smtpConn, string, error) {
+	now := s.now()
+	s.mu.Lock()
+	for !dial && len(s.idle) > 0 {
+		c := s.idle[len(s.idle)-1]
+		s.idle = s.idle[:len(s.idle)-1]
+		if now.Sub(c.idleAt) <= smtpIdleTimeout {
+			s.mu.Unlock()
+			return c, ConnReused, nil
+		}
+		// Every older one has been idle longer still. They are closed
+		// without QUIT: a relay that may have gone away must not delay
+		// this mail.
+		stale := append([]*smtpConn{c}, s.idle...)
+		s.idle = s.idle[:0]
+		s.mu.Unlock()
+		for _, c := range stale {
+			s.drop(c)
+		}
+		s.mu.Lock()
+	}
+	s.mu.Unlock()
+
+	client, err := gomail.NewClient(s.cfg.Host, s.opts...)
 	if err != nil {
-		return Permanent(err)
+		return nil, "", err
 	}
-	client, err := c.DialToSMTPClientWithContext(ctx)
+	conn, err := client.DialToSMTPClientWithContext(ctx)
 	if err != nil {
-		// Connecting, EHLO, STARTTLS and AUTH fail alike for every mail:
-		// the server or paygate's settings are at fault, not this mail, so
-		// even a 5xx here (a refused login: a password rotated on the
-		// relay before paygate's secret) is retried, not dead-lettered.
-		return fmt.Errorf("smtp connect: %w", err)
+		return nil, "", err
 	}
-	err = errors.Join(c.SendWithSMTPClient(client, msg), c.CloseWithSMTPClient(client))
-	if err != nil && msg.IsDelivered() {
-		// The server accepted the mail (its reply to the end of DATA);
-		// only the RSET or QUIT after it failed.
-		return nil
+	return &smtpConn{client: client, conn: conn}, ConnDialed, nil
+}
+
+// put keeps c for the next message, or ends it when it has carried its
+// share of messages, the sender is closed or enough are idle.
+func (s *SMTPSender) put(c *smtpConn) {
+	s.mu.Lock()
+	if s.closed || c.sent >= smtpMaxMessagesPerConn || len(s.idle) >= smtpMaxIdle {
+		s.mu.Unlock()
+		s.quit(c)
+		return
 	}
-	return classify(err)
+	c.idleAt = s.now()
+	s.idle = append(s.idle, c)
+	s.mu.Unlock()
+}
+
+// quit ends c politely (QUIT); a relay that does not answer in the
+// timeout has the connection closed under it.
+func (s *SMTPSender) quit(c *smtpConn) {
+	if err := c.conn.UpdateDeadline(s.cfg.Timeout); err != nil {
+		s.drop(c)
+		return
+	}
+	if err := c.client.CloseWithSMTPClient(c.conn); err != nil {
+		s.drop(c)
+	}
+}
+
+// drop closes c's connection without a word.
+func (s *SMTPSender) drop(c *smtpConn) { _ = c.conn.Close() }
+
+// Close ends the idle connections; a message sent after it goes over a new
+// connection that is ended once the message is out.
+func (s *SMTPSender) Close() error {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle, s.closed = nil, true
+	s.mu.Unlock()
+	for _, c := range idle {
+		s.quit(c)
+	}
+	return nil
 }
 
 // MaxConversation is the longest one SMTP conversation of SMTPSender can
 // last, however slowly the server answers: go-mail gives the configured
 // timeout to each of four phases, not to each command. They are
-// connecting; the greeting; EHLO, STARTTLS, AUTH and the NOOP before the
-// message; the message and QUIT.
+// connecting; the greeting; EHLO, STARTTLS and AUTH; the message (and
+// QUIT when the connection is not kept). Over a kept connection a
+// message is the last phase alone.
 func MaxConversation(cfg config.SMTP) time.Duration { return 4 * cfg.Timeout }
 
 // classify maps a go-mail error to paygate's two kinds.

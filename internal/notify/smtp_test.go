@@ -21,10 +21,11 @@ func smtpConfig(host string, port int) config.SMTP {
 
 func newSender(t *testing.T, cfg config.SMTP) *notify.SMTPSender {
 	t.Helper()
-	s, err := notify.NewSMTPSender(cfg)
+	s, err := notify.NewSMTPSender(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
@@ -130,12 +131,12 @@ func TestSMTPSenderRefusesBadSettings(t *testing.T) {
 	t.Parallel()
 	cfg := smtpConfig("127.0.0.1", 25)
 	cfg.TLS = "sometimes"
-	if _, err := notify.NewSMTPSender(cfg); err == nil {
+	if _, err := notify.NewSMTPSender(cfg, nil); err == nil {
 		t.Fatal("accepted PAYGATE_SMTP_TLS=sometimes")
 	}
 	cfg = smtpConfig("127.0.0.1", 25)
 	cfg.From = "nobody"
-	if _, err := notify.NewSMTPSender(cfg); err == nil {
+	if _, err := notify.NewSMTPSender(cfg, nil); err == nil {
 		t.Fatal("accepted a bad From")
 	}
 	garbage := filepath.Join(t.TempDir(), "garbage.crt")
@@ -145,7 +146,7 @@ func TestSMTPSenderRefusesBadSettings(t *testing.T) {
 	for _, file := range []string{filepath.Join(t.TempDir(), "missing.crt"), garbage} {
 		cfg = smtpConfig("127.0.0.1", 465)
 		cfg.TLS, cfg.TLSCAFile = "tls", file
-		if _, err := notify.NewSMTPSender(cfg); err == nil || !strings.Contains(err.Error(), "PAYGATE_SMTP_TLS_CA_FILE") {
+		if _, err := notify.NewSMTPSender(cfg, nil); err == nil || !strings.Contains(err.Error(), "PAYGATE_SMTP_TLS_CA_FILE") {
 			t.Fatalf("CA file %s: err = %v, want an error naming PAYGATE_SMTP_TLS_CA_FILE", filepath.Base(file), err)
 		}
 	}

@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -31,7 +30,8 @@ const (
 
 // Store records deliveries in notify_deliveries. Each method is one
 // statement, committed on its own: the claim must be durable before the
-// SMTP conversation starts.
+// SMTP conversation starts. The mails of one event are claimed and
+// recorded together, two commits an event whatever its number of mails.
 type Store struct {
 	pool *pgxpool.Pool
 	// lease is how long a claim keeps other consumers off a row; a claim
@@ -48,51 +48,110 @@ func NewStore(pool *pgxpool.Pool, lease time.Duration) *Store {
 // Lease returns how long a claim keeps other consumers off a row.
 func (s *Store) Lease() time.Duration { return s.lease }
 
-// Claim takes the row of (eventID, recipient, template), creating it
-// pending when it does not exist.
-// For a busy row it also returns until when the other claim holds.
-func (s *Store) Claim(ctx context.Context, eventID uuid.UUID, recipient, template string) (claim, time.Time, error) {
-	var status string
-	var until *time.Time
-	err := s.pool.QueryRow(ctx, `-- name: ClaimDelivery
+// mailKey names one mail of an event: the row of (event, recipient,
+// template).
+type mailKey struct {
+	recipient, template string
+}
+
+// claimResult is the outcome of claiming one mail; until is, for a busy
+// mail, when the other consumer's claim ends.
+type claimResult struct {
+	state claim
+	until time.Time
+}
+
+// ClaimAll takes the rows of eventID's mails in one statement (one commit
+// for all the mails of an event), creating them pending where they do not
+// exist; the keys must be distinct. The results are in the order of keys.
+func (s *Store) ClaimAll(ctx context.Context, eventID uuid.UUID, keys []mailKey) ([]claimResult, error) {
+	recipients, templates := keyColumns(keys)
+	rows, err := s.pool.Query(ctx, `-- name: ClaimDeliveries
 INSERT INTO notify_deliveries (event_id, recipient, template, attempts, claimed_until)
-VALUES ($1, $2, $3, 1, now() + $4::bigint * interval '1 millisecond')
+SELECT $1, u.recipient, u.template, 1, now() + $4::bigint * interval '1 millisecond'
+FROM unnest($2::text[], $3::text[]) AS u(recipient, template)
 ON CONFLICT (event_id, recipient, template) DO UPDATE
 SET attempts = notify_deliveries.attempts + 1, claimed_until = EXCLUDED.claimed_until, updated_at = now()
 WHERE notify_deliveries.status = 'pending'
   AND (notify_deliveries.claimed_until IS NULL OR notify_deliveries.claimed_until < now())
-RETURNING status`, eventID, recipient, template, s.lease.Milliseconds()).Scan(&status)
-	if err == nil {
-		return claimed, time.Time{}, nil
+RETURNING recipient, template`, eventID, recipients, templates, s.lease.Milliseconds())
+	if err != nil {
+		return nil, fmt.Errorf("notify: claim deliveries: %w", err)
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return 0, time.Time{}, fmt.Errorf("notify: claim delivery: %w", err)
+	got := make(map[mailKey]bool, len(keys))
+	var k mailKey
+	if _, err := pgx.ForEachRow(rows, []any{&k.recipient, &k.template}, func() error {
+		got[k] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("notify: claim deliveries: %w", err)
 	}
-	// The row exists and was not claimable: sent, or claimed by another.
-	if err := s.pool.QueryRow(ctx, `-- name: DeliveryStatus
-SELECT status, claimed_until FROM notify_deliveries WHERE event_id = $1 AND recipient = $2 AND template = $3`,
-		eventID, recipient, template).Scan(&status, &until); err != nil {
-		return 0, time.Time{}, fmt.Errorf("notify: delivery status: %w", err)
+	res := make([]claimResult, len(keys))
+	if len(got) == len(keys) {
+		return res, nil // all claimed: the common case
 	}
-	if status == StatusSent {
-		return alreadySent, time.Time{}, nil
+	// The rows that exist and were not claimable: sent, or claimed by
+	// another consumer.
+	rows, err = s.pool.Query(ctx, `-- name: DeliveryStatuses
+SELECT d.recipient, d.template, d.status, d.claimed_until
+FROM notify_deliveries d JOIN unnest($2::text[], $3::text[]) AS u(recipient, template)
+  ON d.recipient = u.recipient AND d.template = u.template
+WHERE d.event_id = $1`, eventID, recipients, templates)
+	if err != nil {
+		return nil, fmt.Errorf("notify: delivery statuses: %w", err)
 	}
-	if until == nil {
-		// Released between the two statements: claimable now.
-		return busy, time.Now(), nil
+	type row struct {
+		status string
+		until  *time.Time
 	}
-	return busy, *until, nil
+	found := make(map[mailKey]row, len(keys))
+	var r row
+	if _, err := pgx.ForEachRow(rows, []any{&k.recipient, &k.template, &r.status, &r.until}, func() error {
+		found[k] = r
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("notify: delivery statuses: %w", err)
+	}
+	now := time.Now()
+	for i, key := range keys {
+		r, ok := found[key]
+		switch {
+		case got[key]:
+			res[i].state = claimed
+		case ok && r.status == StatusSent:
+			res[i].state = alreadySent
+		case ok && r.until != nil:
+			res[i] = claimResult{state: busy, until: *r.until}
+		default:
+			// Released (or pruned) between the two statements: claimable
+			// now, by the next attempt.
+			res[i] = claimResult{state: busy, until: now}
+		}
+	}
+	return res, nil
 }
 
-// MarkSent records that the SMTP server accepted the mail.
-func (s *Store) MarkSent(ctx context.Context, eventID uuid.UUID, recipient, template string) error {
-	_, err := s.pool.Exec(ctx, `-- name: MarkDeliverySent
-UPDATE notify_deliveries SET status = 'sent', sent_at = now(), claimed_until = NULL, last_error = '', updated_at = now()
-WHERE event_id = $1 AND recipient = $2 AND template = $3`, eventID, recipient, template)
+// MarkAllSent records in one statement that the SMTP server accepted
+// eventID's mails keys.
+func (s *Store) MarkAllSent(ctx context.Context, eventID uuid.UUID, keys []mailKey) error {
+	recipients, templates := keyColumns(keys)
+	_, err := s.pool.Exec(ctx, `-- name: MarkDeliveriesSent
+UPDATE notify_deliveries d
+SET status = 'sent', sent_at = now(), claimed_until = NULL, last_error = '', updated_at = now()
+FROM unnest($2::text[], $3::text[]) AS u(recipient, template)
+WHERE d.event_id = $1 AND d.recipient = u.recipient AND d.template = u.template`, eventID, recipients, templates)
 	if err != nil {
-		return fmt.Errorf("notify: mark delivery sent: %w", err)
+		return fmt.Errorf("notify: mark deliveries sent: %w", err)
 	}
 	return nil
+}
+
+func keyColumns(keys []mailKey) (recipients, templates []string) {
+	recipients, templates = make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		recipients[i], templates[i] = k.recipient, k.template
+	}
+	return recipients, templates
 }
 
 // Release gives a claimed row back after a failed send, with the error,

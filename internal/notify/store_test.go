@@ -2,10 +2,12 @@ package notify_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/fx"
 
@@ -86,5 +88,67 @@ VALUES ($1, 'a@example.com', 'welcome', 'sent', 1, now() - interval '49 hours'),
 	var n int
 	if err := e.Pool.QueryRow(context.Background(), `SELECT count(*) FROM notify_deliveries WHERE event_id = $1`, young).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("young record: %d (%v), want kept", n, err)
+	}
+}
+
+// TestClaimAllTellsEachMailOfAnEventApart: one statement claims an
+// event's mails, and each gets its own outcome: new and lapsed claims are
+// taken, a sent mail is reported sent, a mail another consumer holds is
+// busy until its claim ends. MarkAllSent records exactly the mails given.
+func TestClaimAllTellsEachMailOfAnEventApart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
+	s := notify.NewStore(pool, time.Minute)
+	ev := uuid.New()
+	heldUntil := time.Now().Add(30 * time.Second).Truncate(time.Microsecond)
+	if _, err := pool.Exec(ctx, `INSERT INTO notify_deliveries (event_id, recipient, template, status, attempts, sent_at, claimed_until)
+VALUES ($1, 'sent@example.com', 'transfer_sent', 'sent', 1, now(), NULL),
+       ($1, 'held@example.com', 'transfer_sent', 'pending', 1, NULL, $2),
+       ($1, 'lapsed@example.com', 'transfer_sent', 'pending', 1, NULL, now() - interval '1 second')`, ev, heldUntil); err != nil {
+		t.Fatal(err)
+	}
+	mails := [][2]string{{"new@example.com", "transfer_sent"}, {"sent@example.com", "transfer_sent"},
+		{"held@example.com", "transfer_sent"}, {"lapsed@example.com", "transfer_sent"}, {"new@example.com", "transfer_received"}}
+	states, untils, err := s.ClaimAllForTest(ctx, ev, mails)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"claimed", "sent", "busy", "claimed", "claimed"}
+	for i := range want {
+		if states[i] != want[i] {
+			t.Errorf("mail %v: %s, want %s", mails[i], states[i], want[i])
+		}
+	}
+	if !untils[2].Equal(heldUntil) {
+		t.Errorf("busy until %v, want the other claim's end %v", untils[2], heldUntil)
+	}
+	// Claimed again at once, the mails just claimed are busy now.
+	states, _, err = s.ClaimAllForTest(ctx, ev, mails[:1])
+	if err != nil || states[0] != "busy" {
+		t.Fatalf("second claim of a held mail: %v (%v), want busy", states, err)
+	}
+
+	if err := s.MarkAllSentForTest(ctx, ev, [][2]string{mails[0], mails[3]}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT recipient || ' ' || template || ' ' || status || ' ' || attempts || ' ' || (claimed_until IS NULL)
+FROM notify_deliveries WHERE event_id = $1 ORDER BY recipient, template`, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRows := []string{
+		"held@example.com transfer_sent pending 1 false",
+		"lapsed@example.com transfer_sent sent 2 true",
+		"new@example.com transfer_received pending 1 false",
+		"new@example.com transfer_sent sent 1 true", // the busy second claim took no attempt
+		"sent@example.com transfer_sent sent 1 true",
+	}
+	if strings.Join(got, "\n") != strings.Join(wantRows, "\n") {
+		t.Fatalf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantRows, "\n"))
 	}
 }

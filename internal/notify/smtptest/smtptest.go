@@ -82,6 +82,8 @@ type Server struct {
 	mu        sync.Mutex
 	srv       *smtp.Server // nil while stopped
 	sessions  int          // SMTP conversations open now
+	opened    int          // SMTP conversations opened since Start
+	inMessage int          // conversations between MAIL and the end of DATA
 	msgs      []Message
 	refuse    int
 	rcptRule  func(addr string) int
@@ -118,6 +120,7 @@ func (s *Server) serve(ln net.Listener) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.sessions++
+		s.opened++
 		return &session{s: s, conn: c}, nil
 	}))
 	if s.sec.TLS == ImplicitTLS {
@@ -176,6 +179,26 @@ func (s *Server) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sessions
+}
+
+// Opened returns how many SMTP conversations (connections) clients have
+// opened since Start, across restarts: with the number of messages, it
+// shows whether a client reuses its connections.
+func (s *Server) Opened() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opened
+}
+
+// InMessage returns how many conversations are in the middle of a
+// message now: MAIL FROM accepted, the end of its data not yet. A client
+// that keeps connections open between messages has sessions that are
+// not in a message; a test that must cut a message mid-flight waits for
+// this before it calls Stop.
+func (s *Server) InMessage() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inMessage
 }
 
 // Addr returns host:port.
@@ -282,6 +305,17 @@ type session struct {
 	user string // authenticated
 	from string
 	to   []string
+	// inMessage: MAIL was accepted and the message is not finished.
+	inMessage bool
+}
+
+// endMessage ends the session's message, if one is open; the caller
+// holds ss.s.mu.
+func (ss *session) endMessage() {
+	if ss.inMessage {
+		ss.inMessage = false
+		ss.s.inMessage--
+	}
 }
 
 // AuthMechanisms and Auth make session an smtp.AuthSession; the server
@@ -327,6 +361,10 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	}
 	ss.from = from
+	if !ss.inMessage {
+		ss.inMessage = true
+		ss.s.inMessage++
+	}
 	return nil
 }
 
@@ -344,6 +382,11 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (ss *session) Data(r io.Reader) error {
+	defer func() {
+		ss.s.mu.Lock()
+		ss.endMessage()
+		ss.s.mu.Unlock()
+	}()
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return err
@@ -355,11 +398,17 @@ func (ss *session) Data(r io.Reader) error {
 	return ss.s.add(m, perr)
 }
 
-func (ss *session) Reset() { ss.from, ss.to = "", nil }
+func (ss *session) Reset() {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	ss.endMessage()
+	ss.from, ss.to = "", nil
+}
 
 func (ss *session) Logout() error {
 	ss.s.mu.Lock()
 	defer ss.s.mu.Unlock()
+	ss.endMessage()
 	ss.s.sessions--
 	return nil
 }
