@@ -134,7 +134,8 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return nil
 	}
 	c.stop = make(chan struct{})
-	runner, err := kafka.NewGroupRunner(c.kafkaCfg, c.cfg.Group, c.Topics(), c.Handle, c.log)
+	runner, err := kafka.NewGroupRunner(c.kafkaCfg, c.cfg.Group, c.Topics(), c.Handle, c.log,
+		kafka.WithBatches(maxBatch, c.HandleBatch))
 	if err != nil {
 		return err
 	}
@@ -181,23 +182,37 @@ func (e *busyError) Error() string {
 	return "another consumer is sending this mail (claim held until " + e.until.UTC().Format(time.RFC3339) + ")"
 }
 
-// Handle processes one record; it is the kafka.Handler of the group. It
-// returns an error only when the record must be read again: the database
-// or the broker failed, or the consumer is stopping while the record
-// waits for its retry time.
-func (c *Consumer) Handle(ctx context.Context, msg *sarama.ConsumerMessage) error {
+// record is one Kafka record being handled: its span, its logger, its
+// attempt and, once parsed, its event's mails and their outcomes.
+type record struct {
+	msg     *sarama.ConsumerMessage
+	ctx     context.Context
+	span    trace.Span
+	log     *zap.Logger
+	failed  int // attempts that failed before this one
+	attempt int
+	eventID uuid.UUID
+	outs    []outgoing
+	// poison is why the record cannot be read, if it cannot.
+	poison error
+	// errs holds each mail's outcome after deliver: nil (sent now or
+	// before), a *busyError, or the send's error.
+	errs []error
+}
+
+// begin starts handling msg: its span (continuing the producer's trace)
+// and its logger.
+func (c *Consumer) begin(ctx context.Context, msg *sarama.ConsumerMessage) *record {
 	h := kafka.HeaderMap(msg)
-	isRetry := msg.Topic == c.cfg.RetryTopic
-	failed := 0 // attempts that failed before this one
-	if isRetry {
+	r := &record{msg: msg}
+	if msg.Topic == c.cfg.RetryTopic {
 		if n, err := strconv.Atoi(h[HeaderAttempt]); err == nil && n > 0 {
-			failed = n
+			r.failed = n
 		}
 	}
-	attempt := failed + 1
-
+	r.attempt = r.failed + 1
 	ctx = kafka.ExtractContext(ctx, c.prop, msg)
-	ctx, span := c.tracer.Start(ctx, "notify process "+msg.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
+	r.ctx, r.span = c.tracer.Start(ctx, "notify process "+msg.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String(httpserver.DomainAttribute, Domain),
 			semconv.MessagingSystemKafka,
@@ -209,55 +224,50 @@ func (c *Consumer) Handle(ctx context.Context, msg *sarama.ConsumerMessage) erro
 			semconv.MessagingMessageID(h[kafka.HeaderID]),
 			attribute.String("cloudevents.event_id", h[kafka.HeaderID]),
 			attribute.String("cloudevents.event_type", h[kafka.HeaderType]),
-			attribute.Int("paygate.notify.attempt", attempt),
+			attribute.Int("paygate.notify.attempt", r.attempt),
 		))
-	defer span.End()
-	log := logging.WithTrace(ctx, c.log).With(zap.String("topic", msg.Topic), zap.Int32("partition", msg.Partition),
+	r.log = logging.WithTrace(r.ctx, c.log).With(zap.String("topic", msg.Topic), zap.Int32("partition", msg.Partition),
 		zap.Int64("offset", msg.Offset), zap.String("event_id", h[kafka.HeaderID]), zap.String("event_type", h[kafka.HeaderType]),
-		zap.Int("attempt", attempt))
+		zap.Int("attempt", r.attempt))
+	return r
+}
 
-	if isRetry {
-		requeue, err := kafka.WaitUntilDue(msg, c.stopping())
-		if err != nil {
-			span.SetAttributes(attribute.String("paygate.notify.outcome", "interrupted"))
-			return err
-		}
-		if requeue {
-			if err := c.publish(ctx, msg, c.cfg.RetryTopic, nil); err != nil {
-				return c.failed(span, err)
-			}
-			span.SetAttributes(attribute.String("paygate.notify.outcome", "requeued"))
-			return nil
-		}
+// parse reads the record's event and the mails it calls for, into
+// r.outs, or the reason it cannot be read into r.poison. It has no effect
+// outside r: finish acts on what it found.
+func (c *Consumer) parse(r *record) {
+	ev, err := kafka.FromConsumerMessage(r.msg)
+	if err != nil {
+		r.poison = fmt.Errorf("%w: %v", ErrPoison, err)
+		return
 	}
+	if r.eventID, err = uuid.Parse(ev.ID()); err != nil {
+		r.poison = poison("ce_id %q is not a UUID", ev.ID())
+		return
+	}
+	if r.outs, err = compose(ev.ID(), ev.Type(), ev.DataContentType(), ev.Data()); err != nil {
+		r.poison = err
+	}
+}
 
-	ev, err := kafka.FromConsumerMessage(msg)
-	if err != nil {
-		return c.deadLetter(ctx, span, log, msg, ReasonPoison, attempt, fmt.Errorf("%w: %v", ErrPoison, err))
-	}
-	eventID, err := uuid.Parse(ev.ID())
-	if err != nil {
-		return c.deadLetter(ctx, span, log, msg, ReasonPoison, attempt, poison("ce_id %q is not a UUID", ev.ID()))
-	}
-	outs, err := compose(ev.ID(), ev.Type(), ev.DataContentType(), ev.Data())
-	if err != nil {
-		return c.deadLetter(ctx, span, log, msg, ReasonPoison, attempt, err)
-	}
-	if len(outs) == 0 {
-		span.SetAttributes(attribute.String("paygate.notify.outcome", "ignored"))
-		log.Debug("event needs no email")
+// finish settles a record whose mails were delivered: done, or to the
+// retry or dead-letter topic. It returns an error only when the record
+// must be read again.
+func (c *Consumer) finish(r *record) error {
+	switch {
+	case r.poison != nil:
+		return c.deadLetter(r, ReasonPoison, r.poison)
+	case len(r.outs) == 0:
+		r.span.SetAttributes(attribute.String("paygate.notify.outcome", "ignored"))
+		r.log.Debug("event needs no email")
 		return nil
 	}
-
 	var transient, permanent error
 	var busyUntil time.Time
-	for _, err := range c.deliver(ctx, log, eventID, outs) {
-		var ie *infraError
+	for _, err := range r.errs {
 		var be *busyError
 		switch {
 		case err == nil:
-		case errors.As(err, &ie):
-			return c.failed(span, err)
 		case errors.As(err, &be):
 			if be.until.After(busyUntil) {
 				busyUntil = be.until
@@ -268,118 +278,222 @@ func (c *Consumer) Handle(ctx context.Context, msg *sarama.ConsumerMessage) erro
 			transient = err
 		}
 	}
-
 	switch {
-	case transient != nil && attempt >= c.cfg.MaxAttempts:
-		return c.deadLetter(ctx, span, log, msg, ReasonExhausted, attempt, transient)
+	case transient != nil && r.attempt >= c.cfg.MaxAttempts:
+		return c.deadLetter(r, ReasonExhausted, transient)
 	case transient != nil:
-		notBefore := time.Now().Add(c.backoff(attempt))
+		notBefore := time.Now().Add(c.backoff(r.attempt))
 		if busyUntil.After(notBefore) {
 			notBefore = busyUntil
 		}
-		return c.retry(ctx, span, log, msg, attempt, notBefore, transient)
+		return c.retry(r, r.attempt, notBefore, transient)
 	case permanent != nil:
-		return c.deadLetter(ctx, span, log, msg, ReasonRejected, attempt, permanent)
+		return c.deadLetter(r, ReasonRejected, permanent)
 	case !busyUntil.IsZero():
 		// Not a failure of ours: come back when the other claim expires,
 		// without spending an attempt.
-		return c.retry(ctx, span, log, msg, failed, busyUntil.Add(time.Second), &busyError{until: busyUntil})
+		return c.retry(r, r.failed, busyUntil.Add(time.Second), &busyError{until: busyUntil})
 	}
-	span.SetAttributes(attribute.String("paygate.notify.outcome", "done"))
+	r.span.SetAttributes(attribute.String("paygate.notify.outcome", "done"))
 	return nil
 }
 
-// deliver sends each of an event's mails unless it was sent before, and
-// returns the outcome of each: nil (sent now or before), a *busyError, an
-// *infraError, or the send's error. The mails are claimed in one commit,
-// sent in parallel (each conversation starts right after the claim, so
-// each ends within its lease however many mails the event has) and
-// recorded as sent in one commit.
-func (c *Consumer) deliver(ctx context.Context, log *zap.Logger, eventID uuid.UUID, outs []outgoing) []error {
-	errs := make([]error, len(outs))
-	msgs := make([]Message, len(outs))
-	var keys []mailKey
-	var idx []int // the index in outs of each key
-	seen := make(map[mailKey]bool, len(outs))
-	for i, o := range outs {
-		subject, text, html, err := c.renderer.Render(o.template, o.view)
+// Handle processes one record; it is the kafka.Handler of the group. It
+// returns an error only when the record must be read again: the database
+// or the broker failed, or the consumer is stopping while the record
+// waits for its retry time.
+func (c *Consumer) Handle(ctx context.Context, msg *sarama.ConsumerMessage) error {
+	r := c.begin(ctx, msg)
+	defer r.span.End()
+	if msg.Topic == c.cfg.RetryTopic {
+		requeue, err := kafka.WaitUntilDue(msg, c.stopping())
 		if err != nil {
-			// A template that cannot render this payload will not render
-			// it on the next attempt either.
-			c.metrics.email(ctx, o.template, ResultFailed)
-			errs[i] = Permanent(err)
-			continue
+			r.span.SetAttributes(attribute.String("paygate.notify.outcome", "interrupted"))
+			return err
 		}
-		k := mailKey{recipient: o.to, template: o.template}
-		if seen[k] {
-			continue // the same mail twice (same Message-ID): sent once
+		if requeue {
+			if err := c.publish(r.ctx, msg, c.cfg.RetryTopic, nil); err != nil {
+				return c.failed(r, err)
+			}
+			r.span.SetAttributes(attribute.String("paygate.notify.outcome", "requeued"))
+			return nil
 		}
-		seen[k] = true
-		msgs[i] = Message{ID: messageID(eventID, o.template), To: o.to, Subject: subject, Text: text, HTML: html, Template: o.template}
-		keys, idx = append(keys, k), append(idx, i)
 	}
-	if len(keys) == 0 {
-		return errs
+	c.parse(r)
+	if err := c.deliver(r.ctx, []*record{r}); err != nil {
+		return c.failed(r, err)
 	}
+	return c.finish(r)
+}
 
-	// The claims hold until at least a lease after this moment (the
-	// database stamps them when it runs the claim).
-	claimedAt := time.Now()
-	claims, err := c.store.ClaimAll(ctx, eventID, keys)
-	if err != nil {
-		for _, i := range idx {
-			errs[i] = &infraError{err}
-		}
-		return errs
-	}
-	var send []int // indexes in keys of the mails claimed now
-	for j, cl := range claims {
-		switch cl.state {
-		case claimed:
-			send = append(send, j)
-		case alreadySent:
-			c.metrics.email(ctx, keys[j].template, ResultDuplicate)
-			log.Debug("email already sent", zap.String("template", keys[j].template))
-		case busy:
-			errs[idx[j]] = &busyError{until: cl.until}
-		}
-	}
-	if len(send) == 0 {
-		return errs
-	}
-
-	sent := make([]bool, len(keys))
-	if len(send) == 1 {
-		j := send[0]
-		sent[j], errs[idx[j]] = c.send(ctx, log, eventID, msgs[idx[j]])
-	} else {
-		var wg sync.WaitGroup
-		for _, j := range send {
-			wg.Go(func() { sent[j], errs[idx[j]] = c.send(ctx, log, eventID, msgs[idx[j]]) })
-		}
-		wg.Wait()
-	}
-	var done []mailKey
-	for _, j := range send {
-		if sent[j] {
-			done = append(done, keys[j])
-		}
-	}
-	if len(done) == 0 {
-		return errs
-	}
-	// The mails are out: recording that must not give up while the claims
-	// hold, or a redelivery would send them again once the claims lapsed.
-	// A database restart takes seconds, so the record is retried until
-	// shortly before the claims end.
-	if err := c.markSent(context.WithoutCancel(ctx), eventID, done, claimedAt.Add(c.store.Lease()-markSentMargin)); err != nil {
-		for _, j := range send {
-			if sent[j] {
-				errs[idx[j]] = &infraError{err}
+// HandleBatch processes records of one partition that arrived together;
+// it is the kafka.BatchHandler of the group. Their mails are claimed,
+// sent and recorded together (see deliver); each record is then settled
+// on its own, in order. Records of the retry topic wait for their time,
+// so they go one by one through Handle.
+func (c *Consumer) HandleBatch(ctx context.Context, msgs []*sarama.ConsumerMessage) (int, error) {
+	if msgs[0].Topic == c.cfg.RetryTopic {
+		for i, m := range msgs {
+			if err := c.Handle(ctx, m); err != nil {
+				return i, err
 			}
 		}
+		return len(msgs), nil
 	}
-	return errs
+	c.metrics.batch(ctx, len(msgs))
+	if len(msgs) == 1 {
+		if err := c.Handle(ctx, msgs[0]); err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	recs := make([]*record, len(msgs))
+	for i, m := range msgs {
+		recs[i] = c.begin(ctx, m)
+		c.parse(recs[i])
+	}
+	ended := 0 // the records before it are settled, their spans ended
+	defer func() {
+		for _, r := range recs[ended:] {
+			r.span.End()
+		}
+	}()
+	bctx, bspan := c.tracer.Start(ctx, "notify deliver batch", trace.WithLinks(spanLinks(recs)...),
+		trace.WithAttributes(attribute.String(httpserver.DomainAttribute, Domain), attribute.Int("paygate.notify.records", len(recs))))
+	err := c.deliver(bctx, recs)
+	if err != nil {
+		bspan.SetStatus(codes.Error, redact(err.Error()))
+	}
+	bspan.End()
+	if err != nil {
+		for _, r := range recs {
+			_ = c.failed(r, err)
+		}
+		return 0, err
+	}
+	for i, r := range recs {
+		if err := c.finish(r); err != nil {
+			return i, err
+		}
+		r.span.End()
+		ended = i + 1
+	}
+	return len(recs), nil
+}
+
+func spanLinks(recs []*record) []trace.Link {
+	links := make([]trace.Link, len(recs))
+	for i, r := range recs {
+		links[i] = trace.Link{SpanContext: r.span.SpanContext()}
+	}
+	return links
+}
+
+// maxBatch is the most records of a partition handled together.
+const maxBatch = 64
+
+// maxParallelSends is how many mails are claimed and sent at once: a
+// claim's lease covers one SMTP conversation (ClaimLease), so every mail
+// claimed together is sent at once, each over its own connection, and
+// this bounds the connections a consumer opens to the relay.
+const maxParallelSends = smtpMaxIdle
+
+// deliver sends the mails of recs unless they were sent before, and
+// stores each mail's outcome in its record's errs. The mails are taken
+// maxParallelSends at a time: claimed in one commit, sent in parallel
+// (each conversation starts right after the claim, so each ends within
+// its lease), and recorded as sent in one commit. It returns an error,
+// the database's, only when the records must be read again.
+func (c *Consumer) deliver(ctx context.Context, recs []*record) error {
+	type mail struct {
+		rec *record
+		out int // index in rec.outs
+		key mailKey
+		msg Message
+	}
+	var mails []mail
+	// A mail is claimed once per statement (ON CONFLICT cannot touch a
+	// row twice), and an event can come twice in one batch (a relay that
+	// published it again after a crash): the second is a duplicate.
+	seen := make(map[mailKey]bool)
+	for _, r := range recs {
+		r.errs = make([]error, len(r.outs))
+		for i, o := range r.outs {
+			subject, text, html, err := c.renderer.Render(o.template, o.view)
+			if err != nil {
+				// A template that cannot render this payload will not
+				// render it on the next attempt either.
+				c.metrics.email(r.ctx, o.template, ResultFailed)
+				r.errs[i] = Permanent(err)
+				continue
+			}
+			k := mailKey{event: r.eventID, recipient: o.to, template: o.template}
+			if seen[k] {
+				// The same mail twice (same Message-ID): sent once.
+				c.metrics.email(r.ctx, o.template, ResultDuplicate)
+				continue
+			}
+			seen[k] = true
+			mails = append(mails, mail{rec: r, out: i, key: k, msg: Message{ID: messageID(r.eventID, o.template), To: o.to,
+				Subject: subject, Text: text, HTML: html, Template: o.template}})
+		}
+	}
+	for len(mails) > 0 {
+		chunk := mails[:min(len(mails), maxParallelSends)]
+		mails = mails[len(chunk):]
+		keys := make([]mailKey, len(chunk))
+		for i, m := range chunk {
+			keys[i] = m.key
+		}
+		// The claims hold until at least a lease after this moment (the
+		// database stamps them when it runs the claim).
+		claimedAt := time.Now()
+		claims, err := c.store.ClaimAll(ctx, keys)
+		if err != nil {
+			return err
+		}
+		var send []int // indexes in chunk of the mails claimed now
+		for j, cl := range claims {
+			m := chunk[j]
+			switch cl.state {
+			case claimed:
+				send = append(send, j)
+			case alreadySent:
+				c.metrics.email(m.rec.ctx, m.key.template, ResultDuplicate)
+				m.rec.log.Debug("email already sent", zap.String("template", m.key.template))
+			case busy:
+				m.rec.errs[m.out] = &busyError{until: cl.until}
+			}
+		}
+		sent := make([]bool, len(chunk))
+		var wg sync.WaitGroup
+		for _, j := range send {
+			m := chunk[j]
+			if len(send) == 1 {
+				sent[j], m.rec.errs[m.out] = c.send(m.rec.ctx, m.rec.log, m.rec.eventID, m.msg)
+				break
+			}
+			wg.Go(func() { sent[j], m.rec.errs[m.out] = c.send(m.rec.ctx, m.rec.log, m.rec.eventID, m.msg) })
+		}
+		wg.Wait()
+		var done []mailKey
+		for j, ok := range sent {
+			if ok {
+				done = append(done, keys[j])
+			}
+		}
+		if len(done) == 0 {
+			continue
+		}
+		// The mails are out: recording that must not give up while the
+		// claims hold, or a redelivery would send them again once the
+		// claims lapsed. A database restart takes seconds, so the record
+		// is retried until shortly before the claims end.
+		if err := c.markSent(context.WithoutCancel(ctx), done, claimedAt.Add(c.store.Lease()-markSentMargin)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // send sends one claimed mail; on failure it releases the claim, so that
@@ -419,9 +533,9 @@ const markSentMargin = time.Second
 // markSent records sent mails, trying again with backoff until it
 // succeeds or until by, the end of the time the claims are ours; it tries
 // at least once.
-func (c *Consumer) markSent(ctx context.Context, eventID uuid.UUID, keys []mailKey, by time.Time) error {
+func (c *Consumer) markSent(ctx context.Context, keys []mailKey, by time.Time) error {
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		err := c.store.MarkAllSent(ctx, eventID, keys)
+		err := c.store.MarkAllSent(ctx, keys)
 		if err == nil || time.Now().Add(backoff).After(by) {
 			return err
 		}
@@ -444,47 +558,45 @@ func (c *Consumer) backoff(attempt int) time.Duration {
 	return min(d, config.MaxNotifyRetryBackoff)
 }
 
-func (c *Consumer) retry(ctx context.Context, span trace.Span, log *zap.Logger, msg *sarama.ConsumerMessage,
-	failedAttempts int, notBefore time.Time, cause error) error {
+func (c *Consumer) retry(r *record, failedAttempts int, notBefore time.Time, cause error) error {
 	summary := ErrorSummary(cause)
-	err := c.publish(ctx, msg, c.cfg.RetryTopic, map[string]string{
+	err := c.publish(r.ctx, r.msg, c.cfg.RetryTopic, map[string]string{
 		HeaderAttempt:   strconv.Itoa(failedAttempts),
 		HeaderNotBefore: notBefore.UTC().Format(time.RFC3339Nano),
 		HeaderError:     summary,
 	})
 	if err != nil {
-		return c.failed(span, err)
+		return c.failed(r, err)
 	}
-	c.metrics.retry(ctx)
-	span.SetAttributes(attribute.String("paygate.notify.outcome", "retry"))
-	span.SetStatus(codes.Error, summary)
-	log.Warn("email will be retried", zap.Time("not_before", notBefore), zap.String("error", summary))
+	c.metrics.retry(r.ctx)
+	r.span.SetAttributes(attribute.String("paygate.notify.outcome", "retry"))
+	r.span.SetStatus(codes.Error, summary)
+	r.log.Warn("email will be retried", zap.Time("not_before", notBefore), zap.String("error", summary))
 	return nil
 }
 
-func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, log *zap.Logger, msg *sarama.ConsumerMessage,
-	reason string, attempt int, cause error) error {
+func (c *Consumer) deadLetter(r *record, reason string, cause error) error {
 	summary := ErrorSummary(cause)
-	err := c.publish(ctx, msg, c.cfg.DLQTopic, map[string]string{
+	err := c.publish(r.ctx, r.msg, c.cfg.DLQTopic, map[string]string{
 		HeaderReason:         reason,
 		HeaderError:          summary,
-		HeaderAttempt:        strconv.Itoa(attempt),
+		HeaderAttempt:        strconv.Itoa(r.attempt),
 		HeaderDeadLetteredAt: time.Now().UTC().Format(time.RFC3339Nano),
 	})
 	if err != nil {
-		return c.failed(span, err)
+		return c.failed(r, err)
 	}
-	c.metrics.deadLetter(ctx, reason)
-	span.SetAttributes(attribute.String("paygate.notify.outcome", "dead_letter"), attribute.String("paygate.notify.reason", reason))
-	span.SetStatus(codes.Error, summary)
-	log.Error("event dead-lettered", zap.String("reason", reason), zap.String("error", summary))
+	c.metrics.deadLetter(r.ctx, reason)
+	r.span.SetAttributes(attribute.String("paygate.notify.outcome", "dead_letter"), attribute.String("paygate.notify.reason", reason))
+	r.span.SetStatus(codes.Error, summary)
+	r.log.Error("event dead-lettered", zap.String("reason", reason), zap.String("error", summary))
 	return nil
 }
 
 // failed marks the span of a record that will be read again.
-func (c *Consumer) failed(span trace.Span, err error) error {
-	span.SetAttributes(attribute.String("paygate.notify.outcome", "redeliver"))
-	span.SetStatus(codes.Error, redact(err.Error()))
+func (c *Consumer) failed(r *record, err error) error {
+	r.span.SetAttributes(attribute.String("paygate.notify.outcome", "redeliver"))
+	r.span.SetStatus(codes.Error, redact(err.Error()))
 	return err
 }
 

@@ -121,12 +121,7 @@ func registered(email string) events.UserRegistered {
 func TestRejectedMailIsDeadLetteredAtOnce(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, time.Minute)
-	h.smtp.RefuseRecipients(func(addr string) int {
-		if strings.HasPrefix(addr, "gone") {
-			return 550
-		}
-		return 0
-	})
+	h.smtp.RefuseRecipients(refusePrefix("gone", 550))
 	id := uuid.NewString()
 	h.publish(t, cloudEvent(t, h.kafka.TopicAuth, "u1", events.TypeUserRegistered, id, registered("gone@example.com"), nil),
 		cloudEvent(t, h.kafka.TopicAuth, "u2", events.TypeUserRegistered, uuid.NewString(), registered("here@example.com"), nil))

@@ -26,9 +26,9 @@ func ClaimState(c claim) string {
 func (s *Store) ClaimAllForTest(ctx context.Context, eventID uuid.UUID, mails [][2]string) ([]string, []time.Time, error) {
 	keys := make([]mailKey, len(mails))
 	for i, m := range mails {
-		keys[i] = mailKey{recipient: m[0], template: m[1]}
+		keys[i] = mailKey{event: eventID, recipient: m[0], template: m[1]}
 	}
-	res, err := s.ClaimAll(ctx, eventID, keys)
+	res, err := s.ClaimAll(ctx, keys)
 	states, untils := make([]string, len(res)), make([]time.Time, len(res))
 	for i, r := range res {
 		states[i], untils[i] = ClaimState(r.state), r.until
@@ -40,7 +40,7 @@ func (s *Store) ClaimAllForTest(ctx context.Context, eventID uuid.UUID, mails []
 func (s *Store) MarkAllSentForTest(ctx context.Context, eventID uuid.UUID, mails [][2]string) error {
 	keys := make([]mailKey, len(mails))
 	for i, m := range mails {
-		keys[i] = mailKey{recipient: m[0], template: m[1]}
+		keys[i] = mailKey{event: eventID, recipient: m[0], template: m[1]}
 	}
-	return s.MarkAllSent(ctx, eventID, keys)
+	return s.MarkAllSent(ctx, keys)
 }

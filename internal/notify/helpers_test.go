@@ -220,3 +220,14 @@ func readTopic(t *testing.T, addr, topic string, n int, timeout time.Duration) [
 	}
 	return out
 }
+
+// refusePrefix is an smtptest recipient rule: addresses that start with
+// prefix are refused with code.
+func refusePrefix(prefix string, code int) func(string) int {
+	return func(addr string) int {
+		if strings.HasPrefix(addr, prefix) {
+			return code
+		}
+		return 0
+	}
+}

@@ -24,6 +24,9 @@ const (
 	// over, by outcome (ConnDialed, ConnReused, ConnStale): dialed ÷
 	// (dialed + reused) is the share of mails that paid for a handshake.
 	MetricSMTPConnections = "paygate.notify.smtp_connections"
+	// MetricBatchSize is the number of records of one partition handled
+	// together (their mails claimed and recorded in shared statements).
+	MetricBatchSize = "paygate.notify.batch_size"
 )
 
 // Results and reasons, the values of the metric labels.
@@ -41,6 +44,7 @@ type metrics struct {
 	emails      metric.Int64Counter
 	deadLetters metric.Int64Counter
 	retries     metric.Int64Counter
+	batchSize   metric.Int64Histogram
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
@@ -57,7 +61,16 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &metrics{emails: emails, deadLetters: dead, retries: retries}, nil
+	batchSize, err := m.Int64Histogram(MetricBatchSize, metric.WithDescription("Records of one partition handled together: their mails claimed and recorded in shared statements."),
+		metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64))
+	if err != nil {
+		return nil, err
+	}
+	return &metrics{emails: emails, deadLetters: dead, retries: retries, batchSize: batchSize}, nil
+}
+
+func (m *metrics) batch(ctx context.Context, records int) {
+	m.batchSize.Record(ctx, int64(records))
 }
 
 func (m *metrics) email(ctx context.Context, template, result string) {

@@ -30,8 +30,8 @@ const (
 
 // Store records deliveries in notify_deliveries. Each method is one
 // statement, committed on its own: the claim must be durable before the
-// SMTP conversation starts. The mails of one event are claimed and
-// recorded together, two commits an event whatever its number of mails.
+// SMTP conversation starts. The mails of events handled together are
+// claimed in one statement and recorded in one.
 type Store struct {
 	pool *pgxpool.Pool
 	// lease is how long a claim keeps other consumers off a row; a claim
@@ -48,9 +48,9 @@ func NewStore(pool *pgxpool.Pool, lease time.Duration) *Store {
 // Lease returns how long a claim keeps other consumers off a row.
 func (s *Store) Lease() time.Duration { return s.lease }
 
-// mailKey names one mail of an event: the row of (event, recipient,
-// template).
+// mailKey names one mail: the row of (event, recipient, template).
 type mailKey struct {
+	event               uuid.UUID
 	recipient, template string
 }
 
@@ -61,26 +61,27 @@ type claimResult struct {
 	until time.Time
 }
 
-// ClaimAll takes the rows of eventID's mails in one statement (one commit
-// for all the mails of an event), creating them pending where they do not
-// exist; the keys must be distinct. The results are in the order of keys.
-func (s *Store) ClaimAll(ctx context.Context, eventID uuid.UUID, keys []mailKey) ([]claimResult, error) {
-	recipients, templates := keyColumns(keys)
+// ClaimAll takes the rows of the mails keys in one statement (one commit
+// for all the mails of the events handled together), creating them
+// pending where they do not exist; the keys must be distinct. The results
+// are in the order of keys.
+func (s *Store) ClaimAll(ctx context.Context, keys []mailKey) ([]claimResult, error) {
+	events, recipients, templates := keyColumns(keys)
 	rows, err := s.pool.Query(ctx, `-- name: ClaimDeliveries
 INSERT INTO notify_deliveries (event_id, recipient, template, attempts, claimed_until)
-SELECT $1, u.recipient, u.template, 1, now() + $4::bigint * interval '1 millisecond'
-FROM unnest($2::text[], $3::text[]) AS u(recipient, template)
+SELECT u.event_id, u.recipient, u.template, 1, now() + $4::bigint * interval '1 millisecond'
+FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(event_id, recipient, template)
 ON CONFLICT (event_id, recipient, template) DO UPDATE
 SET attempts = notify_deliveries.attempts + 1, claimed_until = EXCLUDED.claimed_until, updated_at = now()
 WHERE notify_deliveries.status = 'pending'
   AND (notify_deliveries.claimed_until IS NULL OR notify_deliveries.claimed_until < now())
-RETURNING recipient, template`, eventID, recipients, templates, s.lease.Milliseconds())
+RETURNING event_id, recipient, template`, events, recipients, templates, s.lease.Milliseconds())
 	if err != nil {
 		return nil, fmt.Errorf("notify: claim deliveries: %w", err)
 	}
 	got := make(map[mailKey]bool, len(keys))
 	var k mailKey
-	if _, err := pgx.ForEachRow(rows, []any{&k.recipient, &k.template}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&k.event, &k.recipient, &k.template}, func() error {
 		got[k] = true
 		return nil
 	}); err != nil {
@@ -93,10 +94,9 @@ RETURNING recipient, template`, eventID, recipients, templates, s.lease.Millisec
 	// The rows that exist and were not claimable: sent, or claimed by
 	// another consumer.
 	rows, err = s.pool.Query(ctx, `-- name: DeliveryStatuses
-SELECT d.recipient, d.template, d.status, d.claimed_until
-FROM notify_deliveries d JOIN unnest($2::text[], $3::text[]) AS u(recipient, template)
-  ON d.recipient = u.recipient AND d.template = u.template
-WHERE d.event_id = $1`, eventID, recipients, templates)
+SELECT d.event_id, d.recipient, d.template, d.status, d.claimed_until
+FROM notify_deliveries d JOIN unnest($1::uuid[], $2::text[], $3::text[]) AS u(event_id, recipient, template)
+  ON d.event_id = u.event_id AND d.recipient = u.recipient AND d.template = u.template`, events, recipients, templates)
 	if err != nil {
 		return nil, fmt.Errorf("notify: delivery statuses: %w", err)
 	}
@@ -106,7 +106,7 @@ WHERE d.event_id = $1`, eventID, recipients, templates)
 	}
 	found := make(map[mailKey]row, len(keys))
 	var r row
-	if _, err := pgx.ForEachRow(rows, []any{&k.recipient, &k.template, &r.status, &r.until}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&k.event, &k.recipient, &k.template, &r.status, &r.until}, func() error {
 		found[k] = r
 		return nil
 	}); err != nil {
@@ -131,27 +131,27 @@ WHERE d.event_id = $1`, eventID, recipients, templates)
 	return res, nil
 }
 
-// MarkAllSent records in one statement that the SMTP server accepted
-// eventID's mails keys.
-func (s *Store) MarkAllSent(ctx context.Context, eventID uuid.UUID, keys []mailKey) error {
-	recipients, templates := keyColumns(keys)
+// MarkAllSent records in one statement that the SMTP server accepted the
+// mails keys.
+func (s *Store) MarkAllSent(ctx context.Context, keys []mailKey) error {
+	events, recipients, templates := keyColumns(keys)
 	_, err := s.pool.Exec(ctx, `-- name: MarkDeliveriesSent
 UPDATE notify_deliveries d
 SET status = 'sent', sent_at = now(), claimed_until = NULL, last_error = '', updated_at = now()
-FROM unnest($2::text[], $3::text[]) AS u(recipient, template)
-WHERE d.event_id = $1 AND d.recipient = u.recipient AND d.template = u.template`, eventID, recipients, templates)
+FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(event_id, recipient, template)
+WHERE d.event_id = u.event_id AND d.recipient = u.recipient AND d.template = u.template`, events, recipients, templates)
 	if err != nil {
 		return fmt.Errorf("notify: mark deliveries sent: %w", err)
 	}
 	return nil
 }
 
-func keyColumns(keys []mailKey) (recipients, templates []string) {
-	recipients, templates = make([]string, len(keys)), make([]string, len(keys))
+func keyColumns(keys []mailKey) (events []uuid.UUID, recipients, templates []string) {
+	events, recipients, templates = make([]uuid.UUID, len(keys)), make([]string, len(keys)), make([]string, len(keys))
 	for i, k := range keys {
-		recipients[i], templates[i] = k.recipient, k.template
+		events[i], recipients[i], templates[i] = k.event, k.recipient, k.template
 	}
-	return recipients, templates
+	return events, recipients, templates
 }
 
 // Release gives a claimed row back after a failed send, with the error,

@@ -144,6 +144,7 @@ var (
 	DeadLetters       = promName(notify.MetricDeadLetters, Counter, false)
 	Retries           = promName(notify.MetricRetries, Counter, false)
 	SMTPConnections   = promName(notify.MetricSMTPConnections, Counter, false)
+	EmailBatchSize    = promName(notify.MetricBatchSize, Histogram, false)
 	// ProviderClientDuration is the duration of calls to the payment
 	// provider's API.
 	ProviderClientDuration = "http_client_request_duration_seconds"
@@ -180,6 +181,7 @@ func Catalog() []Metric {
 			"result": {notify.ResultSent, notify.ResultFailed, notify.ResultDuplicate}}),
 		counter("email", notify.MetricDeadLetters, map[string][]string{"reason": {notify.ReasonPoison, notify.ReasonRejected, notify.ReasonExhausted}}),
 		counter("email", notify.MetricRetries, nil),
+		{Name: EmailBatchSize, Type: Histogram, Domain: "email"},
 		counter("email", notify.MetricSMTPConnections, map[string][]string{"outcome": {notify.ConnDialed, notify.ConnReused, notify.ConnStale}}),
 		{Name: BatchSize, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},
 		{Name: BatchQueueWait, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},

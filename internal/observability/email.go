@@ -1,5 +1,7 @@
 package observability
 
+import "fmt"
+
 // emailPanels are the email dashboard's panels.
 func emailPanels() []panel {
 	return []panel{
@@ -8,6 +10,11 @@ func emailPanels() []panel {
 		{title: "Retries", unit: "ops", queries: []query{{rate(Retries, "") + " or vector(0)", "retries/s"}}},
 		{title: "SMTP connections by outcome", unit: "ops", description: "Connections mails went over: dialed (new), reused (kept from an earlier mail), stale (a kept one the relay had closed; the mail went over a new one). Mostly reused under steady load.",
 			queries: []query{{rate(SMTPConnections, "outcome"), "{{outcome}}"}}},
+		{title: "Records per batch", unit: "short", description: "Records of one partition handled together: their mails are claimed in one statement and recorded sent in one. Above 1 when events arrive faster than they are mailed.",
+			queries: []query{
+				{fmt.Sprintf(`sum(rate(%[1]s_sum[$__rate_interval])) / clamp_min(sum(rate(%[1]s_count[$__rate_interval])), 1e-9)`, EmailBatchSize), "mean"},
+				{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, EmailBatchSize), "p99"},
+			}},
 		{title: "Email consumer lag", unit: "short", queries: []query{{`sum by (group) (` + ConsumerLag + `)`, "{{group}}"}}},
 	}
 }

@@ -28,6 +28,14 @@ import (
 // topics and return nil.
 type Handler func(ctx context.Context, msg *sarama.ConsumerMessage) error
 
+// BatchHandler processes records of one partition in order: the record
+// that arrived and those already waiting behind it, at most the runner's
+// batch size. It returns how many of them, from the first, are done;
+// those are marked consumed. With an error the others are tried again in
+// place, as a Handler's failed record is. A batch lets a handler share one
+// database round trip and commit among records that arrived together.
+type BatchHandler func(ctx context.Context, msgs []*sarama.ConsumerMessage) (done int, err error)
+
 // GroupRunner consumes topics as one consumer group until stopped.
 type GroupRunner struct {
 	cfg     config.Kafka
@@ -44,6 +52,10 @@ type GroupRunner struct {
 	// also for its retry group.
 	label   string
 	metrics *retryMetrics
+	// batch, when set, is used instead of handler, with up to batchMax
+	// records at a time.
+	batch    BatchHandler
+	batchMax int
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -61,6 +73,9 @@ func WithRetry(p RetryPolicy, mp metric.MeterProvider) RunnerOption {
 	return func(g *GroupRunner) error {
 		if p.RetryTopic == "" || p.DLQTopic == "" || p.Publisher == nil || p.MaxAttempts < 1 {
 			return errors.New("kafka: a retry policy needs a retry topic, a dead-letter topic, a publisher and MaxAttempts")
+		}
+		if g.batch != nil {
+			return errors.New("kafka: a runner with a batch handler routes its own failures")
 		}
 		if p.InPlace < 1 {
 			p.InPlace = 3
@@ -82,6 +97,22 @@ func WithRetry(p RetryPolicy, mp metric.MeterProvider) RunnerOption {
 		// reverse.
 		g.retries = &GroupRunner{cfg: g.cfg, group: g.group + "-retry", topics: []string{p.RetryTopic}, handler: g.handler,
 			log: g.log.With(zap.String("retry_group", g.group+"-retry")), retry: &p, metrics: m, label: g.group}
+		return nil
+	}
+}
+
+// WithBatches makes the runner hand records to h, up to max at a time,
+// instead of one by one to the Handler. It excludes WithRetry: a batch
+// handler routes its own failures.
+func WithBatches(max int, h BatchHandler) RunnerOption {
+	return func(g *GroupRunner) error {
+		if max < 1 || h == nil {
+			return errors.New("kafka: batches need a handler and a size of at least 1")
+		}
+		if g.retry != nil {
+			return errors.New("kafka: a runner with a retry policy handles records one by one")
+		}
+		g.batch, g.batchMax = h, max
 		return nil
 	}
 }
@@ -207,11 +238,27 @@ type groupHandler struct {
 func (h *groupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
 func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
-// ConsumeClaim handles the records of one partition in order. A record in
-// hand is finished even when the session is being torn down: its context
-// is detached from the session's cancellation. A failed record is tried
-// again in place (see Handler); it is marked only once handled.
+// ConsumeClaim handles the records of one partition in order, one by one
+// or, with a BatchHandler, in batches. A record in hand is finished even
+// when the session is being torn down: its context is detached from the
+// session's cancellation. A failed record is tried again in place (see
+// Handler); it is marked only once handled.
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	g := h.runner
+	size, process := 1, func(b []*sarama.ConsumerMessage) bool {
+		if !h.handle(sess, b[0]) {
+			return false
+		}
+		sess.MarkMessage(b[0], "")
+		return true
+	}
+	if g.batch != nil {
+		// Each record that arrives is handled with those already waiting
+		// behind it; a batch never waits to fill, so a record alone is
+		// handled at once.
+		size, process = g.batchMax, func(b []*sarama.ConsumerMessage) bool { return h.handleBatch(sess, b) }
+	}
+	batch := make([]*sarama.ConsumerMessage, 0, size)
 	for {
 		select {
 		case <-sess.Context().Done():
@@ -220,10 +267,56 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			if !ok {
 				return nil
 			}
-			if !h.handle(sess, msg) {
-				return nil // the session ended with the record unhandled
+			batch = append(batch[:0], msg)
+		more:
+			for len(batch) < size {
+				select {
+				case m, ok := <-claim.Messages():
+					if !ok {
+						break more
+					}
+					batch = append(batch, m)
+				default:
+					break more
+				}
 			}
-			sess.MarkMessage(msg, "")
+			if !process(batch) {
+				return nil // the session ended with records unhandled
+			}
+		}
+	}
+}
+
+// handleBatch runs the batch handler until every record of batch is done,
+// marking each done prefix, and reports whether it finished before the
+// session ended. Failures back off as handle's do.
+func (h *groupHandler) handleBatch(sess sarama.ConsumerGroupSession, batch []*sarama.ConsumerMessage) bool {
+	g := h.runner
+	ctx := context.WithoutCancel(sess.Context())
+	for attempt := 0; ; attempt++ {
+		done, err := g.batch(ctx, batch)
+		done = min(max(done, 0), len(batch))
+		if done > 0 {
+			sess.MarkMessage(batch[done-1], "")
+			batch, attempt = batch[done:], 0
+		}
+		if len(batch) == 0 {
+			return true
+		}
+		if err == nil {
+			if done > 0 {
+				continue // the handler stopped early without a failure: go on
+			}
+			err = errors.New("kafka: the batch handler did not handle its first record")
+		}
+		d := RetryDelay(g.cfg.ConsumerRetryBackoff, g.cfg.ConsumerRetryMaxBackoff, attempt)
+		g.log.Warn("kafka batch handler failed; retrying its records", zap.String("topic", batch[0].Topic),
+			zap.Int32("partition", batch[0].Partition), zap.Int64("offset", batch[0].Offset), zap.Int("records", len(batch)),
+			zap.Int("attempt", attempt+1), zap.Duration("backoff", d), zap.Error(err))
+		select {
+		case <-sess.Context().Done():
+			return false
+		case <-time.After(d):
 		}
 	}
 }

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -231,5 +232,139 @@ func TestRebalanceTimeoutFollowsTheSessionTimeout(t *testing.T) {
 	}
 	if sc.Consumer.Group.Session.Timeout != 7*time.Second || sc.Consumer.Group.Rebalance.Timeout != 14*time.Second {
 		t.Fatalf("session %v, rebalance %v", sc.Consumer.Group.Session.Timeout, sc.Consumer.Group.Rebalance.Timeout)
+	}
+}
+
+// TestBatchHandlerTakesWaitingRecordsTogetherAndResumesAtTheFailure: with
+// WithBatches, records already waiting on a partition reach the handler
+// together, in order; when the handler reports the first 5 of a batch done
+// and fails the rest, those 5 are not handed over again and the others
+// are, after a pause; each record ends handled once, and the group's
+// committed offsets cover them all (a second runner on the group gets
+// nothing).
+func TestBatchHandlerTakesWaitingRecordsTogetherAndResumesAtTheFailure(t *testing.T) {
+	t.Parallel()
+	const topic, group, n = "batch.test", "batch-group", 40
+	b := kafkatest.NewBroker(t, topic)
+	cfg := b.Config()
+	cfg.ConsumerRetryBackoff, cfg.ConsumerRetryMaxBackoff = 20*time.Millisecond, 200*time.Millisecond
+	log := zaptest.NewLogger(t)
+	prod := kafka.NewProducer(cfg, nil, log)
+	defer prod.Close()
+	var msgs []*sarama.ProducerMessage
+	for i := range n {
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder("k"), Value: sarama.StringEncoder(fmt.Sprint(i))})
+	}
+	if err := prod.Send(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var handled []string // every record handed over, in order, with repeats
+	var sizes []int
+	failed := false
+	done := make(chan struct{})
+	h := func(_ context.Context, ms []*sarama.ConsumerMessage) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		sizes = append(sizes, len(ms))
+		for i, m := range ms {
+			handled = append(handled, string(m.Value))
+			if !failed && len(ms) > 5 && i == 5 {
+				failed = true
+				return 5, errors.New("the sixth record fails once")
+			}
+		}
+		if string(ms[len(ms)-1].Value) == fmt.Sprint(n-1) {
+			close(done)
+		}
+		return len(ms), nil
+	}
+	runner, err := kafka.NewGroupRunner(cfg, group, []string{topic}, nil, log, kafka.WithBatches(16, h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runner.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the records were not all handled within 30 s")
+	}
+	if err := runner.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if !failed {
+		t.Fatalf("no batch of more than 5 records (batch sizes %v): the waiting records were not taken together", sizes)
+	}
+	if slices.Max(sizes) > 16 {
+		t.Fatalf("batch sizes %v exceed the limit of 16", sizes)
+	}
+	// The failed record and those after it in its batch came again, in
+	// order; nothing before it did.
+	count := map[string]int{}
+	last := -1
+	for _, v := range handled {
+		count[v]++
+		var i int
+		fmt.Sscan(v, &i)
+		if i < last && count[v] == 1 {
+			t.Fatalf("record %s handed over after %d for the first time: order lost (%v)", v, last, handled)
+		}
+		last = max(last, i)
+	}
+	repeats := 0
+	for i := range n {
+		switch c := count[fmt.Sprint(i)]; {
+		case c == 0:
+			t.Fatalf("record %d never handled", i)
+		case c > 1:
+			repeats++
+			if c > 2 {
+				t.Fatalf("record %d handled %d times", i, c)
+			}
+		}
+	}
+	if repeats == 0 {
+		t.Fatal("the failed records were never handed over again")
+	}
+
+	// Every offset was committed: a new runner on the group reads nothing.
+	got := make(chan string, n)
+	again, err := kafka.NewGroupRunner(cfg, group, []string{topic}, nil, log, kafka.WithBatches(16,
+		func(_ context.Context, ms []*sarama.ConsumerMessage) (int, error) {
+			for _, m := range ms {
+				got <- string(m.Value)
+			}
+			return len(ms), nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = again.Stop(context.Background()) }()
+	select {
+	case v := <-got:
+		t.Fatalf("record %s read again after its batch was committed", v)
+	case <-time.After(3 * time.Second):
+	}
+}
+
+func TestWithBatchesRefusesBadSettings(t *testing.T) {
+	t.Parallel()
+	cfg := kafkatest.NewBroker(t).Config()
+	log := zaptest.NewLogger(t)
+	ok := func(context.Context, []*sarama.ConsumerMessage) (int, error) { return 0, nil }
+	if _, err := kafka.NewGroupRunner(cfg, "g", []string{"t"}, nil, log, kafka.WithBatches(0, ok)); err == nil {
+		t.Error("a batch size of 0 was accepted")
+	}
+	if _, err := kafka.NewGroupRunner(cfg, "g", []string{"t"}, nil, log, kafka.WithBatches(4, nil)); err == nil {
+		t.Error("a nil batch handler was accepted")
 	}
 }
