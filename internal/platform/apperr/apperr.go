@@ -5,6 +5,8 @@
 package apperr
 
 import (
+	"errors"
+	"sync"
 	"time"
 )
 
@@ -124,3 +126,39 @@ var (
 	ErrInternal         = New(KindInternal, "INTERNAL", "An internal error occurred.")
 	ErrUnavailable      = New(KindUnavailable, "UNAVAILABLE", "The service is temporarily unavailable.")
 )
+
+// translators recognise failures of infrastructure packages that a client
+// can act on; see RegisterTranslator.
+var (
+	translatorsMu sync.RWMutex
+	translators   []func(error) error
+)
+
+// RegisterTranslator adds f, which returns an *Error for the errors of its
+// package that a client can act on (a database that cannot be reached:
+// retry later) and nil for the others. A package registers from its init,
+// so that such an error becomes the right answer wherever it surfaces,
+// without every caller wrapping it (apperr cannot know those packages'
+// errors, and they cannot be imported by the HTTP layer).
+func RegisterTranslator(f func(error) error) {
+	translatorsMu.Lock()
+	defer translatorsMu.Unlock()
+	translators = append(translators, f)
+}
+
+// Translate returns err when its chain holds an *Error; otherwise the
+// first registered translation of it, if any; otherwise err.
+func Translate(err error) error {
+	var ae *Error
+	if err == nil || errors.As(err, &ae) {
+		return err
+	}
+	translatorsMu.RLock()
+	defer translatorsMu.RUnlock()
+	for _, f := range translators {
+		if t := f(err); t != nil {
+			return t
+		}
+	}
+	return err
+}

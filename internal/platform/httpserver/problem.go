@@ -63,6 +63,7 @@ func statusOf(k apperr.Kind) int {
 // Errors that are not *apperr.Error are faults: the client gets a generic 500
 // and the cause stays in the logs.
 func ProblemFor(r *http.Request, err error) Problem {
+	err = apperr.Translate(err)
 	var ae *apperr.Error
 	if !errors.As(err, &ae) {
 		ae = apperr.ErrInternal
@@ -87,6 +88,7 @@ func ProblemFor(r *http.Request, err error) Problem {
 // WriteError answers the request with the problem details for err and logs
 // faults. It is the only place where errors become HTTP responses.
 func WriteError(w http.ResponseWriter, r *http.Request, log *zap.Logger, err error) {
+	err = apperr.Translate(err)
 	p := ProblemFor(r, err)
 	var ae *apperr.Error
 	if errors.As(err, &ae) && ae.RetryAfter > 0 {

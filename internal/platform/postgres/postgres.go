@@ -112,6 +112,17 @@ func Unreachable(err error) error {
 	return e
 }
 
+// A database that cannot be reached is a 503 wherever its error surfaces,
+// also from a read outside InTx that a caller wrapped as it is.
+func init() {
+	apperr.RegisterTranslator(func(err error) error {
+		if Unavailable(err) {
+			return Unreachable(err)
+		}
+		return nil
+	})
+}
+
 // ErrDatabaseUnavailable is the answer while the database cannot be
 // reached.
 var ErrDatabaseUnavailable = apperr.New(apperr.KindUnavailable, "DATABASE_UNAVAILABLE",
