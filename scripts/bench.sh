@@ -15,8 +15,10 @@
 #   also       the gateway's max RSS per cell, cores used by the gateway,
 #              PostgreSQL and the load generator, start-to-ready time on
 #              a migrated database, a CPU profile of the gateway (pprof on
-#              its operations listener) and pg_stat_statements during the
-#              durable uniform cell with the lowest client count
+#              its operations listener), pg_stat_statements and
+#              pg_stat_activity sampled every 100 ms (what each busy session
+#              runs and waits on) during the durable uniform cell with the
+#              lowest client count
 #
 # It prints the tables and writes them into docs/performance.md as the
 # section BENCH_LABEL, keeping the other sections (the "before" baseline).
@@ -261,6 +263,19 @@ in_list() {
 	return 1
 }
 
+# sample-waits.sh, started with the profiled window: every 100 ms, what
+# each busy session of the paygate database runs (its query's name) and
+# waits on, from pg_stat_activity, into waits.raw.
+cat >"$ROOT/sample-waits.sh" <<EOF
+for ((i = 0; i < $((PROFILE_SECONDS * 10)); i++)); do
+	'$PG_BIN/psql' -h 127.0.0.1 -p $PG_PORT -U postgres -X -qAt -d postgres -c "
+		SELECT coalesce(substring(query FROM '-- name: (\\w+)'), split_part(lower(btrim(query)), ' ', 1)) || '|' || state || '|' ||
+			coalesce(wait_event_type || ':' || wait_event, 'on CPU')
+		FROM pg_stat_activity WHERE datname = 'paygate' AND state <> 'idle' AND pid <> pg_backend_pid()" >>'$ROOT/waits.raw'
+	sleep 0.1
+done
+EOF
+
 PROFILE_FILE=""
 run_cell() { # MODE CLIENTS SCENARIO [extra paybench flags...]
 	local mode="$1" clients="$2" scen="$3"
@@ -270,7 +285,7 @@ run_cell() { # MODE CLIENTS SCENARIO [extra paybench flags...]
 		PROFILE_FILE="$ROOT/cpu.pprof"
 		extra+=(-cpuprofile-url "http://127.0.0.1:$OPS_PORT/debug/pprof/profile?seconds=$PROFILE_SECONDS"
 			-cpuprofile-out "$PROFILE_FILE"
-			-at-start "'$PG_BIN/psql' -h 127.0.0.1 -p $PG_PORT -U postgres -X -qAt -d postgres -c 'SELECT pg_stat_statements_reset()' >/dev/null")
+			-at-start "'$PG_BIN/psql' -h 127.0.0.1 -p $PG_PORT -U postgres -X -qAt -d postgres -c 'SELECT pg_stat_statements_reset()' >/dev/null; bash '$ROOT/sample-waits.sh' >/dev/null 2>&1 &")
 	fi
 	pg_sql -d postgres -c CHECKPOINT >/dev/null
 	"$PB" run -url "$API" -users "$ROOT/users.json" -scenario "$scen" -clients "$clients" \
@@ -308,7 +323,18 @@ dump_profile() {
 		SELECT format('%s statements, %s calls, %s ms in all', count(*), sum(calls), round(sum(total_exec_time)::numeric, 1))
 		FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = 'paygate'" >>"$ROOT/pgss-total.md"
 	sed -i '$s/^/\n/' "$ROOT/pgss-total.md"
-	log "CPU profile and pg_stat_statements taken ($PROFILE_CELL_DESC)"
+	if [[ -s "$ROOT/waits.raw" ]]; then
+		{
+			echo "| samples | share | statement | state | waiting on |"
+			echo "|---:|---:|---|---|---|"
+			sort "$ROOT/waits.raw" | uniq -c | sort -rn | head -20 |
+				awk -v total="$(wc -l <"$ROOT/waits.raw")" '{ n = $1; sub(/^ *[0-9]+ /, ""); split($0, f, "|");
+					printf "| %d | %.1f%% | `%s` | %s | %s |\n", n, 100 * n / total, f[1], f[2], f[3] }'
+			echo
+			echo "$(wc -l <"$ROOT/waits.raw") session samples in all"
+		} >"$ROOT/waits.md"
+	fi
+	log "CPU profile, pg_stat_statements and session samples taken ($PROFILE_CELL_DESC)"
 	sed -n '1,20p' "$ROOT/cpu-top.txt"
 }
 

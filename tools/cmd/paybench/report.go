@@ -17,7 +17,7 @@ import (
 func reportCmd(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	resultsFile := fs.String("results", "", "results file (JSON lines) of paybench run, pgbench and ready")
-	dir := fs.String("dir", "", "directory of meta.env, settings-<mode>.txt, cpu-top.txt and pgss-*.md")
+	dir := fs.String("dir", "", "directory of meta.env, settings-<mode>.txt, cpu-top.txt, pgss-*.md and waits.md")
 	doc := fs.String("doc", "", "Markdown document to write (empty: print only)")
 	label := fs.String("label", "latest", "the run's section in the document; a section of the same label is replaced")
 	if err := fs.Parse(args); err != nil {
@@ -401,6 +401,14 @@ func (r *report) section() string {
 			"The paygate database's statements over the measured window of that cell (reset when it began); times in ms. "+
 				"A statement's time includes its lock waits; a commit's WAL flush happens after the `commit` statement "+
 				"has returned, so pg_stat_statements never sees it.", strings.Join(pgss, "\n"))
+	}
+	if w := r.file("waits.md"); w != "" {
+		fmt.Fprintf(&b, "\n### PostgreSQL sessions, sampled (%s)\n\n%s\n\n%s\n", get("profile_cell"),
+			"Every 100 ms of that window, each busy session of the paygate database (pg_stat_activity): the statement it runs "+
+				"or last ran (by its query name), its state and what it waits on. `idle in transaction` + `Client:ClientRead` "+
+				"is a transaction waiting for the gateway; `LWLock:WALWrite` and `IO:WALSync` are commits (or a one-statement "+
+				"transaction's implicit commit) waiting for the WAL flush; `Lock:transactionid` is a row lock held until another "+
+				"transaction commits.", w)
 	}
 	return b.String()
 }
