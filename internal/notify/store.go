@@ -8,6 +8,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/paygate/paygate/internal/platform/postgres"
 )
 
 // Delivery statuses.
@@ -96,7 +98,7 @@ RETURNING event_id, recipient, template`, events, recipients, templates, s.lease
 	rows, err = s.pool.Query(ctx, `-- name: DeliveryStatuses
 SELECT d.event_id, d.recipient, d.template, d.status, d.claimed_until
 FROM notify_deliveries d JOIN unnest($1::uuid[], $2::text[], $3::text[]) AS u(event_id, recipient, template)
-  ON d.event_id = u.event_id AND d.recipient = u.recipient AND d.template = u.template`, events, recipients, templates)
+  ON d.event_id = u.event_id AND d.recipient = u.recipient AND d.template = u.template`, postgres.PlanEachTime, events, recipients, templates)
 	if err != nil {
 		return nil, fmt.Errorf("notify: delivery statuses: %w", err)
 	}
@@ -139,7 +141,7 @@ func (s *Store) MarkAllSent(ctx context.Context, keys []mailKey) error {
 UPDATE notify_deliveries d
 SET status = 'sent', sent_at = now(), claimed_until = NULL, last_error = '', updated_at = now()
 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(event_id, recipient, template)
-WHERE d.event_id = u.event_id AND d.recipient = u.recipient AND d.template = u.template`, events, recipients, templates)
+WHERE d.event_id = u.event_id AND d.recipient = u.recipient AND d.template = u.template`, postgres.PlanEachTime, events, recipients, templates)
 	if err != nil {
 		return fmt.Errorf("notify: mark deliveries sent: %w", err)
 	}

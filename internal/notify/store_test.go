@@ -2,6 +2,7 @@ package notify_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +151,55 @@ FROM notify_deliveries WHERE event_id = $1 ORDER BY recipient, template`, ev)
 	}
 	if strings.Join(got, "\n") != strings.Join(wantRows, "\n") {
 		t.Fatalf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantRows, "\n"))
+	}
+}
+
+// TestDeliveryLookupsArePlannedAtEachExecution: the statements that join
+// an array of mails to notify_deliveries keep no generic plan on the
+// connection (postgres.PlanEachTime): one made while the table was small
+// is a sequential scan that stays cached as the table grows (the
+// benchmark's first minutes spent 3 ms a call in it). pgx would otherwise
+// keep them as named prepared statements, listed in
+// pg_prepared_statements.
+func TestDeliveryLookupsArePlannedAtEachExecution(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t)+"&pool_max_conns=1")
+	s := notify.NewStore(pool, time.Minute)
+	for range 8 {
+		ev := uuid.New()
+		mails := [][2]string{{"a@example.com", "transfer_sent"}, {"b@example.com", "transfer_received"}}
+		if _, _, err := s.ClaimAllForTest(ctx, ev, mails); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkAllSentForTest(ctx, ev, mails); err != nil {
+			t.Fatal(err)
+		}
+		// A second claim finds them sent: the status lookup runs too.
+		if states, _, err := s.ClaimAllForTest(ctx, ev, mails); err != nil || states[0] != "sent" {
+			t.Fatalf("claim of sent mails: %v, %v", states, err)
+		}
+	}
+	rows, err := pool.Query(ctx, `SELECT substring(statement FROM '-- name: (\w+)') FROM pg_prepared_statements`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prepared, err := pgx.CollectRows(rows, pgx.RowTo[*string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range prepared {
+		if n != nil {
+			names = append(names, *n)
+		}
+	}
+	if !slices.Contains(names, "ClaimDeliveries") {
+		t.Fatalf("prepared statements %v: the check sees none of pgx's (ClaimDeliveries should be one)", names)
+	}
+	for _, n := range []string{"MarkDeliveriesSent", "DeliveryStatuses"} {
+		if slices.Contains(names, n) {
+			t.Errorf("%s is a prepared statement with a cached plan; want it planned at each execution", n)
+		}
 	}
 }

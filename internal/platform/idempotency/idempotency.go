@@ -274,7 +274,7 @@ ORDER BY u.n`, owners, keys)
 	rows, err = tx.Query(ctx, `-- name: GetIdempotencyKeys
 SELECT k.owner_id, k.idem_key, k.request_hash, k.status_code, k.response_body
 FROM idempotency_keys k JOIN unnest($1::uuid[], $2::text[]) AS u(owner, key) ON k.owner_id = u.owner AND k.idem_key = u.key`,
-		lockedOwners, lockedKeys)
+		postgres.PlanEachTime, lockedOwners, lockedKeys)
 	if err != nil {
 		return nil, fmt.Errorf("idempotency lookup: %w", err)
 	}

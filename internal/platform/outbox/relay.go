@@ -22,6 +22,7 @@ import (
 
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/kafka"
+	"github.com/paygate/paygate/internal/platform/postgres"
 )
 
 // Sender publishes records and reports the ones not acknowledged with a
@@ -362,12 +363,12 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		}
 	}
 	if len(sent) > 0 {
-		if _, err := tx.Exec(ctx, markSent, sent); err != nil {
+		if _, err := tx.Exec(ctx, markSent, postgres.PlanEachTime, sent); err != nil {
 			return 0, fmt.Errorf("outbox: mark sent: %w", err)
 		}
 	}
 	if len(notSent) > 0 {
-		if _, err := tx.Exec(ctx, markFailed, notSent, truncate(sendErr.Error(), 500)); err != nil {
+		if _, err := tx.Exec(ctx, markFailed, postgres.PlanEachTime, notSent, truncate(sendErr.Error(), 500)); err != nil {
 			return 0, fmt.Errorf("outbox: mark failed: %w", err)
 		}
 	}
