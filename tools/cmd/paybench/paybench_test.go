@@ -24,6 +24,13 @@ func TestMergeDoc(t *testing.T) {
 	if i, j := strings.Index(doc, "OLD-NUMBERS"), strings.Index(doc, "SECOND-RUN"); i < 0 || j < i {
 		t.Fatalf("before lost or moved:\n%s", doc)
 	}
+	// A hand-written section keeps its text and place through later runs.
+	hand := strings.Replace(doc, "<!-- bench:begin before -->",
+		"<!-- bench:begin analysis -->\nBY-HAND\n<!-- bench:end analysis -->\n<!-- bench:begin before -->", 1)
+	if kept := mergeDoc(hand, "latest", "## latest\nTHIRD-RUN\n"); !strings.Contains(kept, "BY-HAND") ||
+		strings.Index(kept, "BY-HAND") > strings.Index(kept, "OLD-NUMBERS") {
+		t.Fatalf("the hand-written section was lost or moved:\n%s", kept)
+	}
 	again := mergeDoc(doc, "before", "## before\nNEW-NUMBERS\n")
 	if strings.Contains(again, "OLD-NUMBERS") || strings.Index(again, "NEW-NUMBERS") > strings.Index(again, "SECOND-RUN") {
 		t.Fatalf("before not replaced in place:\n%s", again)

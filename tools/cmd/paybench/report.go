@@ -419,7 +419,8 @@ Written by ` + "`make bench`" + ` (scripts/bench.sh, tools/cmd/paybench). Each r
 writes its own section below, named by ` + "`BENCH_LABEL`" + ` (default ` + "`latest`" + `); a run
 replaces the section of its label and keeps the others, so the ` + "`before`" + `
 baseline of issue 14 stays next to later runs. Notes added by hand inside a
-section stay until a run of the same label replaces it.
+section stay until a run of the same label replaces it; a section no run
+writes (` + "`analysis`" + `) is kept as it is.
 
 ## How to read it
 
