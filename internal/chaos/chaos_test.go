@@ -103,7 +103,8 @@ const lagDeadline = 60 * time.Second
 //     about;
 //   - no 5xx and no connection error outside the fault window (from the
 //     strike until every live replica answers /readyz again); those
-//     inside it are counted apart;
+//     inside it are counted apart, and none of them is a 500 (a fault
+//     the gateway did not recognise: the client is owed a 503);
 //   - every replay got its original's answer;
 //   - `paygate ledger verify` and `paygate reconcile` pass;
 //   - every outbox event was published and none parked, and every event is

@@ -280,6 +280,11 @@ func (su *suite) count(phase int, r *row, w window) {
 			}
 			r.kinds[a.err]++
 		case a.status >= 500:
+			if a.status == 500 {
+				// A fault the gateway did not recognise: whatever is down,
+				// the client is owed a 503 with a code it can act on.
+				r.internal = append(r.internal, fmt.Sprintf("%s at %s", a.code, a.start.Format("15:04:05.000")))
+			}
 			if in {
 				r.s5xxIn++
 			} else {
@@ -307,6 +312,9 @@ func (su *suite) check(phase int, r *row) []string {
 
 	if len(r.outside) > 0 {
 		bad("%d errors outside the fault window: %s", len(r.outside), strings.Join(first(r.outside, 5), "; "))
+	}
+	if len(r.internal) > 0 {
+		bad("%d answers were 500, not a 503 the client can retry: %s", len(r.internal), strings.Join(first(r.internal, 5), "; "))
 	}
 	l.mu.Lock()
 	mismatches := append([]string(nil), l.replayMismatches...)

@@ -19,6 +19,7 @@ type row struct {
 	connIn, connOut         int // no HTTP answer (refused, reset, timeout)
 	kinds                   map[string]int
 	outside                 []string
+	internal                []string // answers 500: a fault the gateway did not map
 	outage, lagZero, settle time.Duration
 
 	mailsExpected, mailsSent, mailsDup int
