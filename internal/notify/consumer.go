@@ -168,13 +168,6 @@ func (c *Consumer) stopping() <-chan struct{} {
 	return c.stop
 }
 
-// infraError is a failure of the consumer's own dependencies (the
-// database, the broker): the record is left uncommitted and read again.
-type infraError struct{ err error }
-
-func (e *infraError) Error() string { return e.err.Error() }
-func (e *infraError) Unwrap() error { return e.err }
-
 // busyError says another consumer holds the claim of a mail until until.
 type busyError struct{ until time.Time }
 
@@ -607,8 +600,5 @@ func (c *Consumer) failed(r *record, err error) error {
 // publish copies msg to topic with set headers (see kafka.Republish); a
 // failure is the broker's, and the record is read again.
 func (c *Consumer) publish(ctx context.Context, msg *sarama.ConsumerMessage, topic string, set map[string]string) error {
-	if err := kafka.Republish(ctx, c.pub, c.prop, msg, topic, set); err != nil {
-		return &infraError{err}
-	}
-	return nil
+	return kafka.Republish(ctx, c.pub, c.prop, msg, topic, set)
 }

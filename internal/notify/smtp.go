@@ -185,7 +185,7 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 		s.conns.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
 		if msg.IsDelivered() {
 			// The server accepted the mail (its reply to the end of
-			// DATA); only the RSET after it failed.
+			// DATA); only what go-mail did after that failed.
 			return nil
 		}
 		return classify(err)
