@@ -49,6 +49,9 @@
 #                     prints only)
 #   BENCH_PGBENCH     pgbench binary (default the server's)
 #   BENCH_KEEP=1      keep the run's directory (logs, results) at the end
+#   BENCH_GATEWAY_ENV extra NAME=value settings of the gateway, for tuning
+#                     experiments (e.g. "PAYGATE_BATCH_WORKERS=4"); they are
+#                     listed in the document's settings
 #
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -218,6 +221,11 @@ GW_ENV+=(
 	PAYGATE_REGISTER_MAX_PER_IP=1000000 PAYGATE_ACCESS_TOKEN_TTL=12h
 	PAYGATE_SHUTDOWN_DRAIN_DELAY=0s OTEL_TRACES_EXPORTER=none
 )
+read -r -a GW_EXTRA <<<"${BENCH_GATEWAY_ENV:-}"
+for v in "${GW_EXTRA[@]}"; do
+	[[ "$v" =~ ^(PAYGATE|OTEL)_[A-Z0-9_]+=.*$ ]] || die "BENCH_GATEWAY_ENV: $v is not a PAYGATE_ or OTEL_ NAME=value"
+done
+GW_ENV+=("${GW_EXTRA[@]}")
 
 GW_PID=""
 # start_gateway MODE CONNS [untimed]: starts the gateway with a pool of
@@ -290,7 +298,8 @@ run_cell() { # MODE CLIENTS SCENARIO [extra paybench flags...]
 	pg_sql -d postgres -c CHECKPOINT >/dev/null
 	"$PB" run -url "$API" -users "$ROOT/users.json" -scenario "$scen" -clients "$clients" \
 		-duration "${DURATION}s" -warmup "${WARMUP}s" -mode "$mode" -results "$RESULTS" \
-		-sandbox-url "$SANDBOX" -pid "$GW_PID" -pg-pid "$PG_PID" -max-rate "$MAX_RATE" "${extra[@]}" "$@" ||
+		-sandbox-url "$SANDBOX" -pid "$GW_PID" -pg-pid "$PG_PID" -max-rate "$MAX_RATE" \
+		-metrics-url "http://127.0.0.1:$OPS_PORT/metrics" "${extra[@]}" "$@" ||
 		fail "paybench failed: $mode $scen $clients clients"
 	if [[ -n "$PROFILE_FILE" && ! -s "$ROOT/cpu-top.txt" ]]; then
 		dump_profile "$mode, $scen, $clients clients"
@@ -394,7 +403,7 @@ kernel=$(uname -sr)
 go_version=$(go env GOVERSION)
 pg_version=$PG_VERSION
 cell=${WARMUP} s warm-up, then a ${DURATION} s window; ${USERS} users; pgbench scale $SCALE, -j 2
-gateway=PAYGATE_ENV=prod, log level warn, a pool of clients + 8 database connections, restarted for each client count
+gateway=PAYGATE_ENV=prod, log level warn, a pool of clients + 8 database connections, restarted for each client count${BENCH_GATEWAY_ENV:+; also $BENCH_GATEWAY_ENV}
 wall=$((elapsed / 60)) min $((elapsed % 60)) s up to the report
 profile_cell=$PROFILE_CELL_DESC
 profile_file=$DOC_PROFILE

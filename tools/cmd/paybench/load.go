@@ -143,6 +143,7 @@ func runCmd(args []string) error {
 	maxRate := fs.Float64("max-rate", 3000, "closed loop: the highest rate the payers are funded for")
 	profileURL := fs.String("cpuprofile-url", "", "pprof CPU profile URL fetched during the window (e.g. http://ops/debug/pprof/profile?seconds=10)")
 	profileOut := fs.String("cpuprofile-out", "", "file the CPU profile is written to")
+	metricsURL := fs.String("metrics-url", "", "the gateway's /metrics: the transfer committer's batches over the window are recorded")
 	atStart := fs.String("at-start", "", "shell command run when the window starts (e.g. a pg_stat_statements reset)")
 	idleTimeout := fs.Duration("quiesce-timeout", 3*time.Minute, "longest wait for an idle gateway before and after the run")
 	peakFraction := fs.Float64("rate-of-peak", 0, "open loop at this fraction of the closed-loop tx/s of the same mode and scenario with -peak-clients, read from -results")
@@ -236,6 +237,12 @@ func runCmd(args []string) error {
 		}
 	}
 	cpu := startCPU(*pid, *pgPid)
+	var batchesBefore counters
+	if *metricsURL != "" {
+		if batchesBefore, err = scrapeBatches(*metricsURL); err != nil {
+			return fmt.Errorf("-metrics-url: %w", err)
+		}
+	}
 	profErr := make(chan error, 1)
 	if *profileURL != "" {
 		go func() { profErr <- fetchProfile(*profileURL, *profileOut) }()
@@ -244,6 +251,12 @@ func runCmd(args []string) error {
 	}
 	time.Sleep(time.Until(end))
 	res.GatewayCores, res.PostgresCores, res.LoadgenCores = cpu.cores()
+	var batchesAfter counters
+	if *metricsURL != "" {
+		if batchesAfter, err = scrapeBatches(*metricsURL); err != nil {
+			return fmt.Errorf("-metrics-url: %w", err)
+		}
+	}
 	wg.Wait()
 	maxRSS, rssErr := rss.Stop()
 	res.RSSMaxKiB = maxRSS
@@ -256,6 +269,11 @@ func runCmd(args []string) error {
 	res.OK, res.Failed, res.Dropped = t.ok, t.failed, int(dropped.Load())
 	res.TPS = float64(t.ok) / duration.Seconds()
 	res.percentiles(t.lat)
+	if *metricsURL != "" && res.OK > 0 {
+		if err := batchStats(&res, batchesBefore, batchesAfter, *duration); err != nil {
+			return fmt.Errorf("-metrics-url: %w", err)
+		}
+	}
 	if *pid > 0 {
 		d, err := quiesce(*pid, *idleTimeout)
 		if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"net/smtp"
 	"strings"
@@ -129,5 +130,54 @@ func TestPercentiles(t *testing.T) {
 	r.percentiles(lat)
 	if r.P50 != 51 || r.P95 != 96 || r.P99 != 100 || r.Max != 100 {
 		t.Fatalf("%+v", r)
+	}
+}
+
+// TestBatchStats: the transfer committer's series are picked out of an
+// exposition (another committer's and other metrics' are not), and the
+// window's figures are the differences of sums over counts; a window in
+// which no batch was counted is an error.
+func TestBatchStats(t *testing.T) {
+	expo := func(batches, items, waitSum, durSum float64) string {
+		return strings.Join([]string{
+			"# HELP paygate_batch_size Items booked per batch.",
+			"# TYPE paygate_batch_size histogram",
+			`paygate_batch_size_bucket{committer="transfer",otel_scope_name="x",le="8"} 3`,
+			fmt.Sprintf(`paygate_batch_size_sum{committer="transfer",otel_scope_name="x"} %g`, items),
+			fmt.Sprintf(`paygate_batch_size_count{committer="transfer",otel_scope_name="x"} %g`, batches),
+			`paygate_batch_size_sum{committer="other",otel_scope_name="x"} 999`,
+			`paygate_batch_size_count{committer="other",otel_scope_name="x"} 999`,
+			fmt.Sprintf(`paygate_batch_queue_wait_seconds_sum{committer="transfer",otel_scope_name="x"} %g`, waitSum),
+			fmt.Sprintf(`paygate_batch_queue_wait_seconds_count{committer="transfer",otel_scope_name="x"} %g`, items),
+			fmt.Sprintf(`paygate_batch_duration_seconds_sum{committer="transfer",otel_scope_name="x"} %g`, durSum),
+			fmt.Sprintf(`paygate_batch_duration_seconds_count{committer="transfer",otel_scope_name="x"} %g`, batches),
+			`paygate_http_requests_total{committer="transfer"} 5`,
+		}, "\n") + "\n"
+	}
+	before, err := parseBatches(strings.NewReader(expo(10, 40, 0.4, 0.1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := parseBatches(strings.NewReader(expo(110, 840, 8.4, 1.1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != 6 {
+		t.Fatalf("picked %d series, want the transfer committer's 6: %v", len(after), after)
+	}
+	var r Result
+	if err := batchStats(&r, before, after, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// 100 batches of 800 items in 10 s; 8 s of waiting over 800 items; 1 s
+	// of booking over 100 batches.
+	if r.Batches != 10 || r.BatchMean != 8 || r.BatchWaitMS != 10 || r.BatchDurMS != 10 {
+		t.Fatalf("batches/s %g, mean %g, wait %g ms, booking %g ms; want 10, 8, 10, 10", r.Batches, r.BatchMean, r.BatchWaitMS, r.BatchDurMS)
+	}
+	if err := batchStats(&r, after, after, 10*time.Second); err == nil {
+		t.Fatal("a window without batches was not an error")
+	}
+	if _, err := parseBatches(strings.NewReader(`paygate_batch_size_sum{committer="transfer"} x` + "\n")); err == nil {
+		t.Fatal("a malformed value was accepted")
 	}
 }

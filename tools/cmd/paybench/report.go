@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -190,6 +191,40 @@ func (r *report) cells() string {
 	return b.String()
 }
 
+// batches lists the transfer committer's group commit in every paygate
+// cell that recorded it; "" when none did.
+func (r *report) batches() string {
+	var b strings.Builder
+	b.WriteString("| mode | clients | load | batches /s | transfers per batch | queue wait ms | booking ms (commit included) |\n")
+	b.WriteString("|---|---:|---|---:|---:|---:|---:|\n")
+	n := 0
+	for _, m := range r.modes() {
+		for _, c := range append(r.clientCounts(), 0) {
+			for _, s := range scenarioOrder {
+				loop, what := "closed", "paygate "+s
+				if c == 0 {
+					loop, what = "open", "paygate "+s+", open loop"
+				}
+				x, ok := r.find("paygate", m, s, loop, c)
+				if !ok || x.Batches == 0 {
+					continue
+				}
+				n++
+				clients := strconv.Itoa(c)
+				if c == 0 {
+					clients = "–"
+				}
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", modeName(m), clients, what,
+					num(x.Batches), num(x.BatchMean), num(x.BatchWaitMS), num(x.BatchDurMS))
+			}
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return b.String()
+}
+
 // openLoop lists the fixed-rate runs.
 func (r *report) openLoop() string {
 	var b strings.Builder
@@ -289,6 +324,9 @@ func (r *report) tables() string {
 	b.WriteString(r.throughput())
 	b.WriteString("\nEvery cell\n\n")
 	b.WriteString(r.cells())
+	if t := r.batches(); t != "" {
+		b.WriteString("\nGroup commit of the transfers (the gateway's batch metrics over each window)\n\n" + t)
+	}
 	if t := r.openLoop(); t != "" {
 		b.WriteString("\nOpen loop at a fixed rate of half the 16-client peak (latency from the scheduled send time)\n\n")
 		b.WriteString(t)
@@ -373,6 +411,9 @@ func (r *report) section() string {
 	}
 	b.WriteString("\n### Throughput\n\n" + r.throughput())
 	b.WriteString("\n### Every cell\n\n" + r.cells())
+	if t := r.batches(); t != "" {
+		b.WriteString("\n### Group commit of the transfers\n\nFrom the gateway's batch metrics over each window: a batch is one database transaction and one commit.\n\n" + t)
+	}
 	if t := r.openLoop(); t != "" {
 		b.WriteString("\n### Latency at half of peak (open loop)\n\n" + t)
 	}

@@ -47,6 +47,13 @@ type Result struct {
 	// window: the asynchronous work (outbox relay, mail consumer) the
 	// requests left behind.
 	DrainSeconds float64 `json:"drain_seconds,omitempty"`
+	// The transfer committer's group commit over the window (with
+	// -metrics-url): batches per second, items per batch, an item's mean
+	// wait for its batch and a batch's mean booking time, commit included.
+	Batches     float64 `json:"batches_per_s,omitempty"`
+	BatchMean   float64 `json:"batch_mean,omitempty"`
+	BatchWaitMS float64 `json:"batch_wait_ms,omitempty"`
+	BatchDurMS  float64 `json:"batch_booking_ms,omitempty"`
 	// Scale is pgbench's scale factor.
 	Scale int `json:"scale,omitempty"`
 }
