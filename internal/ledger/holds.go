@@ -54,8 +54,10 @@ func (s *Store) PlaceHold(ctx context.Context, tx pgx.Tx, accountID uuid.UUID, a
 		return Hold{}, fmt.Errorf("ledger: new hold id: %w", err)
 	}
 	b := &pgx.Batch{}
-	b.Queue(`UPDATE ledger_accounts SET held = $2 WHERE id = $1`, accountID, nh)
-	b.Queue(`INSERT INTO ledger_holds (id, account_id, amount, status, reference)
+	b.Queue(`-- name: RaiseHeld
+UPDATE ledger_accounts SET held = $2 WHERE id = $1`, accountID, nh)
+	b.Queue(`-- name: InsertHold
+INSERT INTO ledger_holds (id, account_id, amount, status, reference)
 		VALUES ($1, $2, $3, 'active', $4)
 		RETURNING `+holdColumns, id, accountID, amount, reference)
 	br := tx.SendBatch(ctx, b)
@@ -136,8 +138,10 @@ func (s *Store) ReleaseHold(ctx context.Context, tx pgx.Tx, holdID uuid.UUID) (H
 	}
 	b := &pgx.Batch{}
 	// The UPDATE locks the account row after the hold row: lock order kept.
-	b.Queue(`UPDATE ledger_accounts SET held = held - $2 WHERE id = $1`, h.AccountID, h.Amount)
-	b.Queue(`UPDATE ledger_holds SET status = 'released', settled_at = now() WHERE id = $1 RETURNING `+holdColumns, h.ID)
+	b.Queue(`-- name: LowerHeld
+UPDATE ledger_accounts SET held = held - $2 WHERE id = $1`, h.AccountID, h.Amount)
+	b.Queue(`-- name: ReleaseHold
+UPDATE ledger_holds SET status = 'released', settled_at = now() WHERE id = $1 RETURNING `+holdColumns, h.ID)
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {

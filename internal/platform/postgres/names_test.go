@@ -14,12 +14,17 @@ import (
 
 var queryName = regexp.MustCompile(`^-- name: ([A-Z][A-Za-z0-9]+)\n`)
 
+// txControl matches the transaction control statements a pipelined
+// transaction sends itself, as pgx does for an ordinary one.
+var txControl = regexp.MustCompile(`^(begin|commit|rollback)( isolation level read committed)?$`)
+
 // TestEveryQueryIsNamed keeps the convention that every statement of the
 // application starts with "-- name: Name": the name is its span's name
 // (SpanName) and what finds it in pg_stat_statements. It reads every
 // non-test Go file under internal/ (test harness packages aside) and checks
-// each Query, QueryRow and Exec whose SQL is a literal, or a concatenation
-// that starts with one; names are unique within a package.
+// each Query, QueryRow, Exec and batch Queue whose SQL is a literal, or a
+// concatenation that starts with one (transaction control aside); names
+// are unique within a package.
 func TestEveryQueryIsNamed(t *testing.T) {
 	root := filepath.Join("..", "..")
 	checked := 0
@@ -44,14 +49,27 @@ func TestEveryQueryIsNamed(t *testing.T) {
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
 			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) < 2 {
+			if !ok {
 				return true
 			}
 			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if !ok || (sel.Sel.Name != "Query" && sel.Sel.Name != "QueryRow" && sel.Sel.Name != "Exec") {
+			if !ok {
 				return true
 			}
-			e := call.Args[1]
+			// The SQL is the argument after the context, or a batch's
+			// Queue's first.
+			arg := 1
+			switch sel.Sel.Name {
+			case "Query", "QueryRow", "Exec":
+			case "Queue":
+				arg = 0
+			default:
+				return true
+			}
+			if len(call.Args) <= arg {
+				return true
+			}
+			e := call.Args[arg]
 			for {
 				be, ok := e.(*ast.BinaryExpr)
 				if !ok {
@@ -69,6 +87,9 @@ func TestEveryQueryIsNamed(t *testing.T) {
 				return true
 			}
 			checked++
+			if txControl.MatchString(sql) {
+				return true // named by its first word, as pgx's own are
+			}
 			m := queryName.FindStringSubmatch(sql)
 			if m == nil {
 				first, _, _ := strings.Cut(sql, "\n")
