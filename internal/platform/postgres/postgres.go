@@ -191,9 +191,16 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) 
 // configured number of attempts. fn must therefore have no side effects
 // outside the transaction. Any other error rolls back and is returned as is.
 func (db *DB) InTxWith(ctx context.Context, opts pgx.TxOptions, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	return db.retry(ctx, func() error { return db.once(ctx, opts, fn) })
+}
+
+// retry runs once until it succeeds, fails with an error that is not
+// Retryable, or has been tried maxAttempts times, with InTxWith's
+// backoff between attempts; an unreachable database is Unreachable.
+func (db *DB) retry(ctx context.Context, once func() error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = db.once(ctx, opts, fn)
+		err = once()
 		if err != nil && Unavailable(err) {
 			return Unreachable(err)
 		}
