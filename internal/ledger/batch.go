@@ -3,20 +3,21 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // PostMany books a batch of transactions in tx as Post books one, with a
-// few statements for the whole batch instead of a few per transaction:
-// every account of every transaction is locked in one statement (in id
-// order, as Post locks), the transactions are applied in order against
-// the locked balances in memory, and the accepted ones are written with
-// one insert of transactions, one of entries and one update of balances.
+// few statements for the whole batch instead of a few per transaction: it
+// plans the batch (PlanMany) and sends the plan's writes in one pipelined
+// round trip. A caller with writes of its own to make after the ledger's
+// uses PlanMany and Plan.Queue directly, to send them in the same trip.
 //
 // A transaction refused on its own merits (ErrInsufficientFunds,
 // ErrAmountOverflow, ErrCurrencyMismatch, ErrAccountNotFound, an invalid
@@ -26,8 +27,123 @@ import (
 // batched (Reverses must be nil). The returned error is the database's,
 // for the whole batch; tx must then be rolled back.
 func (s *Store) PostMany(ctx context.Context, tx pgx.Tx, ts []Transaction) (posted []PostedTransaction, errs []error, err error) {
-	posted, errs = make([]PostedTransaction, len(ts)), make([]error, len(ts))
-	var ids []uuid.UUID
+	plan, errs, err := s.PlanMany(ctx, tx, ts)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := &pgx.Batch{}
+	plan.Queue(b)
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return nil, nil, fmt.Errorf("ledger: post batch: %w", err)
+		}
+	}
+	return plan.Posted, errs, nil
+}
+
+// Plan is a batch of ledger transactions decided but not yet written: the
+// accounts are locked, every transaction is accepted or refused, and the
+// accepted ones have their ids, timestamps and balances. Its writes go
+// out with Queue; until the queued statements have run (and tx commits)
+// nothing of it is in the ledger.
+type Plan struct {
+	// At is the database transaction's timestamp: every row the plan
+	// writes is created at it (now() is fixed for a whole transaction).
+	// Zero when the batch locked no account.
+	At time.Time
+	// Posted holds, for each transaction of the batch, its booking when
+	// it was accepted (the zero value when refused). The entries' ids are
+	// assigned by the database: they are set once the queued statements
+	// have run.
+	Posted []PostedTransaction
+
+	txIDs             []uuid.UUID
+	kinds, refs, curs []string
+	metas             []map[string]any
+	entTx, entAcc     []uuid.UUID
+	entAmt, entAfter  []int64
+	balIDs            []uuid.UUID
+	balances          []int64
+}
+
+// PlanMany locks every account of every transaction in one statement (in
+// id order, as Post locks), and applies the transactions in order against
+// the locked balances in memory (see PostMany for what is refused). tx
+// holds the account locks until it ends, so the plan stays true for as
+// long as tx does; its writes must be queued and sent in tx.
+func (s *Store) PlanMany(ctx context.Context, tx pgx.Tx, ts []Transaction) (*Plan, []error, error) {
+	errs, ids := s.check(ts)
+	// A missing account is the concern of the transaction that names it.
+	accounts, at, err := lockRows(ctx, tx, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	return plan(ts, errs, accounts, at)
+}
+
+// WalletLocks is the wallets of some users, locked by a statement queued
+// with QueueLockWallets, for PlanLocked to book against.
+type WalletLocks struct {
+	at       time.Time
+	accounts map[uuid.UUID]*lockedAccount
+	// wallets maps an owner to their wallet's account id.
+	wallets map[uuid.UUID]uuid.UUID
+	planned bool
+}
+
+// QueueLockWallets queues the statement that locks the wallets of owners
+// (those that exist), in one statement sorted by account id as every
+// writer locks accounts (see lockAccounts). The locks are held until the
+// transaction the batch is sent in ends, and once the statement has run
+// they can be planned against with PlanLocked, with no further round trip:
+// a caller can send it together with other reads it needs.
+func (s *Store) QueueLockWallets(b *pgx.Batch, owners []uuid.UUID) *WalletLocks {
+	l := &WalletLocks{accounts: make(map[uuid.UUID]*lockedAccount, len(owners)), wallets: make(map[uuid.UUID]uuid.UUID, len(owners))}
+	b.Queue(`-- name: LockWallets
+		SELECT id, owner_user_id, currency, balance, held, allow_negative, now()
+		FROM ledger_accounts
+		WHERE owner_user_id = ANY($1)
+		ORDER BY id
+		FOR UPDATE`, owners).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			a := &lockedAccount{}
+			var owner uuid.UUID
+			if err := rows.Scan(&a.id, &owner, &a.currency, &a.balance, &a.held, &a.allowNegative, &l.at); err != nil {
+				return fmt.Errorf("ledger: lock wallets: %w", err)
+			}
+			l.accounts[a.id], l.wallets[owner] = a, a.id
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("ledger: lock wallets: %w", err)
+		}
+		return nil
+	})
+	return l
+}
+
+// Wallet returns the account id of owner's wallet, if it was locked.
+func (l *WalletLocks) Wallet(owner uuid.UUID) (uuid.UUID, bool) {
+	id, ok := l.wallets[owner]
+	return id, ok
+}
+
+// PlanLocked is PlanMany against wallets l has locked, without a round
+// trip: a posting on an account l does not hold is ErrAccountNotFound.
+// Planning consumes the locked balances, so l is planned once.
+func (s *Store) PlanLocked(l *WalletLocks, ts []Transaction) (*Plan, []error, error) {
+	if l.planned {
+		return nil, nil, errors.New("ledger: wallet locks planned twice")
+	}
+	l.planned = true
+	errs, _ := s.check(ts)
+	return plan(ts, errs, l.accounts, l.at)
+}
+
+// check validates each transaction's shape and currency (filling in the
+// default currency), and returns each one's error and the accounts of
+// the valid ones.
+func (s *Store) check(ts []Transaction) (errs []error, ids []uuid.UUID) {
+	errs = make([]error, len(ts))
 	for i := range ts {
 		t := &ts[i]
 		cur, err := s.currencyOr(t.Currency)
@@ -48,150 +164,122 @@ func (s *Store) PostMany(ctx context.Context, tx pgx.Tx, ts []Transaction) (post
 			ids = append(ids, p.AccountID)
 		}
 	}
-	// A missing account is the concern of the transaction that names it.
-	accounts, err := lockRows(ctx, tx, ids)
-	if err != nil {
-		return nil, nil, err
-	}
+	return errs, ids
+}
 
-	// Apply in order against the locked balances. after[i][j] is the
-	// balance of posting j of transaction i once it is booked.
-	after := make([][]int64, len(ts))
+// plan applies the transactions without an error in errs, in order,
+// against the locked accounts (changing their balances), and lays out the
+// accepted ones' writes.
+func plan(ts []Transaction, errs []error, accounts map[uuid.UUID]*lockedAccount, at time.Time) (*Plan, []error, error) {
+	p := &Plan{At: at, Posted: make([]PostedTransaction, len(ts))}
 	touched := map[uuid.UUID]bool{}
-	var accepted []int
 	for i, t := range ts {
 		if errs[i] != nil {
 			continue
 		}
-		next, err := apply(t, accounts)
+		after, err := apply(t, accounts)
 		if err != nil {
 			errs[i] = err
 			continue
 		}
-		after[i] = make([]int64, len(t.Postings))
-		for j, p := range t.Postings {
-			accounts[p.AccountID].balance = next[j]
-			after[i][j] = next[j]
-			touched[p.AccountID] = true
-		}
-		accepted = append(accepted, i)
-	}
-	if len(accepted) == 0 {
-		return posted, errs, nil
-	}
-
-	// Three statements in one pipelined round trip.
-	txIDs := make([]uuid.UUID, len(accepted))
-	kinds, refs, curs := make([]string, len(accepted)), make([]string, len(accepted)), make([]string, len(accepted))
-	metas := make([]map[string]any, len(accepted))
-	var entTx, entAcc []uuid.UUID
-	var entAmt, entAfter []int64
-	for k, i := range accepted {
 		id, err := uuid.NewV7()
 		if err != nil {
 			return nil, nil, fmt.Errorf("ledger: new transaction id: %w", err)
 		}
-		t := ts[i]
 		meta := t.Metadata
 		if meta == nil {
 			meta = map[string]any{}
 		}
-		txIDs[k], kinds[k], refs[k], curs[k], metas[k] = id, t.Kind, t.Reference, t.Currency, meta
-		for j, p := range t.Postings {
-			entTx, entAcc = append(entTx, id), append(entAcc, p.AccountID)
-			entAmt, entAfter = append(entAmt, p.Amount), append(entAfter, after[i][j])
+		pt := PostedTransaction{ID: id, Kind: t.Kind, Reference: t.Reference, Currency: t.Currency, Metadata: meta,
+			CreatedAt: at, Entries: make([]Entry, len(t.Postings))}
+		for j, po := range t.Postings {
+			accounts[po.AccountID].balance = after[j]
+			touched[po.AccountID] = true
+			pt.Entries[j] = Entry{TransactionID: id, AccountID: po.AccountID, Amount: po.Amount, BalanceAfter: after[j],
+				CreatedAt: at, TransactionKind: t.Kind, Reference: t.Reference}
+			p.entTx, p.entAcc = append(p.entTx, id), append(p.entAcc, po.AccountID)
+			p.entAmt, p.entAfter = append(p.entAmt, po.Amount), append(p.entAfter, after[j])
 		}
+		p.Posted[i] = pt
+		p.txIDs, p.kinds, p.refs = append(p.txIDs, id), append(p.kinds, t.Kind), append(p.refs, t.Reference)
+		p.curs, p.metas = append(p.curs, t.Currency), append(p.metas, meta)
 	}
-	balIDs := make([]uuid.UUID, 0, len(touched))
+	p.balIDs = make([]uuid.UUID, 0, len(touched))
 	for id := range touched {
-		balIDs = append(balIDs, id)
+		p.balIDs = append(p.balIDs, id)
 	}
-	slices.SortFunc(balIDs, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	balances := make([]int64, len(balIDs))
-	for i, id := range balIDs {
-		balances[i] = accounts[id].balance
+	slices.SortFunc(p.balIDs, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	p.balances = make([]int64, len(p.balIDs))
+	for i, id := range p.balIDs {
+		p.balances[i] = accounts[id].balance
 	}
+	return p, errs, nil
+}
 
-	b := &pgx.Batch{}
+// Queue adds the plan's writes to b: one insert of transactions, one of
+// entries and one update of balances; nothing when no transaction was
+// accepted. b must be sent in the transaction the plan was made in, and
+// the plan's entry ids are set as its results are read.
+func (p *Plan) Queue(b *pgx.Batch) {
+	if len(p.txIDs) == 0 {
+		return
+	}
+	// created_at is written as At, the value now() has in this
+	// transaction, so that what the plan reports is what the rows hold.
 	b.Queue(`-- name: InsertTransactions
-		INSERT INTO ledger_transactions (id, kind, reference, currency, metadata)
-		SELECT u.id, u.kind, u.reference, u.currency, u.metadata
+		INSERT INTO ledger_transactions (id, kind, reference, currency, metadata, created_at)
+		SELECT u.id, u.kind, u.reference, u.currency, u.metadata, $6
 		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY AS u(id, kind, reference, currency, metadata, n)
-		ORDER BY u.n
-		RETURNING id, created_at`, txIDs, kinds, refs, curs, metas)
+		ORDER BY u.n`, p.txIDs, p.kinds, p.refs, p.curs, p.metas, p.At).Exec(func(ct pgconn.CommandTag) error {
+		if n := ct.RowsAffected(); n != int64(len(p.txIDs)) {
+			return fmt.Errorf("ledger: inserted %d of %d transactions", n, len(p.txIDs))
+		}
+		return nil
+	})
 	// Entries are inserted in booking order, so that ids (and with them
 	// every account's balance_after chain) follow the order the balances
-	// were computed in.
+	// were computed in; they come back in that order too.
 	b.Queue(`-- name: InsertBatchEntries
-		INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after)
-		SELECT u.transaction_id, u.account_id, u.amount, u.balance_after
+		INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after, created_at)
+		SELECT u.transaction_id, u.account_id, u.amount, u.balance_after, $5
 		FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(transaction_id, account_id, amount, balance_after, n)
 		ORDER BY u.n
-		RETURNING id, transaction_id, account_id, created_at`, entTx, entAcc, entAmt, entAfter)
+		RETURNING id, transaction_id, account_id`, p.entTx, p.entAcc, p.entAmt, p.entAfter, p.At).Query(p.scanEntryIDs)
 	b.Queue(`-- name: UpdateBatchBalances
 		UPDATE ledger_accounts a SET balance = u.balance
 		FROM unnest($1::uuid[], $2::bigint[]) AS u(id, balance)
-		WHERE a.id = u.id`, balIDs, balances)
-	br := tx.SendBatch(ctx, b)
-	defer br.Close()
-
-	created := make(map[uuid.UUID]time.Time, len(txIDs))
-	rows, err := br.Query()
-	if err != nil {
-		return nil, nil, fmt.Errorf("ledger: insert transactions: %w", err)
-	}
-	for rows.Next() {
-		var id uuid.UUID
-		var at time.Time
-		if err := rows.Scan(&id, &at); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("ledger: insert transactions: %w", err)
+		WHERE a.id = u.id`, p.balIDs, p.balances).Exec(func(ct pgconn.CommandTag) error {
+		if n := ct.RowsAffected(); n != int64(len(p.balIDs)) {
+			return fmt.Errorf("ledger: updated %d of %d balances", n, len(p.balIDs))
 		}
-		created[id] = at
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("ledger: insert transactions: %w", err)
-	}
+		return nil
+	})
+}
+
+// scanEntryIDs sets the ids the database gave the plan's entries.
+func (p *Plan) scanEntryIDs(rows pgx.Rows) error {
 	type key struct{ tx, acc uuid.UUID }
-	type inserted struct {
-		id int64
-		at time.Time
-	}
-	entries := make(map[key]inserted, len(entTx))
-	rows, err = br.Query()
-	if err != nil {
-		return nil, nil, fmt.Errorf("ledger: insert entries: %w", err)
-	}
+	ids := make(map[key]int64, len(p.entTx))
 	for rows.Next() {
 		var k key
-		var in inserted
-		if err := rows.Scan(&in.id, &k.tx, &k.acc, &in.at); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("ledger: insert entries: %w", err)
+		var id int64
+		if err := rows.Scan(&id, &k.tx, &k.acc); err != nil {
+			return fmt.Errorf("ledger: insert entries: %w", err)
 		}
-		entries[k] = in
+		ids[k] = id
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("ledger: insert entries: %w", err)
+		return fmt.Errorf("ledger: insert entries: %w", err)
 	}
-	if _, err := br.Exec(); err != nil {
-		return nil, nil, fmt.Errorf("ledger: update balances: %w", err)
-	}
-	if err := br.Close(); err != nil {
-		return nil, nil, fmt.Errorf("ledger: post batch: %w", err)
-	}
-	for k, i := range accepted {
-		t, id := ts[i], txIDs[k]
-		pt := PostedTransaction{ID: id, Kind: t.Kind, Reference: t.Reference, Currency: t.Currency, Metadata: metas[k],
-			CreatedAt: created[id], Entries: make([]Entry, len(t.Postings))}
-		for j, p := range t.Postings {
-			in := entries[key{id, p.AccountID}]
-			pt.Entries[j] = Entry{ID: in.id, TransactionID: id, AccountID: p.AccountID, Amount: p.Amount,
-				BalanceAfter: after[i][j], CreatedAt: in.at, TransactionKind: t.Kind, Reference: t.Reference}
+	for i := range p.Posted {
+		for j := range p.Posted[i].Entries {
+			e := &p.Posted[i].Entries[j]
+			if e.TransactionID != uuid.Nil {
+				e.ID = ids[key{e.TransactionID, e.AccountID}]
+			}
 		}
-		posted[i] = pt
 	}
-	return posted, errs, nil
+	return nil
 }
 
 // apply computes the balances t's postings leave on accounts, with Post's

@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -62,6 +63,31 @@ func TestPostManyRefusesOnlyTheFailingTransaction(t *testing.T) {
 	}
 	if n != 4 {
 		t.Fatalf("%d transfer transactions, want 4", n)
+	}
+	// What PostMany reports is what the rows hold: the database's entry
+	// ids and the transaction's timestamp on both kinds of row.
+	for i, p := range posted {
+		if errs[i] != nil {
+			continue
+		}
+		var txAt time.Time
+		if err := f.pool.QueryRow(f.ctx, "SELECT created_at FROM ledger_transactions WHERE id = $1", p.ID).Scan(&txAt); err != nil {
+			t.Fatal(err)
+		}
+		if !txAt.Equal(p.CreatedAt) || p.CreatedAt.IsZero() {
+			t.Fatalf("transaction %d: created_at %s in the ledger, %s reported", i, txAt, p.CreatedAt)
+		}
+		for _, e := range p.Entries {
+			var acc uuid.UUID
+			var at time.Time
+			if err := f.pool.QueryRow(f.ctx, "SELECT account_id, created_at FROM ledger_entries WHERE id = $1 AND transaction_id = $2",
+				e.ID, p.ID).Scan(&acc, &at); err != nil {
+				t.Fatalf("transaction %d: entry %d: %v", i, e.ID, err)
+			}
+			if acc != e.AccountID || !at.Equal(p.CreatedAt) {
+				t.Fatalf("transaction %d: entry %d is on %s at %s, reported on %s at %s", i, e.ID, acc, at, e.AccountID, p.CreatedAt)
+			}
+		}
 	}
 	f.verifyOK()
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -15,6 +17,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/authn"
 	"github.com/paygate/paygate/internal/platform/idempotency"
 	"github.com/paygate/paygate/internal/platform/outbox"
+	"github.com/paygate/paygate/internal/platform/postgres"
 	"github.com/paygate/paygate/internal/users"
 )
 
@@ -40,9 +43,9 @@ type outcome struct {
 
 // bookBatch books a batch of transfers in one transaction, with a fixed
 // number of statements whatever the batch's size: claim the keys, find
-// and share-lock the parties, post every ledger transaction (one lock
-// statement, three writes), then write the records, the events and the
-// keys' responses. Each item is decided on its own: a replay answers its
+// and share-lock the parties, lock every account and decide every ledger
+// transaction (one statement), then send all the writes in one pipelined
+// round trip (transactions, entries, balances, records, events, keys). Each item is decided on its own: a replay answers its
 // stored response, a refused transfer (insufficient funds, an unknown or
 // inactive recipient, a transfer to oneself) stores and answers its
 // refusal and writes nothing else, and the others are booked.
@@ -52,9 +55,9 @@ type outcome struct {
 // that made it fail fails alone.
 func (s *Service) bookBatch(ctx context.Context, items []item) []outcome {
 	var out []outcome
-	err := s.db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	err := s.db.InPipelinedTx(ctx, func(ctx context.Context, p postgres.Pipeline) error {
 		var err error
-		out, err = s.bookIn(ctx, tx, items)
+		out, err = s.bookIn(ctx, p, items)
 		return err
 	})
 	if err == nil {
@@ -70,19 +73,55 @@ func (s *Service) bookBatch(ctx context.Context, items []item) []outcome {
 	return out
 }
 
-// bookIn is bookBatch's transaction.
-func (s *Service) bookIn(ctx context.Context, tx pgx.Tx, items []item) ([]outcome, error) {
+// bookIn is bookBatch's transaction, in three round trips, BEGIN and
+// COMMIT included:
+//
+//  1. BEGIN, the keys' locks, and every party found and share-locked: the
+//     senders, and the recipients named by id, account number or email;
+//  2. the stored responses of the locked keys, and the parties' wallets
+//     locked (this batch's accounts are locked from here to the commit);
+//  3. every write, once the batch is decided in memory, and COMMIT.
+//
+// Replays and refusals are decided between 2 and 3; a replay's parties
+// were locked for nothing, which costs less than a round trip.
+func (s *Service) bookIn(ctx context.Context, tx postgres.Pipeline, items []item) ([]outcome, error) {
 	out := make([]outcome, len(items))
 	claims := make([]idempotency.Claim, len(items))
+	var ids []uuid.UUID
+	var numbers, emails []string
 	for i, it := range items {
 		claims[i] = it.claim
+		ids = append(ids, it.caller.UserID)
+		to := it.req.To
+		switch {
+		case digits16.MatchString(to):
+			numbers = append(numbers, to)
+		case strings.Contains(to, "@"):
+			emails = append(emails, to)
+		default:
+			if id, err := uuid.Parse(to); err == nil {
+				ids = append(ids, id)
+			}
+		}
 	}
-	states, err := s.keys.ClaimMany(ctx, tx, claims)
-	if err != nil {
-		return nil, err
+	b := &pgx.Batch{}
+	claim := s.keys.QueueClaimMany(b, claims)
+	locked := map[uuid.UUID]users.User{}
+	s.users.QueueLockNamed(b, ids, numbers, emails, locked)
+	if err := tx.Send(ctx, b); err != nil {
+		return nil, fmt.Errorf("transfer: claim keys and lock parties: %w", err)
 	}
+
+	b = &pgx.Batch{}
+	claim.QueueLookup(b)
+	owners := slices.Collect(maps.Keys(locked))
+	wallets := s.ledger.QueueLockWallets(b, owners)
+	if err := tx.Send(ctx, b); err != nil {
+		return nil, fmt.Errorf("transfer: read keys and lock wallets: %w", err)
+	}
+
 	var fresh []int
-	for i, st := range states {
+	for i, st := range claim.States() {
 		switch {
 		case st.Busy:
 			out[i].err = idempotency.ErrInProgress
@@ -98,34 +137,11 @@ func (s *Service) bookIn(ctx context.Context, tx pgx.Tx, items []item) ([]outcom
 		return out, nil
 	}
 
-	// The parties: every recipient named in the batch in one lookup, then
-	// every sender and recipient share-locked in one statement (id order,
-	// as every movement locks users), against a concurrent deactivation.
-	var ids []uuid.UUID
-	var numbers, emails []string
-	for _, i := range fresh {
-		to := items[i].req.To
-		switch {
-		case digits16.MatchString(to):
-			numbers = append(numbers, to)
-		case strings.Contains(to, "@"):
-			emails = append(emails, to)
-		default:
-			if id, err := uuid.Parse(to); err == nil {
-				ids = append(ids, id)
-			}
-		}
-	}
-	found, err := s.users.Lookup(ctx, tx, ids, numbers, emails)
-	if err != nil {
-		return nil, err
-	}
-	byNumber, byEmail, byID := map[string]uuid.UUID{}, map[string]uuid.UUID{}, map[uuid.UUID]bool{}
-	for _, u := range found {
-		byNumber[u.AccountNumber], byEmail[u.Email], byID[u.ID] = u.ID, u.ID, true
+	byNumber, byEmail := map[string]uuid.UUID{}, map[string]uuid.UUID{}
+	for _, u := range locked {
+		byNumber[u.AccountNumber], byEmail[u.Email] = u.ID, u.ID
 	}
 	rcpt := make(map[int]uuid.UUID, len(fresh))
-	lockIDs := make([]uuid.UUID, 0, 2*len(fresh))
 	for _, i := range fresh {
 		to := items[i].req.To
 		var id uuid.UUID
@@ -136,23 +152,14 @@ func (s *Service) bookIn(ctx context.Context, tx pgx.Tx, items []item) ([]outcom
 		case strings.Contains(to, "@"):
 			id, ok = byEmail[users.NormalizeEmail(to)]
 		default:
-			if pid, err := uuid.Parse(to); err == nil && byID[pid] {
-				id, ok = pid, true
+			if pid, err := uuid.Parse(to); err == nil {
+				_, ok = locked[pid]
+				id = pid
 			}
 		}
 		if ok {
 			rcpt[i] = id
-			lockIDs = append(lockIDs, id)
 		}
-		lockIDs = append(lockIDs, items[i].caller.UserID)
-	}
-	locked, err := s.users.LockMany(ctx, tx, lockIDs)
-	if err != nil {
-		return nil, err
-	}
-	wallets, err := s.ledger.WalletsOf(ctx, tx, lockIDs)
-	if err != nil {
-		return nil, err
 	}
 
 	// The ledger transactions of the transfers the parties allow.
@@ -174,8 +181,8 @@ func (s *Service) bookIn(ctx context.Context, tx pgx.Tx, items []item) ([]outcom
 		case !sender.Active:
 			refusal = users.ErrInactive
 		}
-		from, okF := wallets[sender.ID]
-		to, okT := wallets[r.ID]
+		from, okF := wallets.Wallet(sender.ID)
+		to, okT := wallets.Wallet(r.ID)
 		if refusal == nil && (!okF || !okT) {
 			refusal = ledger.ErrAccountNotFound
 		}
@@ -189,12 +196,16 @@ func (s *Service) bookIn(ctx context.Context, tx pgx.Tx, items []item) ([]outcom
 			fromUserID: sender.ID, toUserID: r.ID}
 		booking = append(booking, i)
 		txs = append(txs, ledger.Transaction{Kind: ledger.KindTransfer, Reference: id.String(), Currency: s.cfg.Currency,
-			Postings: []ledger.Posting{{AccountID: from.ID, Amount: -it.req.Amount}, {AccountID: to.ID, Amount: it.req.Amount}}})
+			Postings: []ledger.Posting{{AccountID: from, Amount: -it.req.Amount}, {AccountID: to, Amount: it.req.Amount}}})
 	}
-	posted, refused, err := s.ledger.PostMany(ctx, tx, txs)
+	// The batch holds its accounts' row locks until the commit, and every
+	// other batch touching one of them waits: everything the batch writes
+	// goes in one pipelined round trip.
+	plan, refused, err := s.ledger.PlanLocked(wallets, txs)
 	if err != nil {
 		return nil, err
 	}
+	posted := plan.Posted
 
 	var booked []int
 	var records []Transfer
@@ -204,32 +215,33 @@ func (s *Service) bookIn(ctx context.Context, tx pgx.Tx, items []item) ([]outcom
 			out[i].err = refused[k]
 			continue
 		}
+		t := transfers[i]
+		t.CreatedAt = plan.At
+		transfers[i] = t
 		booked = append(booked, i)
-		records = append(records, transfers[i])
+		records = append(records, t)
 		ledgerTxs = append(ledgerTxs, posted[k].ID)
 	}
-	created, err := s.store.InsertMany(ctx, tx, records, ledgerTxs)
-	if err != nil {
-		return nil, err
-	}
+	b = &pgx.Batch{}
+	plan.Queue(b)
+	s.store.QueueInsertMany(b, records, ledgerTxs, plan.At)
 	evs := make([]outbox.Event, len(booked))
 	postedOf := make(map[int]ledger.PostedTransaction, len(booked))
 	for k, i := range booking {
 		postedOf[i] = posted[k]
 	}
+	walletOf := func(owner uuid.UUID) uuid.UUID { id, _ := wallets.Wallet(owner); return id }
 	for k, i := range booked {
 		t := transfers[i]
-		t.CreatedAt = created[k]
-		transfers[i] = t
 		p := postedOf[i]
 		sender, r := locked[t.fromUserID], locked[t.toUserID]
 		evs[k] = outbox.Event{Origin: items[i].ctx, Topic: s.topic, Key: sender.ID.String(), Type: events.TypeTransferSucceeded, Subject: "transfers/" + t.ID.String(),
 			Data: events.TransferSucceeded{TransferID: t.ID, Amount: t.Amount, Currency: t.Currency, Note: t.Note, CreatedAt: t.CreatedAt,
-				Sender:    party(sender, movement.BalanceAfter(p, wallets[sender.ID].ID)),
-				Recipient: party(r, movement.BalanceAfter(p, wallets[r.ID].ID))}}
+				Sender:    party(sender, movement.BalanceAfter(p, walletOf(sender.ID))),
+				Recipient: party(r, movement.BalanceAfter(p, walletOf(r.ID)))}}
 	}
 	if len(evs) > 0 {
-		if _, err := outbox.EnqueueMany(ctx, tx, evs); err != nil {
+		if _, err := outbox.QueueMany(ctx, b, evs); err != nil {
 			return nil, err
 		}
 	}
@@ -258,8 +270,9 @@ func (s *Service) bookIn(ctx context.Context, tx pgx.Tx, items []item) ([]outcom
 		}
 		stored = append(stored, idempotency.Stored{Claim: it.claim, Status: o.res.Status, Body: o.res.Body})
 	}
-	if err := s.keys.StoreMany(ctx, tx, stored); err != nil {
-		return nil, err
+	s.keys.QueueStoreMany(b, stored)
+	if err := tx.SendAndCommit(ctx, b); err != nil {
+		return nil, fmt.Errorf("transfer: book batch: %w", err)
 	}
 	return out, nil
 }

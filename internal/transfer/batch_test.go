@@ -3,6 +3,7 @@ package transfer_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -221,5 +222,53 @@ func TestTwoReplicasBatchingAtOnceStayConsistent(t *testing.T) {
 		if m := string(e.Metrics(t)); !strings.Contains(m, `paygate_batch_size_count{committer="transfer"}`) {
 			t.Fatalf("replica %s booked no batch", name)
 		}
+	}
+}
+
+// TestABatchTakesThreeRoundTrips books a batch of one transfer and a
+// batch of five over a connection that records round trips: both take the
+// same three, whatever the batch's size: BEGIN with the keys' locks and
+// the parties found and share-locked; the stored responses with the
+// wallets locked (from which every other batch touching them waits); every
+// write with the COMMIT.
+func TestABatchTakesThreeRoundTrips(t *testing.T) {
+	t.Parallel()
+	var svc *transferpkg.Service
+	e := apptest.Start(t, apptest.WithFx(fx.Populate(&svc)))
+	alice, bob := e.NewUser(t), e.NewUser(t)
+	fund(t, e, alice, 100000)
+	caller := authn.Principal{UserID: uuid.MustParse(alice.ID), Role: authn.RoleUser}
+	book := func(n int, prefix string) []string {
+		var callers []authn.Principal
+		var keys []string
+		var reqs []transferpkg.CreateRequest
+		for i := range n {
+			callers, keys = append(callers, caller), append(keys, fmt.Sprint(prefix, i))
+			reqs = append(reqs, transferpkg.CreateRequest{To: bob.AccountNumber, Amount: 10000})
+		}
+		trips, booked, err := transferpkg.BookTracing(context.Background(), svc, e.Config.Database.URL, callers, keys, reqs)
+		if err != nil || booked != n {
+			t.Fatalf("a batch of %d booked %d (%v)", n, booked, err)
+		}
+		return trips
+	}
+	one, five := book(1, "one"), book(5, "five")
+	if !slices.Equal(one, five) {
+		t.Fatalf("a batch of 1 and a batch of 5 took different round trips:\n%q\n%q", one, five)
+	}
+	want := []string{
+		"batch:begin,LockIdempotencyKeys,LockNamedUsers",
+		"batch:CustomPlansOn,GetIdempotencyKeys,CustomPlansOff,LockWallets",
+		"batch:InsertTransactions,InsertBatchEntries,UpdateBatchBalances,InsertTransfers,EnqueueEvents,NotifyOutbox,InsertIdempotencyKeys,commit",
+	}
+	if !slices.Equal(five, want) {
+		t.Fatalf("round trips:\n%q\nwant\n%q", five, want)
+	}
+	if a, b := balance(t, e, alice), balance(t, e, bob); a != 40000 || b != 60000 {
+		t.Fatalf("balances %d/%d after six transfers of 10000", a, b)
+	}
+	admin := e.Admin(t)
+	if v := e.Get(t, "/v1/admin/ledger/verify", admin.Token); v.Map(t)["ok"] != true {
+		t.Fatalf("verify: %s", v.Body)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/paygate/paygate/internal/movement"
 	"github.com/paygate/paygate/internal/platform/pagination"
@@ -46,11 +47,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING created_at`,
 	return movement.Inserted(at, err, nil, "transfer")
 }
 
-// InsertMany records booked transfers, each with its ledger transaction,
-// in one statement, and returns their creation times in order.
-func (Store) InsertMany(ctx context.Context, tx pgx.Tx, ts []Transfer, ledgerTxs []uuid.UUID) ([]time.Time, error) {
+// QueueInsertMany adds to b the statement that records booked transfers,
+// each with its ledger transaction, created at at (the transaction's
+// now(), as the ledger's rows are); nothing when ts is empty. b must be
+// sent in the transaction that books them.
+func (Store) QueueInsertMany(b *pgx.Batch, ts []Transfer, ledgerTxs []uuid.UUID, at time.Time) {
 	if len(ts) == 0 {
-		return nil, nil
+		return
 	}
 	n := len(ts)
 	ids, froms, tos := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
@@ -60,34 +63,17 @@ func (Store) InsertMany(ctx context.Context, tx pgx.Tx, ts []Transfer, ledgerTxs
 		ids[i], froms[i], tos[i] = t.ID, t.fromUserID, t.toUserID
 		fromNums[i], toNums[i], curs[i], notes[i], amounts[i] = t.FromAccountNumber, t.ToAccountNumber, t.Currency, t.Note, t.Amount
 	}
-	rows, err := tx.Query(ctx, `-- name: InsertTransfers
-INSERT INTO transfers (id, from_user_id, to_user_id, from_account_number, to_account_number, amount, currency, note, ledger_transaction_id)
-SELECT u.id, u.from_user, u.to_user, u.from_number, u.to_number, u.amount, u.currency, u.note, u.ledger_tx
+	b.Queue(`-- name: InsertTransfers
+INSERT INTO transfers (id, from_user_id, to_user_id, from_account_number, to_account_number, amount, currency, note, ledger_transaction_id, created_at)
+SELECT u.id, u.from_user, u.to_user, u.from_number, u.to_number, u.amount, u.currency, u.note, u.ledger_tx, $10
 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::uuid[])
   WITH ORDINALITY AS u(id, from_user, to_user, from_number, to_number, amount, currency, note, ledger_tx, n)
-ORDER BY u.n
-RETURNING id, created_at`, ids, froms, tos, fromNums, toNums, amounts, curs, notes, ledgerTxs)
-	if err != nil {
-		return nil, fmt.Errorf("transfer: insert: %w", err)
-	}
-	at := make(map[uuid.UUID]time.Time, n)
-	for rows.Next() {
-		var id uuid.UUID
-		var t time.Time
-		if err := rows.Scan(&id, &t); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("transfer: insert: %w", err)
+ORDER BY u.n`, ids, froms, tos, fromNums, toNums, amounts, curs, notes, ledgerTxs, at).Exec(func(ct pgconn.CommandTag) error {
+		if ct.RowsAffected() != int64(n) {
+			return fmt.Errorf("transfer: inserted %d of %d transfers", ct.RowsAffected(), n)
 		}
-		at[id] = t
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("transfer: insert: %w", err)
-	}
-	out := make([]time.Time, n)
-	for i, id := range ids {
-		out[i] = at[id]
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // Get returns the transfer id that party (nil: anyone) sent or received;

@@ -85,7 +85,8 @@ type Ledger interface {
 	movement.LedgerReverser
 	WalletsOf(ctx context.Context, q postgres.Querier, userIDs []uuid.UUID) (map[uuid.UUID]ledger.Account, error)
 	Post(ctx context.Context, tx pgx.Tx, t ledger.Transaction) (ledger.PostedTransaction, error)
-	PostMany(ctx context.Context, tx pgx.Tx, ts []ledger.Transaction) ([]ledger.PostedTransaction, []error, error)
+	QueueLockWallets(b *pgx.Batch, owners []uuid.UUID) *ledger.WalletLocks
+	PlanLocked(l *ledger.WalletLocks, ts []ledger.Transaction) (*ledger.Plan, []error, error)
 }
 
 // Users is what transfers need of the users domain: finding the recipient,
@@ -95,7 +96,7 @@ type Users interface {
 	GetByEmail(ctx context.Context, q postgres.Querier, email string) (users.User, error)
 	GetByAccountNumber(ctx context.Context, q postgres.Querier, number string) (users.User, error)
 	LockMany(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]users.User, error)
-	Lookup(ctx context.Context, q postgres.Querier, ids []uuid.UUID, numbers, emails []string) ([]users.User, error)
+	QueueLockNamed(b *pgx.Batch, ids []uuid.UUID, numbers, emails []string, into map[uuid.UUID]users.User)
 }
 
 // Service books and reads transfers.

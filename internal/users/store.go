@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -235,31 +236,30 @@ func (s *Store) LockMany(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[u
 SELECT `+userColumns+` FROM users WHERE id = ANY($1) ORDER BY id FOR SHARE`, ids))
 }
 
+// QueueLockNamed queues one statement that finds the users named by any
+// of ids, account numbers or (normalised) emails and share-locks them as
+// LockMany does (in id order), for a caller that sends it with other
+// statements in one round trip, in the transaction the locks are for.
+// Once it has run, into holds the users found, by id, inactive ones too.
+func (s *Store) QueueLockNamed(b *pgx.Batch, ids []uuid.UUID, numbers, emails []string, into map[uuid.UUID]User) {
+	norm := make([]string, len(emails))
+	for i, e := range emails {
+		norm[i] = NormalizeEmail(e)
+	}
+	b.Queue(`-- name: LockNamedUsers
+SELECT `+userColumns+` FROM users WHERE id = ANY($1) OR account_number = ANY($2) OR email = ANY($3) ORDER BY id FOR SHARE`,
+		ids, numbers, norm).Query(func(rows pgx.Rows) error {
+		m, err := collectByID(rows, nil)
+		maps.Copy(into, m)
+		return err
+	})
+}
+
 // GetMany returns the users with the given ids, by id; unknown ids are
 // absent from the map.
 func (s *Store) GetMany(ctx context.Context, q postgres.Querier, ids []uuid.UUID) (map[uuid.UUID]User, error) {
 	return collectByID(q.Query(ctx, `-- name: GetUsers
 SELECT `+userColumns+` FROM users WHERE id = ANY($1)`, ids))
-}
-
-// Lookup returns the users named by any of ids, account numbers or
-// (normalised) emails, in one statement: what a batch of transfers needs
-// to find its recipients.
-func (s *Store) Lookup(ctx context.Context, q postgres.Querier, ids []uuid.UUID, numbers, emails []string) ([]User, error) {
-	norm := make([]string, len(emails))
-	for i, e := range emails {
-		norm[i] = NormalizeEmail(e)
-	}
-	m, err := collectByID(q.Query(ctx, `-- name: LookupUsers
-SELECT `+userColumns+` FROM users WHERE id = ANY($1) OR account_number = ANY($2) OR email = ANY($3)`, ids, numbers, norm))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]User, 0, len(m))
-	for _, u := range m {
-		out = append(out, u)
-	}
-	return out, nil
 }
 
 // collectByID reads the users of a query's rows into a map by id.

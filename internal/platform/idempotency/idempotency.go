@@ -218,84 +218,124 @@ func (s ClaimState) Fresh() bool { return !s.Busy && s.Stored == nil && !s.Reuse
 // one statement, and reads the stored responses of the keys it locked, in
 // another. A key that appears twice in the batch is Busy from its second
 // claim on. Store the fresh claims' responses with StoreMany in the same
-// transaction.
+// transaction. A caller with statements of its own to send alongside uses
+// QueueClaimMany.
 func (s *Store) ClaimMany(ctx context.Context, tx pgx.Tx, claims []Claim) ([]ClaimState, error) {
-	out := make([]ClaimState, len(claims))
-	owners := make([]uuid.UUID, 0, len(claims))
-	keys := make([]string, 0, len(claims))
-	index := make([]int, 0, len(claims))
+	b := &pgx.Batch{}
+	c := s.QueueClaimMany(b, claims)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("idempotency lock: %w", err)
+	}
+	b = &pgx.Batch{}
+	c.QueueLookup(b)
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return nil, fmt.Errorf("idempotency lookup: %w", err)
+		}
+	}
+	return c.States(), nil
+}
+
+// ManyClaim is ClaimMany in two steps, for a caller that pipelines them
+// with statements of its own: QueueClaimMany queues the locks, and once
+// they have run, QueueLookup queues the read of the locked keys; once that
+// has run too, States holds what ClaimMany returns.
+type ManyClaim struct {
+	claims []Claim
+	states []ClaimState
+	owners []uuid.UUID
+	keys   []string
+	// index[j] is the claim of owners[j] and keys[j]; locked[j] whether
+	// its lock was taken.
+	index  []int
+	locked []bool
+}
+
+// QueueClaimMany queues the statement that takes the claims' locks.
+func (s *Store) QueueClaimMany(b *pgx.Batch, claims []Claim) *ManyClaim {
+	c := &ManyClaim{claims: claims, states: make([]ClaimState, len(claims))}
 	seen := make(map[string]bool, len(claims))
-	for i, c := range claims {
-		k := c.Owner.String() + "/" + c.Key
+	for i, cl := range claims {
+		k := cl.Owner.String() + "/" + cl.Key
 		if seen[k] {
-			out[i].Busy = true
+			c.states[i].Busy = true
 			continue
 		}
 		seen[k] = true
-		owners, keys, index = append(owners, c.Owner), append(keys, c.Key), append(index, i)
+		c.owners, c.keys, c.index = append(c.owners, cl.Owner), append(c.keys, cl.Key), append(c.index, i)
 	}
-	rows, err := tx.Query(ctx, `-- name: LockIdempotencyKeys
+	c.locked = make([]bool, len(c.index))
+	b.Queue(`-- name: LockIdempotencyKeys
 SELECT u.n, pg_try_advisory_xact_lock(hashtextextended(u.owner::text || '/' || u.k, 0))
 FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS u(owner, k, n)
-ORDER BY u.n`, owners, keys)
-	if err != nil {
-		return nil, fmt.Errorf("idempotency lock: %w", err)
-	}
-	locked := make([]bool, len(index))
-	for rows.Next() {
-		var n int
-		var ok bool
-		if err := rows.Scan(&n, &ok); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("idempotency lock: %w", err)
+ORDER BY u.n`, c.owners, c.keys).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var n int
+			var ok bool
+			if err := rows.Scan(&n, &ok); err != nil {
+				return err
+			}
+			c.locked[n-1] = ok
 		}
-		locked[n-1] = ok
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("idempotency lock: %w", err)
-	}
-	var lockedOwners []uuid.UUID
-	var lockedKeys []string
+		return rows.Err()
+	})
+	return c
+}
+
+// QueueLookup queues the read of the stored responses of the keys whose
+// locks were taken (nothing when none was); call it once the statement
+// QueueClaimMany queued has run. The read is a statement of its own, after
+// the locks: under READ COMMITTED it sees a key that a concurrent request
+// committed while this one locked.
+func (c *ManyClaim) QueueLookup(b *pgx.Batch) {
+	var owners []uuid.UUID
+	var keys []string
 	byKey := map[string]int{}
-	for j, i := range index {
-		if !locked[j] {
-			out[i].Busy = true
+	for j, i := range c.index {
+		if !c.locked[j] {
+			c.states[i].Busy = true
 			continue
 		}
-		lockedOwners, lockedKeys = append(lockedOwners, owners[j]), append(lockedKeys, keys[j])
-		byKey[owners[j].String()+"/"+keys[j]] = i
+		owners, keys = append(owners, c.owners[j]), append(keys, c.keys[j])
+		byKey[c.owners[j].String()+"/"+c.keys[j]] = i
 	}
-	if len(lockedOwners) == 0 {
-		return out, nil
+	if len(owners) == 0 {
+		return
 	}
-	// A statement of its own, after the locks: under READ COMMITTED it sees
-	// a key that a concurrent request committed while this one locked.
-	rows, err = tx.Query(ctx, `-- name: GetIdempotencyKeys
+	// The lookup joins an array to a table that grows quickly: a generic
+	// plan cached while the table was small is a sequential scan, and it
+	// would stay cached until the next ANALYZE (see postgres.PlanEachTime,
+	// which a pipelined statement cannot take). So the statement is
+	// planned at each execution by switching custom plans on around it,
+	// for this transaction only; the plan is chosen when the statement is
+	// bound, which the server does after the SET before it has run.
+	b.Queue("-- name: CustomPlansOn\nSET LOCAL plan_cache_mode = force_custom_plan")
+	b.Queue(`-- name: GetIdempotencyKeys
 SELECT k.owner_id, k.idem_key, k.request_hash, k.status_code, k.response_body
 FROM idempotency_keys k JOIN unnest($1::uuid[], $2::text[]) AS u(owner, key) ON k.owner_id = u.owner AND k.idem_key = u.key`,
-		postgres.PlanEachTime, lockedOwners, lockedKeys)
-	if err != nil {
-		return nil, fmt.Errorf("idempotency lookup: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var owner uuid.UUID
-		var key string
-		var hash []byte
-		res := &Response{Replayed: true}
-		if err := rows.Scan(&owner, &key, &hash, &res.Status, &res.Body); err != nil {
-			return nil, fmt.Errorf("idempotency lookup: %w", err)
+		owners, keys).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var owner uuid.UUID
+			var key string
+			var hash []byte
+			res := &Response{Replayed: true}
+			if err := rows.Scan(&owner, &key, &hash, &res.Status, &res.Body); err != nil {
+				return err
+			}
+			i := byKey[owner.String()+"/"+key]
+			if !bytes.Equal(hash, c.claims[i].Fingerprint) {
+				c.states[i].Reused = true
+				continue
+			}
+			c.states[i].Stored = res
 		}
-		i := byKey[owner.String()+"/"+key]
-		if !bytes.Equal(hash, claims[i].Fingerprint) {
-			out[i].Reused = true
-			continue
-		}
-		out[i].Stored = res
-	}
-	return out, rows.Err()
+		return rows.Err()
+	})
+	b.Queue("-- name: CustomPlansOff\nSET LOCAL plan_cache_mode TO DEFAULT")
 }
+
+// States returns, for each claim, what ClaimMany returns.
+func (c *ManyClaim) States() []ClaimState { return c.states }
 
 // Stored is the response to store under a claim.
 type Stored struct {
@@ -306,8 +346,23 @@ type Stored struct {
 
 // StoreMany stores the responses of fresh claims in tx, in one statement.
 func (s *Store) StoreMany(ctx context.Context, tx pgx.Tx, stored []Stored) error {
-	if len(stored) == 0 {
+	b := &pgx.Batch{}
+	s.QueueStoreMany(b, stored)
+	if b.Len() == 0 {
 		return nil
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("idempotency store: %w", err)
+	}
+	return nil
+}
+
+// QueueStoreMany adds StoreMany's statement to b (nothing when stored is
+// empty), for a caller that sends it with writes of its own in one round
+// trip; b must be sent in the transaction that claimed the keys.
+func (s *Store) QueueStoreMany(b *pgx.Batch, stored []Stored) {
+	if len(stored) == 0 {
+		return
 	}
 	owners := make([]uuid.UUID, len(stored))
 	keys := make([]string, len(stored))
@@ -317,13 +372,9 @@ func (s *Store) StoreMany(ctx context.Context, tx pgx.Tx, stored []Stored) error
 	for i, st := range stored {
 		owners[i], keys[i], hashes[i], statuses[i], bodies[i] = st.Claim.Owner, st.Claim.Key, st.Claim.Fingerprint, int32(st.Status), st.Body
 	}
-	_, err := tx.Exec(ctx, `-- name: InsertIdempotencyKeys
+	b.Queue(`-- name: InsertIdempotencyKeys
 INSERT INTO idempotency_keys (owner_id, idem_key, request_hash, status_code, response_body)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::int[], $5::bytea[])`, owners, keys, hashes, statuses, bodies)
-	if err != nil {
-		return fmt.Errorf("idempotency store: %w", err)
-	}
-	return nil
 }
 
 // Storable reports whether err is a client-visible refusal that is stored

@@ -3,6 +3,7 @@ package idempotency_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -169,5 +170,78 @@ func TestCleanupForgetsOldKeys(t *testing.T) {
 	n, err := s.Cleanup(context.Background())
 	if err != nil || n != 1 {
 		t.Fatalf("cleanup deleted %d (%v), want 1", n, err)
+	}
+}
+
+// TestClaimManyFindsStoredKeysAndPlansItsLookupEachTime claims batches on
+// one connection, storing half of each batch's responses: a second claim
+// of every key replays the stored ones, reports a changed request as
+// reused and the unstored ones as fresh, a key twice in one batch is busy
+// the second time, and the lookup of stored keys, prepared by pgx, never
+// ran a generic plan (one cached while the table was small would be a
+// sequential scan for as long as it stays cached), while the statements
+// after it in the transaction are back on the default plan choice.
+func TestClaimManyFindsStoredKeysAndPlansItsLookupEachTime(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t)+"&pool_max_conns=1")
+	db := postgres.NewDB(pool, 3, nil)
+	s := idempotency.NewStore(db, 24*time.Hour, nil)
+	owner := uuid.New()
+	claim := func(key, body string) idempotency.Claim {
+		return idempotency.Claim{Owner: owner, Key: key, Fingerprint: []byte(body), Status: http.StatusCreated}
+	}
+	const rounds = 8
+	for r := range rounds {
+		keys := []string{fmt.Sprint("k", r, "a"), fmt.Sprint("k", r, "b")}
+		err := db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+			states, err := s.ClaimMany(ctx, tx, []idempotency.Claim{claim(keys[0], "x"), claim(keys[1], "x"), claim(keys[0], "x")})
+			if err != nil {
+				return err
+			}
+			if !states[0].Fresh() || !states[1].Fresh() || !states[2].Busy {
+				t.Fatalf("round %d, first claims: %+v", r, states)
+			}
+			var mode string
+			if err := tx.QueryRow(ctx, "SELECT current_setting('plan_cache_mode')").Scan(&mode); err != nil {
+				return err
+			}
+			if mode != "auto" {
+				t.Fatalf("plan_cache_mode %q after ClaimMany, want auto", mode)
+			}
+			return s.StoreMany(ctx, tx, []idempotency.Stored{{Claim: claim(keys[0], "x"), Status: 201, Body: []byte(`{"n":1}`)}})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+			states, err := s.ClaimMany(ctx, tx, []idempotency.Claim{claim(keys[0], "x"), claim(keys[1], "x")})
+			if err != nil {
+				return err
+			}
+			if states[0].Stored == nil || string(states[0].Stored.Body) != `{"n":1}` || !states[1].Fresh() {
+				t.Fatalf("round %d, second claims: %+v", r, states)
+			}
+			states, err = s.ClaimMany(ctx, tx, []idempotency.Claim{claim(keys[0], "changed")})
+			if err != nil {
+				return err
+			}
+			if !states[0].Reused {
+				t.Fatalf("round %d: a changed request under a stored key: %+v", r, states[0])
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var generic, custom int64
+	err := pool.QueryRow(ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements
+		WHERE statement LIKE '-- name: GetIdempotencyKeys%'`).Scan(&generic, &custom)
+	if err != nil {
+		t.Fatalf("the lookup is not among the prepared statements: %v", err)
+	}
+	if generic != 0 || custom < 3*rounds {
+		t.Fatalf("the lookup ran %d generic and %d custom plans; want 0 and at least %d", generic, custom, 3*rounds)
 	}
 }

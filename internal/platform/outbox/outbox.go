@@ -72,8 +72,24 @@ func Enqueue(ctx context.Context, tx pgx.Tx, e Event) (uuid.UUID, error) {
 }
 
 // EnqueueMany is Enqueue for many events, in two statements whatever their
-// number: one insert and one notification.
+// number (one insert and one notification), sent in one round trip.
 func EnqueueMany(ctx context.Context, tx pgx.Tx, events []Event) ([]uuid.UUID, error) {
+	b := &pgx.Batch{}
+	ids, err := QueueMany(ctx, b, events)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("outbox: insert %d events: %w", len(events), err)
+	}
+	return ids, nil
+}
+
+// QueueMany adds EnqueueMany's two statements to b, for a caller that
+// sends them with writes of its own in one round trip; b must be sent in
+// the transaction that makes the events' changes. It fails, queueing
+// nothing, when an event is invalid or its data cannot be encoded.
+func QueueMany(ctx context.Context, b *pgx.Batch, events []Event) ([]uuid.UUID, error) {
 	n := len(events)
 	ids, topics, keys, types, subjects := make([]uuid.UUID, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	times, payloads, parents, states := make([]time.Time, n), make([]string, n), make([]string, n), make([]string, n)
@@ -100,11 +116,7 @@ func EnqueueMany(ctx context.Context, tx pgx.Tx, events []Event) ([]uuid.UUID, e
 		ids[i], topics[i], keys[i], types[i], subjects[i] = e.ID, e.Topic, e.Key, e.Type, e.Subject
 		times[i], payloads[i], parents[i], states[i] = e.Time.UTC(), string(payload), carrier.Get("traceparent"), carrier.Get("tracestate")
 	}
-	if _, err := tx.Exec(ctx, insertEvents, ids, topics, keys, types, subjects, times, payloads, parents, states); err != nil {
-		return nil, fmt.Errorf("outbox: insert %d events: %w", n, err)
-	}
-	if _, err := tx.Exec(ctx, "-- name: NotifyOutbox\nSELECT pg_notify($1, '')", NotifyChannel); err != nil {
-		return nil, fmt.Errorf("outbox: notify: %w", err)
-	}
+	b.Queue(insertEvents, ids, topics, keys, types, subjects, times, payloads, parents, states)
+	b.Queue("-- name: NotifyOutbox\nSELECT pg_notify($1, '')", NotifyChannel)
 	return ids, nil
 }
