@@ -181,9 +181,12 @@ func (c *Committer[I, R]) dispatch() {
 		if !ok {
 			return
 		}
-		calls := []*call[I, R]{first}
-		calls, open := c.fill(calls)
+		// A worker first, then the batch: while every worker is busy the
+		// queue grows, and the batch takes all of it when one frees up.
+		// (Filled first, it would hold what was queued when the last one
+		// started and leave the rest to wait for yet another batch.)
 		slots <- struct{}{}
+		calls, open := c.fill([]*call[I, R]{first})
 		c.wg.Add(1)
 		go func() {
 			defer func() { <-slots; c.wg.Done() }()
