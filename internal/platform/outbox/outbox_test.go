@@ -265,3 +265,56 @@ func TestEnqueueRejectsEventWithoutTopicOrType(t *testing.T) {
 		t.Fatalf("err = %v, want ErrInvalidEvent", err)
 	}
 }
+
+// TestTheRelayCommitsWithoutWaitingForItsFlush relays an event over a
+// pool of one connection: the relay's batch span records the
+// synchronous_commit its transaction ran with, as PostgreSQL reported it
+// (off), the event is marked sent, and the connection's next transaction,
+// say a transfer's, commits synchronously again.
+func TestTheRelayCommitsWithoutWaitingForItsFlush(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// The test server commits asynchronously by default (pgtest); this
+	// pool's sessions are durable, as production's are.
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t)+"&pool_max_conns=1&synchronous_commit=on")
+	broker := kafkatest.NewBroker(t, topic)
+	log := zaptest.NewLogger(t)
+	prod := kafka.NewProducer(broker.Config(), []kafka.TopicSpec{{Name: topic}}, log)
+	t.Cleanup(func() { _ = prod.Close() })
+	spans := tracetest.NewSpanRecorder()
+	relay := outbox.NewRelay(pool, prod, relayConfig(), log, sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
+	f := &fixture{pool: pool, broker: broker, relay: relay, spans: spans}
+	f.enqueue(t, ctx, true, outbox.Event{Topic: topic, Key: "k", Type: "paygate.test.happened", Data: map[string]int{"n": 1}})
+	n, err := relay.RelayOnce(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("relayed %d (%v), want 1", n, err)
+	}
+	var mode string
+	for _, s := range spans.Ended() {
+		if s.Name() != "outbox relay" {
+			continue
+		}
+		for _, a := range s.Attributes() {
+			if a.Key == "paygate.outbox.synchronous_commit" {
+				mode = a.Value.AsString()
+			}
+		}
+	}
+	if mode != "off" {
+		t.Fatalf("the relay's transaction ran with synchronous_commit %q, want off", mode)
+	}
+	var pending int
+	var after string
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, "SELECT current_setting('synchronous_commit')").Scan(&after); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, "SELECT count(*) FROM outbox WHERE sent_at IS NULL").Scan(&pending)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != "on" || pending != 0 {
+		t.Fatalf("after the relay: synchronous_commit %q on its connection (want on), %d events pending (want 0)", after, pending)
+	}
+}
