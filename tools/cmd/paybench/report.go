@@ -501,6 +501,11 @@ writes (` + "`analysis`" + `) is kept as it is.
   *Busy after* is how long the gateway kept working once the load stopped:
   the outbox relay and the mail consumer catching up, work the tx/s column
   does not pay for.
+- **Group commit.** The gateway's own batch metrics (` + "`paygate_batch_*`" + ` of
+  the transfer committer) read from its ` + "`/metrics`" + ` at the window's start
+  and end: batches per second, transfers per batch, how long a transfer
+  queued for its batch and how long a batch took to book, commit included.
+  With two booking workers, tx/s ≈ 2 × transfers per batch ÷ booking time.
 - **Start to ready.** Time from exec to ` + "`/readyz`" + ` 200 on an already migrated
   database (` + "`PAYGATE_MIGRATE_ON_START=false`" + `, topics already created).
 - **Profiles.** During the durable uniform 16-client cell, a CPU profile
@@ -508,8 +513,9 @@ writes (` + "`analysis`" + `) is kept as it is.
   listener) and ` + "`pg_stat_statements`" + ` over the cell: where the time goes.
 - **Run it again.** ` + "`make bench`" + `; ` + "`BENCH_DURATION`" + ` (seconds per cell),
   ` + "`BENCH_WARMUP`" + `, ` + "`BENCH_CLIENTS`" + ` (e.g. "16 64"), ` + "`BENCH_SCENARIOS`" + `,
-  ` + "`BENCH_MODES`" + `, ` + "`BENCH_OPEN_MODES`" + ` and ` + "`BENCH_LABEL`" + ` change it (scripts/bench.sh
-  lists them all).
+  ` + "`BENCH_MODES`" + `, ` + "`BENCH_OPEN_MODES`" + ` and ` + "`BENCH_LABEL`" + ` change it, and
+  ` + "`BENCH_GATEWAY_ENV`" + ` passes settings to the gateway for tuning experiments
+  (scripts/bench.sh lists them all).
 `
 
 // mergeDoc returns the document with the preamble regenerated, the
