@@ -88,14 +88,7 @@ func TestACrashInTheMiddleOfABatchLeavesNothing(t *testing.T) {
 	e := apptest.Start(t, apptest.WithFx(fx.Populate(&svc)))
 	alice, bob := e.NewUser(t), e.NewUser(t)
 	fund(t, e, alice, 100000)
-	caller := authn.Principal{UserID: uuid.MustParse(alice.ID), Role: authn.RoleUser}
-	var callers []authn.Principal
-	var keys []string
-	var reqs []transferpkg.CreateRequest
-	for i := range 5 {
-		callers, keys = append(callers, caller), append(keys, fmt.Sprint("crash", i))
-		reqs = append(reqs, transferpkg.CreateRequest{To: bob.AccountNumber, Amount: 10000})
-	}
+	callers, keys, reqs := sameTransfers(alice, bob, 5, "crash")
 	booked, err := transferpkg.BookThenCrash(context.Background(), svc, callers, keys, reqs)
 	if err != nil || booked != 5 {
 		t.Fatalf("the batch booked %d before the crash (%v), want 5", booked, err)
@@ -237,15 +230,8 @@ func TestABatchTakesThreeRoundTrips(t *testing.T) {
 	e := apptest.Start(t, apptest.WithFx(fx.Populate(&svc)))
 	alice, bob := e.NewUser(t), e.NewUser(t)
 	fund(t, e, alice, 100000)
-	caller := authn.Principal{UserID: uuid.MustParse(alice.ID), Role: authn.RoleUser}
 	book := func(n int, prefix string) []string {
-		var callers []authn.Principal
-		var keys []string
-		var reqs []transferpkg.CreateRequest
-		for i := range n {
-			callers, keys = append(callers, caller), append(keys, fmt.Sprint(prefix, i))
-			reqs = append(reqs, transferpkg.CreateRequest{To: bob.AccountNumber, Amount: 10000})
-		}
+		callers, keys, reqs := sameTransfers(alice, bob, n, prefix)
 		trips, booked, err := transferpkg.BookTracing(context.Background(), svc, e.Config.Database.URL, callers, keys, reqs)
 		if err != nil || booked != n {
 			t.Fatalf("a batch of %d booked %d (%v)", n, booked, err)
@@ -271,4 +257,16 @@ func TestABatchTakesThreeRoundTrips(t *testing.T) {
 	if v := e.Get(t, "/v1/admin/ledger/verify", admin.Token); v.Map(t)["ok"] != true {
 		t.Fatalf("verify: %s", v.Body)
 	}
+}
+
+// sameTransfers makes the items of a batch of n transfers of 10,000 from
+// from to to, under the keys prefix0, prefix1, ...
+func sameTransfers(from, to apptest.User, n int, prefix string) ([]authn.Principal, []string, []transferpkg.CreateRequest) {
+	caller := authn.Principal{UserID: uuid.MustParse(from.ID), Role: authn.RoleUser}
+	callers, keys, reqs := make([]authn.Principal, n), make([]string, n), make([]transferpkg.CreateRequest, n)
+	for i := range n {
+		callers[i], keys[i] = caller, fmt.Sprint(prefix, i)
+		reqs[i] = transferpkg.CreateRequest{To: to.AccountNumber, Amount: 10000}
+	}
+	return callers, keys, reqs
 }

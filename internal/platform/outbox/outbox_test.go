@@ -38,17 +38,25 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
+	f := newStoppedFixture(t, "")
+	if err := f.relay.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.relay.Stop(context.Background()) })
+	return f
+}
+
+// newStoppedFixture is newFixture with the relay not started (a test calls
+// RelayOnce itself), on a database URL with params appended.
+func newStoppedFixture(t *testing.T, params string) *fixture {
+	t.Helper()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t)+params)
 	broker := kafkatest.NewBroker(t, topic)
 	log := zaptest.NewLogger(t)
 	prod := kafka.NewProducer(broker.Config(), []kafka.TopicSpec{{Name: topic}}, log)
 	t.Cleanup(func() { _ = prod.Close() })
 	spans := tracetest.NewSpanRecorder()
 	relay := outbox.NewRelay(pool, prod, relayConfig(), log, sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
-	if err := relay.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = relay.Stop(context.Background()) })
 	return &fixture{pool: pool, broker: broker, relay: relay, spans: spans}
 }
 
@@ -276,14 +284,8 @@ func TestTheRelayCommitsWithoutWaitingForItsFlush(t *testing.T) {
 	ctx := context.Background()
 	// The test server commits asynchronously by default (pgtest); this
 	// pool's sessions are durable, as production's are.
-	pool := pgtest.NewPool(t, pgtest.NewDatabase(t)+"&pool_max_conns=1&synchronous_commit=on")
-	broker := kafkatest.NewBroker(t, topic)
-	log := zaptest.NewLogger(t)
-	prod := kafka.NewProducer(broker.Config(), []kafka.TopicSpec{{Name: topic}}, log)
-	t.Cleanup(func() { _ = prod.Close() })
-	spans := tracetest.NewSpanRecorder()
-	relay := outbox.NewRelay(pool, prod, relayConfig(), log, sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
-	f := &fixture{pool: pool, broker: broker, relay: relay, spans: spans}
+	f := newStoppedFixture(t, "&pool_max_conns=1&synchronous_commit=on")
+	pool, relay, spans := f.pool, f.relay, f.spans
 	f.enqueue(t, ctx, true, outbox.Event{Topic: topic, Key: "k", Type: "paygate.test.happened", Data: map[string]int{"n": 1}})
 	n, err := relay.RelayOnce(ctx)
 	if err != nil || n != 1 {
