@@ -42,10 +42,8 @@ type outcome struct {
 }
 
 // bookBatch books a batch of transfers in one transaction, with a fixed
-// number of statements whatever the batch's size: claim the keys, find
-// and share-lock the parties, lock every account and decide every ledger
-// transaction (one statement), then send all the writes in one pipelined
-// round trip (transactions, entries, balances, records, events, keys). Each item is decided on its own: a replay answers its
+// number of statements and round trips whatever the batch's size (see
+// bookIn). Each item is decided on its own: a replay answers its
 // stored response, a refused transfer (insufficient funds, an unknown or
 // inactive recipient, a transfer to oneself) stores and answers its
 // refusal and writes nothing else, and the others are booked.
