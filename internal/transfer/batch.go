@@ -50,7 +50,10 @@ type outcome struct {
 //
 // If the transaction fails as a whole (a database fault), the batch is
 // tried again item by item, each in its own transaction, so that an item
-// that made it fail fails alone.
+// that made it fail fails alone. That is safe even when the failure came
+// after the COMMIT (a result of the committing pipeline that could not be
+// read): each item's key was stored with its booking, so its retry
+// replays the stored response and nothing is booked twice.
 func (s *Service) bookBatch(ctx context.Context, items []item) []outcome {
 	var out []outcome
 	err := s.db.InPipelinedTx(ctx, func(ctx context.Context, p postgres.Pipeline) error {

@@ -15,7 +15,11 @@ type Pipeline interface {
 	// Send sends b in the transaction and runs its callbacks.
 	Send(ctx context.Context, b *pgx.Batch) error
 	// SendAndCommit sends b and the transaction's COMMIT together. Nothing
-	// may be sent after it.
+	// may be sent after it. The server runs the whole pipeline before the
+	// client reads a result, so b's callbacks run after the COMMIT: an
+	// error a callback returns is reported but cannot undo it. A check
+	// that must abort the transaction belongs in SQL (a constraint, a
+	// trigger, a statement that fails), or in an earlier Send.
 	SendAndCommit(ctx context.Context, b *pgx.Batch) error
 }
 

@@ -193,3 +193,29 @@ func TestAPipelinedTransactionIsAllOrNothing(t *testing.T) {
 		t.Fatalf("the connection, reused, sees %d rows", n)
 	}
 }
+
+// TestACallbackOfTheCommittingBatchCannotUndoIt pins what SendAndCommit's
+// documentation warns of: the server has committed by the time the
+// client reads the batch's results, so a callback's error is returned
+// but the rows stay, and the connection is idle.
+func TestACallbackOfTheCommittingBatchCannotUndoIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn, _, admin := pipelineFixture(t)
+	refused := errors.New("refused by a callback")
+	err := postgres.RunPipelined(ctx, conn, func(ctx context.Context, p postgres.Pipeline) error {
+		b := &pgx.Batch{}
+		insertPair(b, 1, 1)
+		b.Queue("INSERT INTO pairs (pair, n) VALUES (1, 2)").Exec(func(pgconn.CommandTag) error { return refused })
+		return p.SendAndCommit(ctx, b)
+	})
+	if !errors.Is(err, refused) {
+		t.Fatalf("the callback's error: %v", err)
+	}
+	if n := countPairs(t, admin); n != 2 {
+		t.Fatalf("%d rows after a committed batch whose callback failed, want 2", n)
+	}
+	if s := conn.PgConn().TxStatus(); s != 'I' {
+		t.Fatalf("connection left in state %c", s)
+	}
+}
