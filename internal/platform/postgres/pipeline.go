@@ -23,9 +23,9 @@ type Pipeline interface {
 	SendAndCommit(ctx context.Context, b *pgx.Batch) error
 }
 
-// ErrPipelineCommitted is the error of a send after SendAndCommit, or
-// after a batch failed.
-var ErrPipelineCommitted = errors.New("postgres: the pipelined transaction has committed")
+// ErrPipelineOver is the error of a send after SendAndCommit, or after
+// a batch failed: the transaction has ended, or can only be rolled back.
+var ErrPipelineOver = errors.New("postgres: the pipelined transaction is over (committed, or failed)")
 
 // InPipelinedTx runs fn in a read-committed transaction on a connection of
 // the pool whose BEGIN goes out with fn's first batch and whose COMMIT
@@ -88,7 +88,7 @@ func (p *pipelinedTx) SendAndCommit(ctx context.Context, b *pgx.Batch) error {
 
 func (p *pipelinedTx) send(ctx context.Context, b *pgx.Batch, commit bool) error {
 	if p.over {
-		return ErrPipelineCommitted
+		return ErrPipelineOver
 	}
 	out := b
 	if !p.begun {

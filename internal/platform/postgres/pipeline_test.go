@@ -162,7 +162,7 @@ func TestAPipelinedTransactionIsAllOrNothing(t *testing.T) {
 		if err := p.Send(ctx, b); err == nil {
 			t.Error("a division by zero succeeded")
 		}
-		if err := p.SendAndCommit(ctx, &pgx.Batch{}); !errors.Is(err, postgres.ErrPipelineCommitted) {
+		if err := p.SendAndCommit(ctx, &pgx.Batch{}); !errors.Is(err, postgres.ErrPipelineOver) {
 			t.Errorf("a send after a failed batch: %v", err)
 		}
 		return errors.New("given up")
