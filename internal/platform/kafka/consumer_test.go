@@ -78,10 +78,7 @@ func TestFailingHandlerIsRetriedInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := runner.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = runner.Stop(context.Background()) }()
+	startRunner(t, runner)
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
@@ -151,10 +148,7 @@ func TestRetryPolicyMovesFailingRecordsOffTheirPartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := runner.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = runner.Stop(context.Background()) }()
+	startRunner(t, runner)
 	got := map[string]bool{}
 	for len(got) < 2 {
 		select {
@@ -345,10 +339,7 @@ func TestBatchHandlerTakesWaitingRecordsTogetherAndResumesAtTheFailure(t *testin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := again.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = again.Stop(context.Background()) }()
+	startRunner(t, again)
 	select {
 	case v := <-got:
 		t.Fatalf("record %s read again after its batch was committed", v)
@@ -367,4 +358,13 @@ func TestWithBatchesRefusesBadSettings(t *testing.T) {
 	if _, err := kafka.NewGroupRunner(cfg, "g", []string{"t"}, nil, log, kafka.WithBatches(4, nil)); err == nil {
 		t.Error("a nil batch handler was accepted")
 	}
+}
+
+// startRunner starts r for the rest of the test.
+func startRunner(t *testing.T, r *kafka.GroupRunner) {
+	t.Helper()
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
 }
