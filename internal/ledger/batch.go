@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,34 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
-
-// PostMany books a batch of transactions in tx as Post books one, with a
-// few statements for the whole batch instead of a few per transaction: it
-// plans the batch (PlanMany) and sends the plan's writes in one pipelined
-// round trip. A caller with writes of its own to make after the ledger's
-// uses PlanMany and Plan.Queue directly, to send them in the same trip.
-//
-// A transaction refused on its own merits (ErrInsufficientFunds,
-// ErrAmountOverflow, ErrCurrencyMismatch, ErrAccountNotFound, an invalid
-// shape) gets its error in errs and writes nothing, and the others are
-// booked as if it had not been there: the balances a later transaction
-// sees are those the earlier accepted ones left. Reversals are not
-// batched (Reverses must be nil). The returned error is the database's,
-// for the whole batch; tx must then be rolled back.
-func (s *Store) PostMany(ctx context.Context, tx pgx.Tx, ts []Transaction) (posted []PostedTransaction, errs []error, err error) {
-	plan, errs, err := s.PlanMany(ctx, tx, ts)
-	if err != nil {
-		return nil, nil, err
-	}
-	b := &pgx.Batch{}
-	plan.Queue(b)
-	if b.Len() > 0 {
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return nil, nil, fmt.Errorf("ledger: post batch: %w", err)
-		}
-	}
-	return plan.Posted, errs, nil
-}
 
 // Plan is a batch of ledger transactions decided but not yet written: the
 // accounts are locked, every transaction is accepted or refused, and the
@@ -64,21 +35,6 @@ type Plan struct {
 	entAmt, entAfter  []int64
 	balIDs            []uuid.UUID
 	balances          []int64
-}
-
-// PlanMany locks every account of every transaction in one statement (in
-// id order, as Post locks), and applies the transactions in order against
-// the locked balances in memory (see PostMany for what is refused). tx
-// holds the account locks until it ends, so the plan stays true for as
-// long as tx does; its writes must be queued and sent in tx.
-func (s *Store) PlanMany(ctx context.Context, tx pgx.Tx, ts []Transaction) (*Plan, []error, error) {
-	errs, ids := s.check(ts)
-	// A missing account is the concern of the transaction that names it.
-	accounts, at, err := lockRows(ctx, tx, ids)
-	if err != nil {
-		return nil, nil, err
-	}
-	return plan(ts, errs, accounts, at)
 }
 
 // WalletLocks is the wallets of some users, locked by a statement queued
@@ -127,23 +83,28 @@ func (l *WalletLocks) Wallet(owner uuid.UUID) (uuid.UUID, bool) {
 	return id, ok
 }
 
-// PlanLocked is PlanMany against wallets l has locked, without a round
-// trip: a posting on an account l does not hold is ErrAccountNotFound.
-// Planning consumes the locked balances, so l is planned once.
+// PlanLocked decides a batch of transactions against the wallets l has
+// locked, in memory, without a round trip: it applies them in order with
+// Post's checks, and lays out the accepted ones' writes (Plan.Queue). A
+// transaction refused on its own merits (ErrInsufficientFunds,
+// ErrAmountOverflow, ErrCurrencyMismatch, ErrAccountNotFound for an
+// account l does not hold, an invalid shape) gets its error in errs and
+// writes nothing, and the others are booked as if it had not been there:
+// the balances a later transaction sees are those the earlier accepted
+// ones left. Reversals are not batched (Reverses must be nil). Planning
+// consumes the locked balances, so l is planned once.
 func (s *Store) PlanLocked(l *WalletLocks, ts []Transaction) (*Plan, []error, error) {
 	if l.planned {
 		return nil, nil, errors.New("ledger: wallet locks planned twice")
 	}
 	l.planned = true
-	errs, _ := s.check(ts)
-	return plan(ts, errs, l.accounts, l.at)
+	return plan(ts, s.check(ts), l.accounts, l.at)
 }
 
 // check validates each transaction's shape and currency (filling in the
-// default currency), and returns each one's error and the accounts of
-// the valid ones.
-func (s *Store) check(ts []Transaction) (errs []error, ids []uuid.UUID) {
-	errs = make([]error, len(ts))
+// default currency), and returns each one's error.
+func (s *Store) check(ts []Transaction) []error {
+	errs := make([]error, len(ts))
 	for i := range ts {
 		t := &ts[i]
 		cur, err := s.currencyOr(t.Currency)
@@ -158,13 +119,9 @@ func (s *Store) check(ts []Transaction) (errs []error, ids []uuid.UUID) {
 		}
 		if err := validatePostings(*t); err != nil {
 			errs[i] = err
-			continue
-		}
-		for _, p := range t.Postings {
-			ids = append(ids, p.AccountID)
 		}
 	}
-	return errs, ids
+	return errs
 }
 
 // plan applies the transactions without an error in errs, in order,

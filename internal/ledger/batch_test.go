@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,13 +12,13 @@ import (
 	"github.com/paygate/paygate/internal/ledger"
 )
 
-// TestPostManyRefusesOnlyTheFailingTransaction books a batch in which the
+// TestPlanLockedRefusesOnlyTheFailingTransaction books a batch in which the
 // third transfer overdraws its wallet, one names no account and one is
 // unbalanced: those three are refused and write nothing, the others are
 // booked against the balances the earlier ones left (the fourth spends
 // money the first brought), every balance_after chain holds, and the
 // ledger verifies.
-func TestPostManyRefusesOnlyTheFailingTransaction(t *testing.T) {
+func TestPlanLockedRefusesOnlyTheFailingTransaction(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a, b, c := f.wallet(1000), f.wallet(0), f.wallet(50)
@@ -37,7 +38,7 @@ func TestPostManyRefusesOnlyTheFailingTransaction(t *testing.T) {
 	var posted []ledger.PostedTransaction
 	var errs []error
 	f.mustTx(func(tx pgx.Tx) (err error) {
-		posted, errs, err = f.store.PostMany(f.ctx, tx, ts)
+		posted, errs, err = f.postMany(tx, owners(a, b, c), ts)
 		return err
 	})
 	wantErr := []error{nil, nil, ledger.ErrInsufficientFunds, nil, ledger.ErrAccountNotFound, ledger.ErrUnbalanced, nil}
@@ -64,7 +65,7 @@ func TestPostManyRefusesOnlyTheFailingTransaction(t *testing.T) {
 	if n != 4 {
 		t.Fatalf("%d transfer transactions, want 4", n)
 	}
-	// What PostMany reports is what the rows hold: the database's entry
+	// What the plan reports is what the rows hold: the database's entry
 	// ids and the transaction's timestamp on both kinds of row.
 	for i, p := range posted {
 		if errs[i] != nil {
@@ -92,10 +93,10 @@ func TestPostManyRefusesOnlyTheFailingTransaction(t *testing.T) {
 	f.verifyOK()
 }
 
-// TestPostManyIsAllOrNothingWithItsTransaction books a batch and rolls
+// TestABatchIsAllOrNothingWithItsTransaction books a batch and rolls
 // its transaction back, as a crash before the commit would: nothing of
 // any of its transactions is left, and the same batch then books whole.
-func TestPostManyIsAllOrNothingWithItsTransaction(t *testing.T) {
+func TestABatchIsAllOrNothingWithItsTransaction(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a, b := f.wallet(100), f.wallet(100)
@@ -105,7 +106,7 @@ func TestPostManyIsAllOrNothingWithItsTransaction(t *testing.T) {
 	}
 	crash := errors.New("crash before commit")
 	err := f.inTx(func(tx pgx.Tx) error {
-		if _, _, err := f.store.PostMany(f.ctx, tx, ts); err != nil {
+		if _, _, err := f.postMany(tx, owners(a, b), ts); err != nil {
 			return err
 		}
 		return crash
@@ -121,7 +122,7 @@ func TestPostManyIsAllOrNothingWithItsTransaction(t *testing.T) {
 		t.Fatalf("%d transactions left by a rolled-back batch (%v)", n, err)
 	}
 	f.mustTx(func(tx pgx.Tx) error {
-		_, errs, err := f.store.PostMany(f.ctx, tx, ts)
+		_, errs, err := f.postMany(tx, owners(a, b), ts)
 		if err == nil && (errs[0] != nil || errs[1] != nil) {
 			err = errors.Join(errs...)
 		}
@@ -131,4 +132,63 @@ func TestPostManyIsAllOrNothingWithItsTransaction(t *testing.T) {
 		t.Fatalf("balances after the batch: %d %d", f.balances(a.ID).Balance, f.balances(b.ID).Balance)
 	}
 	f.verifyOK()
+}
+
+// postMany books ts in tx as the transfer batch does: the wallets of
+// owners locked in one statement, the batch planned against them, and its
+// writes sent in one more round trip.
+func (f *fixture) postMany(tx pgx.Tx, owners []uuid.UUID, ts []ledger.Transaction) ([]ledger.PostedTransaction, []error, error) {
+	b := &pgx.Batch{}
+	locks := f.store.QueueLockWallets(b, owners)
+	if err := tx.SendBatch(f.ctx, b).Close(); err != nil {
+		return nil, nil, err
+	}
+	plan, errs, err := f.store.PlanLocked(locks, ts)
+	if err != nil {
+		return nil, nil, err
+	}
+	b = &pgx.Batch{}
+	plan.Queue(b)
+	if b.Len() > 0 {
+		if err := tx.SendBatch(f.ctx, b).Close(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return plan.Posted, errs, nil
+}
+
+// owners returns the owners of wallets.
+func owners(wallets ...ledger.Account) []uuid.UUID {
+	out := make([]uuid.UUID, len(wallets))
+	for i, w := range wallets {
+		out[i] = *w.OwnerUserID
+	}
+	return out
+}
+
+// TestWalletLocksArePlannedOnce: planning consumes the locked balances, so
+// a second plan against the same locks, which would book against balances
+// the first already spent, is refused.
+func TestWalletLocksArePlannedOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a, b := f.wallet(100), f.wallet(0)
+	ts := []ledger.Transaction{{Kind: ledger.KindTransfer, Postings: []ledger.Posting{{AccountID: a.ID, Amount: -100}, {AccountID: b.ID, Amount: 100}}}}
+	err := f.inTx(func(tx pgx.Tx) error {
+		batch := &pgx.Batch{}
+		locks := f.store.QueueLockWallets(batch, owners(a, b))
+		if err := tx.SendBatch(f.ctx, batch).Close(); err != nil {
+			return err
+		}
+		if _, errs, err := f.store.PlanLocked(locks, ts); err != nil || errs[0] != nil {
+			return errors.Join(err, errs[0])
+		}
+		if _, _, err := f.store.PlanLocked(locks, slices.Clone(ts)); err == nil {
+			t.Error("a second plan against the same locks was accepted")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -134,13 +134,13 @@ type lockedAccount struct {
 
 // lockAccounts locks the rows of ids and returns them by id. It and
 // QueueLockWallets are the only places that lock account rows, and each
-// does so in ONE statement sorted by id: with every writer locking in ascending id order, two transactions
-// touching overlapping accounts (say A→B and B→A transfers) queue on the
-// lowest shared id instead of each holding a row the other wants, so they
-// cannot deadlock. (PostgreSQL sorts first and locks the sorted rows, in
+// does so in ONE statement sorted by id: with every writer locking in
+// ascending id order, two transactions touching overlapping accounts (say
+// A→B and B→A transfers) queue on the lowest shared id instead of each
+// holding a row the other wants, so they cannot deadlock. (PostgreSQL sorts first and locks the sorted rows, in
 // order, above the sort.) A missing id is ErrAccountNotFound.
 func lockAccounts(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*lockedAccount, error) {
-	out, _, err := lockRows(ctx, tx, ids)
+	out, err := lockRows(ctx, tx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -153,35 +153,32 @@ func lockAccounts(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUI
 }
 
 // lockRows locks the rows of ids that exist, in one statement sorted by
-// id (see lockAccounts), and returns them by id, with the database
-// transaction's timestamp (now(), which every created_at defaults to) as
-// the same statement read it; zero when no row exists.
-func lockRows(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*lockedAccount, time.Time, error) {
+// id (see lockAccounts), and returns them by id.
+func lockRows(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*lockedAccount, error) {
 	sorted := slices.Clone(ids)
 	slices.SortFunc(sorted, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	rows, err := tx.Query(ctx, `-- name: LockAccounts
-		SELECT id, currency, balance, held, allow_negative, now()
+		SELECT id, currency, balance, held, allow_negative
 		FROM ledger_accounts
 		WHERE id = ANY($1)
 		ORDER BY id
 		FOR UPDATE`, sorted)
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("ledger: lock accounts: %w", err)
+		return nil, fmt.Errorf("ledger: lock accounts: %w", err)
 	}
 	out := make(map[uuid.UUID]*lockedAccount, len(ids))
-	var at time.Time
 	for rows.Next() {
 		a := &lockedAccount{}
-		if err := rows.Scan(&a.id, &a.currency, &a.balance, &a.held, &a.allowNegative, &at); err != nil {
+		if err := rows.Scan(&a.id, &a.currency, &a.balance, &a.held, &a.allowNegative); err != nil {
 			rows.Close()
-			return nil, time.Time{}, fmt.Errorf("ledger: lock accounts: %w", err)
+			return nil, fmt.Errorf("ledger: lock accounts: %w", err)
 		}
 		out[a.id] = a
 	}
 	if err := rows.Err(); err != nil {
-		return nil, time.Time{}, fmt.Errorf("ledger: lock accounts: %w", err)
+		return nil, fmt.Errorf("ledger: lock accounts: %w", err)
 	}
-	return out, at, nil
+	return out, nil
 }
 
 // validatePostings checks the shape of t's postings and that they sum to
