@@ -138,6 +138,7 @@ var (
 	BatchSize         = promName(batch.MetricSize, Histogram, false)
 	BatchQueueWait    = promName(batch.MetricQueueWait, Histogram, true)
 	BatchDuration     = promName(batch.MetricDuration, Histogram, true)
+	BatchHeld         = promName(batch.MetricHeld, Counter, false)
 	ConsumerDead      = promName(kafka.MetricConsumerDeadLetters, Counter, false)
 	DeadLetterReplays = promName(deadletters.MetricReplays, Counter, false)
 	Emails            = promName(notify.MetricEmails, Counter, false)
@@ -186,6 +187,7 @@ func Catalog() []Metric {
 		{Name: BatchSize, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},
 		{Name: BatchQueueWait, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},
 		{Name: BatchDuration, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},
+		counter("transfer", batch.MetricHeld, map[string][]string{"committer": {"transfer"}}),
 		gauge("", outbox.MetricPending, false, nil),
 		gauge("", outbox.MetricOldestAge, true, nil),
 		gauge("", outbox.MetricParked, false, nil),

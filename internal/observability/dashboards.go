@@ -132,6 +132,10 @@ func domainPanels(domain string) []panel {
 					{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, BatchQueueWait), "queue wait p99"},
 					{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, BatchDuration), "batch p99"},
 				}},
+			{title: "Group commit: transfers held back", description: "Transfers a batch passed over because a batch in flight held one of their wallets; they start with a later batch instead of waiting for the lock inside the database.",
+				unit: "percentunit", queries: []query{
+					{fmt.Sprintf(`sum(rate(%s[$__rate_interval])) / clamp_min(sum(rate(%s_count[$__rate_interval])), 1e-9)`, BatchHeld, BatchQueueWait), "share of transfers"},
+				}},
 		}
 	case "withdraw":
 		return []panel{

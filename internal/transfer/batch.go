@@ -138,6 +138,7 @@ func (s *Service) bookIn(ctx context.Context, tx postgres.Pipeline, items []item
 		return out, nil
 	}
 
+	s.parties.learn(locked)
 	byNumber, byEmail := map[string]uuid.UUID{}, map[string]uuid.UUID{}
 	for _, u := range locked {
 		byNumber[u.AccountNumber], byEmail[u.Email] = u.ID, u.ID

@@ -127,3 +127,9 @@ func (t *tripTracer) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.Trace
 func (t *tripTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {
 	t.trips = append(t.trips, "batch:"+strings.Join(t.batch, ","))
 }
+
+// ScheduleKeys are the committer's scheduling keys of a transfer of
+// caller's to to.
+func ScheduleKeys(s *Service, caller authn.Principal, to string) []string {
+	return s.parties.keys(item{caller: caller, req: Request{To: to}})
+}

@@ -29,7 +29,7 @@ func ProvideService(p Params) (*Service, error) {
 		return nil, err
 	}
 	s := NewService(p.DB, p.Keys, p.Ledger, p.Users, p.Money, p.Kafka.TopicTransfer, m)
-	c, err := s.UseBatches(batch.Options{Window: p.Money.BatchWindow, MaxSize: p.Money.BatchMaxSize, Workers: p.Money.BatchWorkers,
+	c, err := s.UseBatches(batch.Options[item]{Window: p.Money.BatchWindow, MaxSize: p.Money.BatchMaxSize, Workers: p.Money.BatchWorkers,
 		Tracer: p.TracerProvider.Tracer("paygate/transfer")},
 		p.MeterProvider)
 	if err != nil {

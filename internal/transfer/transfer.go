@@ -113,6 +113,9 @@ type Service struct {
 	// batches books concurrent transfers together (group commit); nil, or
 	// not running, books each transfer in its own transaction.
 	batches *batch.Committer[item, outcome]
+	// parties names the wallets of queued transfers for the committer's
+	// scheduling (see parties).
+	parties parties
 }
 
 // NewService returns the service; m may be nil. Transfers are booked one
@@ -126,7 +129,8 @@ func NewService(db *postgres.DB, keys *idempotency.Store, l Ledger, u Users, cfg
 // to opts.MaxSize, one transaction and one commit each (see bookBatch).
 // The committer runs between its Start and Stop; the service books alone
 // whatever arrives outside them.
-func (s *Service) UseBatches(opts batch.Options, mp metric.MeterProvider) (*batch.Committer[item, outcome], error) {
+func (s *Service) UseBatches(opts batch.Options[item], mp metric.MeterProvider) (*batch.Committer[item, outcome], error) {
+	opts.Keys = s.parties.keys
 	c, err := batch.New("transfer", s.bookItems, opts, mp)
 	if err != nil {
 		return nil, err

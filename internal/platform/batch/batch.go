@@ -7,7 +7,15 @@
 // The processor decides each item's fate on its own (a refused item
 // refuses only itself); the Committer only collects, dispatches and
 // measures: how many items a batch held, how long an item waited for its
-// batch, and how long the batch took.
+// batch, how long the batch took, and how many items it held back.
+//
+// Batches booked at once must not queue on one another's row locks: a
+// batch waiting inside the database for another's wallets holds its own
+// meanwhile, and the batches behind it wait for those in turn, so that
+// two workers book one after the other while each holds a connection and
+// locks. Given Options.Keys, a Committer starts a batch only with items
+// whose keys no batch in flight holds, and keeps the others, in order, for
+// a later batch (see dispatch).
 package batch
 
 import (
@@ -27,6 +35,7 @@ const (
 	MetricSize      = "paygate.batch.size"
 	MetricQueueWait = "paygate.batch.queue_wait"
 	MetricDuration  = "paygate.batch.duration"
+	MetricHeld      = "paygate.batch.held"
 )
 
 // ErrStopped is the answer to an item submitted after Stop.
@@ -43,8 +52,8 @@ type Result[R any] struct {
 // with more than Options.Workers others.
 type Process[I, R any] func(ctx context.Context, items []I) []Result[R]
 
-// Options tune a Committer.
-type Options struct {
+// Options tune a Committer of items I.
+type Options[I any] struct {
 	// Window is how long a batch stays open after its first item; 0
 	// closes it as soon as no more items are queued (items that arrive
 	// while the workers are busy still pile up into the next batch).
@@ -56,6 +65,12 @@ type Options struct {
 	// Tracer traces each batch: a span in the trace of its first item,
 	// linked to every item's span; none when nil.
 	Tracer trace.Tracer
+	// Keys names what an item touches (the money path: its wallets). A
+	// batch does not take an item that shares a key with a batch in
+	// flight; the item waits for a later batch instead (see dispatch).
+	// Nil: items never conflict. Keys only schedules: it need not be
+	// complete, since the processor still locks what it touches.
+	Keys func(I) []string
 }
 
 // Committer collects items into batches. Its zero value is not usable;
@@ -63,12 +78,13 @@ type Options struct {
 type Committer[I, R any] struct {
 	name    string
 	process Process[I, R]
-	opts    Options
+	opts    Options[I]
 	in      chan *call[I, R]
 	attrs   metric.MeasurementOption
 	size    metric.Int64Histogram
 	wait    metric.Float64Histogram
 	dur     metric.Float64Histogram
+	held    metric.Int64Counter
 
 	mu      sync.Mutex
 	stopped bool
@@ -79,13 +95,16 @@ type Committer[I, R any] struct {
 type call[I, R any] struct {
 	ctx   context.Context
 	item  I
+	keys  []string
 	at    time.Time
 	reply chan Result[R]
+	// held is set once a batch has passed the item over (counted once).
+	held bool
 }
 
 // New returns a committer named name (its metrics' label) that books
 // batches with process; Start runs it.
-func New[I, R any](name string, process Process[I, R], opts Options, mp metric.MeterProvider) (*Committer[I, R], error) {
+func New[I, R any](name string, process Process[I, R], opts Options[I], mp metric.MeterProvider) (*Committer[I, R], error) {
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = 64
 	}
@@ -110,8 +129,15 @@ func New[I, R any](name string, process Process[I, R], opts Options, mp metric.M
 	if err != nil {
 		return nil, err
 	}
+	held, err := m.Int64Counter(MetricHeld,
+		metric.WithDescription("Items a batch passed over because a batch in flight touched the same keys (they wait for a later one)."))
+	if err != nil {
+		return nil, err
+	}
+	attrs := metric.WithAttributes(attribute.String("committer", name))
+	held.Add(context.Background(), 0, attrs)
 	return &Committer[I, R]{name: name, process: process, opts: opts, in: make(chan *call[I, R], opts.MaxSize*opts.Workers*4),
-		attrs: metric.WithAttributes(attribute.String("committer", name)), size: size, wait: wait, dur: dur}, nil
+		attrs: attrs, size: size, wait: wait, dur: dur, held: held}, nil
 }
 
 // Start runs the dispatcher until Stop.
@@ -155,6 +181,9 @@ func (c *Committer[I, R]) Stop(ctx context.Context) error {
 // items under their Idempotency-Key).
 func (c *Committer[I, R]) Do(ctx context.Context, item I) (R, error) {
 	cl := &call[I, R]{ctx: ctx, item: item, at: time.Now(), reply: make(chan Result[R], 1)}
+	if c.opts.Keys != nil {
+		cl.keys = c.opts.Keys(item)
+	}
 	c.mu.Lock()
 	if c.stopped || c.done == nil {
 		c.mu.Unlock()
@@ -173,63 +202,149 @@ func (c *Committer[I, R]) Do(ctx context.Context, item I) (R, error) {
 }
 
 // dispatch collects batches and runs them on up to Workers goroutines.
+//
+// Items wait in pending, in arrival order, until a worker is free. A batch
+// then takes them in that order, up to MaxSize, but never one that shares
+// a key with a batch in flight: that item would only wait in the database
+// for the other batch's locks while holding its own, and batches behind it
+// would queue on those. Once an item is held back, its keys are held back
+// too for the rest of the pass, so that an item never overtakes an earlier
+// one that shares a key with it, and an item with many keys cannot starve
+// behind later ones with fewer: for each key, items start in the order
+// they arrived.
 func (c *Committer[I, R]) dispatch() {
 	defer c.wg.Done()
-	slots := make(chan struct{}, c.opts.Workers)
-	for {
-		first, ok := <-c.in
+	var (
+		pending []*call[I, R]
+		busy    = map[string]int{}                    // keys of the batches in flight
+		done    = make(chan []string, c.opts.Workers) // a finished batch's keys
+		free    = c.opts.Workers
+		in      = c.in
+		// opened is when a worker was free and an item could start, the
+		// start of the window (zero: no batch open).
+		opened time.Time
+		timer  *time.Timer
+		timeC  <-chan time.Time
+	)
+	limit := cap(c.in) // pending holds at most this many: beyond, Do blocks
+	receive := func(cl *call[I, R], ok bool) {
 		if !ok {
+			in = nil
 			return
 		}
-		// A worker first, then the batch: while every worker is busy the
-		// queue grows, and the batch takes all of it when one frees up.
-		// (Filled first, it would hold what was queued when the last one
-		// started and leave the rest to wait for yet another batch.)
-		slots <- struct{}{}
-		calls, open := c.fill([]*call[I, R]{first})
-		c.wg.Add(1)
-		go func() {
-			defer func() { <-slots; c.wg.Done() }()
-			c.run(calls)
-		}()
-		if !open {
-			return
+		pending = append(pending, cl)
+	}
+	for {
+		// Everything already queued joins pending before a batch is formed.
+	drain:
+		for in != nil && len(pending) < limit {
+			select {
+			case cl, ok := <-in:
+				receive(cl, ok)
+			default:
+				break drain
+			}
+		}
+		for free > 0 && len(pending) > 0 {
+			calls, rest, keys := c.pick(pending, busy)
+			if len(calls) == 0 {
+				break
+			}
+			if c.opts.Window > 0 && in != nil && len(calls) < c.opts.MaxSize {
+				now := time.Now()
+				if opened.IsZero() {
+					opened = now
+				}
+				if left := c.opts.Window - now.Sub(opened); left > 0 {
+					if timer == nil {
+						timer = time.NewTimer(left)
+					} else {
+						timer.Reset(left)
+					}
+					timeC = timer.C
+					break
+				}
+			}
+			opened, timeC = time.Time{}, nil
+			pending = rest
+			for _, k := range keys {
+				busy[k]++
+			}
+			free--
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.run(calls)
+				done <- keys // never blocks: one slot per worker
+			}()
+		}
+		if in == nil && len(pending) == 0 {
+			return // Stop waits for the batches in flight
+		}
+		recv := in
+		if len(pending) >= limit {
+			recv = nil
+		}
+		select {
+		case cl, ok := <-recv:
+			receive(cl, ok)
+		case keys := <-done:
+			free++
+			for _, k := range keys {
+				if busy[k]--; busy[k] == 0 {
+					delete(busy, k)
+				}
+			}
+		case <-timeC:
+			timeC = nil
 		}
 	}
 }
 
-// fill adds queued items to a batch until it is full, the window closes,
-// or (without a window) the queue is empty. It reports whether the input
-// is still open.
-func (c *Committer[I, R]) fill(calls []*call[I, R]) ([]*call[I, R], bool) {
-	if c.opts.Window <= 0 {
-		for len(calls) < c.opts.MaxSize {
-			select {
-			case cl, ok := <-c.in:
-				if !ok {
-					return calls, false
-				}
-				calls = append(calls, cl)
-			default:
-				return calls, true
+// pick takes the items of the next batch out of pending, in order: up to
+// MaxSize, none that shares a key with a batch in flight (busy) or with an
+// earlier item held back. It returns the batch, the items left, and the
+// batch's keys, each once.
+func (c *Committer[I, R]) pick(pending []*call[I, R], busy map[string]int) (calls, rest []*call[I, R], keys []string) {
+	if c.opts.Keys == nil {
+		n := min(len(pending), c.opts.MaxSize)
+		return pending[:n:n], pending[n:], nil
+	}
+	held := map[string]bool{}
+	taken := map[string]bool{}
+	rest = make([]*call[I, R], 0, len(pending))
+	for i, cl := range pending {
+		if len(calls) == c.opts.MaxSize {
+			rest = append(rest, pending[i:]...)
+			break
+		}
+		blocked := false
+		for _, k := range cl.keys {
+			if busy[k] > 0 || held[k] {
+				blocked = true
+				break
 			}
 		}
-		return calls, true
-	}
-	t := time.NewTimer(c.opts.Window)
-	defer t.Stop()
-	for len(calls) < c.opts.MaxSize {
-		select {
-		case cl, ok := <-c.in:
-			if !ok {
-				return calls, false
+		if blocked {
+			for _, k := range cl.keys {
+				held[k] = true
 			}
-			calls = append(calls, cl)
-		case <-t.C:
-			return calls, true
+			if !cl.held {
+				cl.held = true
+				c.held.Add(cl.ctx, 1, c.attrs)
+			}
+			rest = append(rest, cl)
+			continue
+		}
+		calls = append(calls, cl)
+		for _, k := range cl.keys {
+			if !taken[k] {
+				taken[k] = true
+				keys = append(keys, k)
+			}
 		}
 	}
-	return calls, true
+	return calls, rest, keys
 }
 
 // run books one batch and answers its callers.
