@@ -50,7 +50,7 @@
 #   BENCH_PGBENCH     pgbench binary (default the server's)
 #   BENCH_KEEP=1      keep the run's directory (logs, results) at the end
 #   BENCH_GATEWAY_ENV extra NAME=value settings of the gateway, for tuning
-#                     experiments (e.g. "PAYGATE_BATCH_WORKERS=4"); they are
+#                     experiments (e.g. "PAYGATE_BATCH_WORKERS=4", "GOGC=200"); they are
 #                     listed in the document's settings
 #
 # shellcheck source=scripts/lib.sh
@@ -223,7 +223,7 @@ GW_ENV+=(
 )
 read -r -a GW_EXTRA <<<"${BENCH_GATEWAY_ENV:-}"
 for v in "${GW_EXTRA[@]}"; do
-	[[ "$v" =~ ^(PAYGATE|OTEL)_[A-Z0-9_]+=.*$ ]] || die "BENCH_GATEWAY_ENV: $v is not a PAYGATE_ or OTEL_ NAME=value"
+	[[ "$v" =~ ^((PAYGATE|OTEL)_[A-Z0-9_]+|GOGC|GOMEMLIMIT|GOMAXPROCS)=.*$ ]] || die "BENCH_GATEWAY_ENV: $v is not a PAYGATE_, OTEL_ or Go runtime (GOGC, GOMEMLIMIT, GOMAXPROCS) NAME=value"
 done
 GW_ENV+=("${GW_EXTRA[@]}")
 
