@@ -62,6 +62,9 @@ func (s *Service) bookBatch(ctx context.Context, items []item) []outcome {
 		return err
 	})
 	if err == nil {
+		if s.relay != nil && slices.ContainsFunc(out, func(o outcome) bool { return o.err == nil && o.result == movement.Result(nil) }) {
+			s.relay.Wake()
+		}
 		return out
 	}
 	if len(items) == 1 {
@@ -245,6 +248,9 @@ func (s *Service) bookIn(ctx context.Context, tx postgres.Pipeline, items []item
 	if len(evs) > 0 {
 		if _, err := outbox.QueueMany(ctx, b, evs); err != nil {
 			return nil, err
+		}
+		if s.relay == nil {
+			outbox.QueueNotify(b)
 		}
 	}
 

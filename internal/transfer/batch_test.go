@@ -3,6 +3,7 @@ package transfer_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -245,7 +246,7 @@ func TestABatchTakesThreeRoundTrips(t *testing.T) {
 	want := []string{
 		"batch:begin,LockIdempotencyKeys,LockNamedUsers",
 		"batch:CustomPlansOn,GetIdempotencyKeys,CustomPlansOff,LockWallets",
-		"batch:InsertTransactions,InsertBatchEntries,UpdateBatchBalances,InsertTransfers,EnqueueEvents,NotifyOutbox,InsertIdempotencyKeys,commit",
+		"batch:InsertTransactions,InsertBatchEntries,UpdateBatchBalances,InsertTransfers,EnqueueEvents,InsertIdempotencyKeys,commit",
 	}
 	if !slices.Equal(five, want) {
 		t.Fatalf("round trips:\n%q\nwant\n%q", five, want)
@@ -269,4 +270,33 @@ func sameTransfers(from, to apptest.User, n int, prefix string) ([]authn.Princip
 		reqs[i] = transferpkg.CreateRequest{To: to.AccountNumber, Amount: 10000}
 	}
 	return callers, keys, reqs
+}
+
+// TestABatchWakesItsRelayAfterTheCommit: a batch sends no NOTIFY (that
+// would hold PostgreSQL's notify lock through its commit's WAL flush, so
+// that concurrent batches could not share one); it wakes this process's
+// relay once committed, so its event is published at once although the
+// relay polls only hourly here.
+func TestABatchWakesItsRelayAfterTheCommit(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Outbox.PollInterval = time.Hour }))
+	alice, bob := e.NewUser(t), e.NewUser(t)
+	fund(t, e, alice, 20000)
+	r := e.Post(t, "/v1/transfers", alice.Token, map[string]any{"to": bob.AccountNumber, "amount": 10000}, "Idempotency-Key", "wake-1")
+	if r.Status != http.StatusCreated {
+		t.Fatalf("transfer: %d %s", r.Status, r.Body)
+	}
+	subject := fmt.Sprint("transfers/", r.Map(t)["id"])
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var sent bool
+		if err := e.Pool.QueryRow(context.Background(), "SELECT sent_at IS NOT NULL FROM outbox WHERE subject = $1", subject).Scan(&sent); err != nil {
+			t.Fatal(err)
+		}
+		if sent {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the event of %s is not published 5 s after the transfer", subject)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
+	"github.com/paygate/paygate/internal/platform/outbox"
 )
 
 // Params are what the transfer service is built from.
@@ -18,6 +19,9 @@ type Params struct {
 
 	Lifecycle      fx.Lifecycle
 	TracerProvider trace.TracerProvider
+	// Relay is this process's outbox relay, woken after each batch that
+	// enqueued events; without one, batches NOTIFY every relay instead.
+	Relay *outbox.Relay `optional:"true"`
 }
 
 // ProvideService builds the service with its group committer, which runs
@@ -29,6 +33,9 @@ func ProvideService(p Params) (*Service, error) {
 		return nil, err
 	}
 	s := NewService(p.DB, p.Keys, p.Ledger, p.Users, p.Money, p.Kafka.TopicTransfer, m)
+	if p.Relay != nil {
+		s.WakeAfterCommit(p.Relay)
+	}
 	c, err := s.UseBatches(batch.Options[item]{Window: p.Money.BatchWindow, MaxSize: p.Money.BatchMaxSize, Workers: p.Money.BatchWorkers,
 		Tracer: p.TracerProvider.Tracer("paygate/transfer")},
 		p.MeterProvider)

@@ -116,6 +116,21 @@ type Service struct {
 	// parties names the wallets of queued transfers for the committer's
 	// scheduling (see parties).
 	parties parties
+	// relay, when set, is woken after a batch that enqueued events
+	// commits, instead of the batch sending a NOTIFY (see
+	// outbox.QueueMany).
+	relay Waker
+}
+
+// Waker is the outbox relay of this process, as batches wake it.
+type Waker interface{ Wake() }
+
+// WakeAfterCommit has batches wake w once they commit instead of
+// notifying every relay from inside their transaction: a NOTIFY holds a
+// database-wide lock through the commit's WAL flush, so concurrent
+// batches that notify cannot share a flush.
+func (s *Service) WakeAfterCommit(w Waker) {
+	s.relay = w
 }
 
 // NewService returns the service; m may be nil. Transfers are booked one

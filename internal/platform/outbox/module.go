@@ -25,8 +25,9 @@ type Params struct {
 }
 
 // ProvideRelay builds the relay, ties it to the application lifecycle and
-// exports the backlog gauges. The module invokes it: the relay runs
-// whenever the module is part of the application.
+// exports the backlog gauges. The module provides and invokes it: the
+// relay runs whenever the module is part of the application, and domains
+// that enqueue without a NOTIFY wake it (see QueueMany).
 func ProvideRelay(p Params) (*Relay, error) {
 	r := NewRelay(p.Pool, p.Producer, p.Config, p.Log.Named("outbox"), p.Tracer)
 	if err := RegisterMetrics(p.Meter, p.Pool); err != nil {
@@ -38,4 +39,4 @@ func ProvideRelay(p Params) (*Relay, error) {
 
 // Module is the outbox fx module: the relay, run for as long as the
 // application.
-var Module = fx.Module("outbox", fx.Invoke(ProvideRelay))
+var Module = fx.Module("outbox", fx.Provide(ProvideRelay), fx.Invoke(func(*Relay) {}))

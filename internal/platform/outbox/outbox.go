@@ -22,7 +22,9 @@ import (
 
 // NotifyChannel is the LISTEN/NOTIFY channel that wakes the relay. The
 // notification is sent inside the enqueuing transaction, so Postgres
-// delivers it only if that transaction commits.
+// delivers it only if that transaction commits. (The money path's batches
+// wake their own process's relay after the commit instead; see
+// QueueMany.)
 const NotifyChannel = "paygate_outbox"
 
 // Event is a domain event to publish.
@@ -79,16 +81,27 @@ func EnqueueMany(ctx context.Context, tx pgx.Tx, events []Event) ([]uuid.UUID, e
 	if err != nil {
 		return nil, err
 	}
+	QueueNotify(b)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("outbox: insert %d events: %w", len(events), err)
 	}
 	return ids, nil
 }
 
-// QueueMany adds EnqueueMany's two statements to b, for a caller that
-// sends them with writes of its own in one round trip; b must be sent in
-// the transaction that makes the events' changes. It fails, queueing
-// nothing, when an event is invalid or its data cannot be encoded.
+// QueueMany adds the insert of events to b, for a caller that sends it
+// with writes of its own in one round trip; b must be sent in the
+// transaction that makes the events' changes. It fails, queueing nothing,
+// when an event is invalid or its data cannot be encoded.
+//
+// It does not wake a relay: the caller either queues QueueNotify in the
+// same transaction, or wakes its own process's relay (Relay.Wake) once the
+// transaction has committed. The money path does the latter, because a
+// NOTIFY serializes commits: PostgreSQL holds one database-wide lock from
+// a notifying transaction's pre-commit until its WAL flush is done, so
+// two notifying batches cannot share a flush. Without a NOTIFY, a relay
+// on another replica learns of the events from its own polling, and the
+// local relay, if another replica's holds the relay lock, looks again
+// shortly after (see Relay.loop).
 func QueueMany(ctx context.Context, b *pgx.Batch, events []Event) ([]uuid.UUID, error) {
 	n := len(events)
 	ids, topics, keys, types, subjects := make([]uuid.UUID, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -117,6 +130,11 @@ func QueueMany(ctx context.Context, b *pgx.Batch, events []Event) ([]uuid.UUID, 
 		times[i], payloads[i], parents[i], states[i] = e.Time.UTC(), string(payload), carrier.Get("traceparent"), carrier.Get("tracestate")
 	}
 	b.Queue(insertEvents, ids, topics, keys, types, subjects, times, payloads, parents, states)
-	b.Queue("-- name: NotifyOutbox\nSELECT pg_notify($1, '')", NotifyChannel)
 	return ids, nil
+}
+
+// QueueNotify adds to b the NOTIFY that wakes every replica's relay when
+// b's transaction commits.
+func QueueNotify(b *pgx.Batch) {
+	b.Queue("-- name: NotifyOutbox\nSELECT pg_notify($1, '')", NotifyChannel)
 }

@@ -31,6 +31,7 @@ func relayConfig() config.Outbox {
 
 type fixture struct {
 	pool   *pgxpool.Pool
+	prod   *kafka.Producer
 	broker *kafkatest.Broker
 	relay  *outbox.Relay
 	spans  *tracetest.SpanRecorder
@@ -57,7 +58,7 @@ func newStoppedFixture(t *testing.T, params string) *fixture {
 	t.Cleanup(func() { _ = prod.Close() })
 	spans := tracetest.NewSpanRecorder()
 	relay := outbox.NewRelay(pool, prod, relayConfig(), log, sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
-	return &fixture{pool: pool, broker: broker, relay: relay, spans: spans}
+	return &fixture{pool: pool, prod: prod, broker: broker, relay: relay, spans: spans}
 }
 
 func (f *fixture) enqueue(t *testing.T, ctx context.Context, commit bool, e outbox.Event) uuid.UUID {
@@ -246,7 +247,12 @@ func TestEventsWaitWhileBrokerIsDownAndAreDeliveredOnceInOrder(t *testing.T) {
 
 func waitSent(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
+	waitSentWithin(t, pool, n, 45*time.Second)
+}
+
+func waitSentWithin(t *testing.T, pool *pgxpool.Pool, n int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		var sent int
 		if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL").Scan(&sent); err != nil {
@@ -319,4 +325,57 @@ func TestTheRelayCommitsWithoutWaitingForItsFlush(t *testing.T) {
 	if after != "on" || pending != 0 {
 		t.Fatalf("after the relay: synchronous_commit %q on its connection (want on), %d events pending (want 0)", after, pending)
 	}
+}
+
+// TestARelayThatFindsTheLockTakenLooksAgainSoon: events enqueued without
+// a NOTIFY (the money path's batches wake only their own process's relay,
+// after the commit) are published by a relay that was woken while another
+// relay held the lock as soon as the lock is free, not at its next poll
+// (an hour here): the holder may have read the outbox before they
+// committed, and nothing would wake it again.
+func TestARelayThatFindsTheLockTakenLooksAgainSoon(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newStoppedFixture(t, "")
+	cfg := relayConfig()
+	cfg.PollInterval = time.Hour
+	relay := outbox.NewRelay(f.pool, f.prod, cfg, zaptest.NewLogger(t), nil)
+
+	holder, err := f.pool.Begin(ctx) // another relay's batch
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Rollback(ctx) }()
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", outbox.RelayLockKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := relay.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = relay.Stop(context.Background()) })
+
+	tx, err := f.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &pgx.Batch{}
+	if _, err := outbox.QueueMany(ctx, b, []outbox.Event{{Topic: topic, Key: "k", Type: "paygate.test.happened", Data: map[string]int{"n": 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	relay.Wake()
+	time.Sleep(300 * time.Millisecond) // woken, it found the lock taken
+	var sent int
+	if err := f.pool.QueryRow(ctx, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL").Scan(&sent); err != nil || sent != 0 {
+		t.Fatalf("%d events sent while another relay held the lock (%v)", sent, err)
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitSentWithin(t, f.pool, 1, 5*time.Second)
 }

@@ -149,7 +149,16 @@ func (r *Relay) loop(ctx context.Context) {
 	r.cleanup(ctx)
 	for {
 		// A batch runs to its end even when Stop is called meanwhile.
-		n, err := r.RelayOnce(context.WithoutCancel(ctx))
+		n, err := r.relayOnce(context.WithoutCancel(ctx))
+		var again <-chan time.Time
+		if errors.Is(err, errLockedElsewhere) {
+			err = nil
+			// Another replica's relay holds the lock. It may have read the
+			// outbox before what woke this one committed, and only a NOTIFY
+			// would wake it again, which the money path does not send (see
+			// QueueMany): look again shortly instead of waiting for a poll.
+			again = time.After(min(lockedElsewhereRetry, r.cfg.PollInterval))
+		}
 		switch {
 		case err != nil:
 			r.log.Warn("outbox relay failed; events stay pending", zap.Error(err), zap.Duration("backoff", backoff))
@@ -172,12 +181,17 @@ func (r *Relay) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-r.wake:
+		case <-again:
 		case <-poll.C:
 		case <-cleanup.C:
 			r.cleanup(ctx)
 		}
 	}
 }
+
+// lockedElsewhereRetry is how soon a relay that found the relay lock taken
+// tries again.
+const lockedElsewhereRetry = 25 * time.Millisecond
 
 // traceContext returns a context carrying the trace context stored with
 // the event.
@@ -242,6 +256,20 @@ UPDATE outbox SET attempts = attempts + 1, last_error = $2, parked_at = now() WH
 // made into a record, is parked instead: kept with its error, out of the
 // relay's way, and counted by the parked gauge.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
+	n, err := r.relayOnce(ctx)
+	if errors.Is(err, errLockedElsewhere) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// errLockedElsewhere is relayOnce's answer when another relay holds the
+// relay lock.
+var errLockedElsewhere = errors.New("outbox: another relay holds the lock")
+
+// relayOnce is RelayOnce, failing with errLockedElsewhere when another
+// relay holds the lock.
+func (r *Relay) relayOnce(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	tx, err := r.pool.Begin(ctx)
@@ -264,7 +292,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("outbox: lock: %w", err)
 	}
 	if !locked {
-		return 0, nil // another replica is relaying
+		return 0, errLockedElsewhere
 	}
 
 	rows, err := tx.Query(ctx, selectPending, r.cfg.BatchSize)
