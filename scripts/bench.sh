@@ -41,7 +41,10 @@
 #   BENCH_USERS       users transfers run between (default 32)
 #   BENCH_MAX_RATE    tx/s the payers are funded for (default 3000)
 #   BENCH_PROFILE     "mode scenario clients" of the profiled cell (default
-#                     "durable uniform <lowest client count>"; "" for none)
+#                     "durable uniform <lowest client count>"; "" for none;
+#                     "durable uniform open" for that open-loop cell)
+#   BENCH_RATE_OF_PEAK  the open loop's rate as a fraction of the peak
+#                     (default 0.5, the goal)
 #   BENCH_PROFILE_SECONDS  CPU profile length (default: the window less 1 s,
 #                     at most 15)
 #   BENCH_LABEL       section of the document (default latest)
@@ -289,7 +292,9 @@ run_cell() { # MODE CLIENTS SCENARIO [extra paybench flags...]
 	local mode="$1" clients="$2" scen="$3"
 	shift 3
 	local -a extra=()
-	if [[ "$PROFILE_CELL" == "$mode $scen $clients" ]] && (($# == 0)); then
+	# "open" in place of the client count profiles the open-loop cell.
+	if { [[ "$PROFILE_CELL" == "$mode $scen $clients" ]] && (($# == 0)); } ||
+		{ [[ "$PROFILE_CELL" == "$mode $scen open" ]] && (($# > 0)); }; then
 		PROFILE_FILE="$ROOT/cpu.pprof"
 		extra+=(-cpuprofile-url "http://127.0.0.1:$OPS_PORT/debug/pprof/profile?seconds=$PROFILE_SECONDS"
 			-cpuprofile-out "$PROFILE_FILE"
@@ -302,7 +307,9 @@ run_cell() { # MODE CLIENTS SCENARIO [extra paybench flags...]
 		-metrics-url "http://127.0.0.1:$OPS_PORT/metrics" "${extra[@]}" "$@" ||
 		fail "paybench failed: $mode $scen $clients clients"
 	if [[ -n "$PROFILE_FILE" && ! -s "$ROOT/cpu-top.txt" ]]; then
-		dump_profile "$mode, $scen, $clients clients"
+		local what="$clients clients"
+		(($# > 0)) && what="open loop"
+		dump_profile "$mode, $scen, $what"
 	fi
 }
 
@@ -366,7 +373,7 @@ for mode in "${MODES[@]}"; do
 		if [[ "$clients" == "$LOW_CLIENTS" ]] && in_list "$mode" "${OPEN_MODES[@]}"; then
 			for scen in "${SCENARIOS[@]}"; do
 				log "$mode: paygate $scen, open loop at half the $clients-client peak"
-				run_cell "$mode" "$clients" "$scen" -rate-of-peak 0.5 -peak-clients "$clients"
+				run_cell "$mode" "$clients" "$scen" -rate-of-peak "${BENCH_RATE_OF_PEAK:-0.5}" -peak-clients "$clients"
 			done
 		fi
 		stop_gateway
