@@ -45,6 +45,8 @@
 #                     "durable uniform open" for that open-loop cell)
 #   BENCH_RATE_OF_PEAK  the open loop's rate as a fraction of the peak
 #                     (default 0.5, the goal)
+#   BENCH_OPEN_RATE   a fixed open-loop rate in tx/s instead, to compare
+#                     settings at the same load
 #   BENCH_PROFILE_SECONDS  CPU profile length (default: the window less 1 s,
 #                     at most 15)
 #   BENCH_LABEL       section of the document (default latest)
@@ -373,7 +375,11 @@ for mode in "${MODES[@]}"; do
 		if [[ "$clients" == "$LOW_CLIENTS" ]] && in_list "$mode" "${OPEN_MODES[@]}"; then
 			for scen in "${SCENARIOS[@]}"; do
 				log "$mode: paygate $scen, open loop at half the $clients-client peak"
-				run_cell "$mode" "$clients" "$scen" -rate-of-peak "${BENCH_RATE_OF_PEAK:-0.5}" -peak-clients "$clients"
+				if [[ -n "${BENCH_OPEN_RATE:-}" ]]; then
+					run_cell "$mode" "$clients" "$scen" -rate "$BENCH_OPEN_RATE"
+				else
+					run_cell "$mode" "$clients" "$scen" -rate-of-peak "${BENCH_RATE_OF_PEAK:-0.5}" -peak-clients "$clients"
+				fi
 			done
 		fi
 		stop_gateway
