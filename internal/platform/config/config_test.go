@@ -156,3 +156,19 @@ func TestPayoutRetrySettings(t *testing.T) {
 		t.Fatalf("err = %v, want %v named", err, want)
 	}
 }
+
+func TestOutboxLingerIsBounded(t *testing.T) {
+	setValid(t)
+	cfg, err := config.Load()
+	if err != nil || cfg.Outbox.Linger != 10*time.Millisecond {
+		t.Fatalf("default linger %v (%v), want 10ms", cfg.Outbox.Linger, err)
+	}
+	for _, v := range []string{"-1ms", "2s"} {
+		t.Setenv("PAYGATE_OUTBOX_LINGER", v)
+		_, err := config.Load()
+		var ce *config.Error
+		if !errors.As(err, &ce) || !slices.Equal(ce.Vars(), []string{"PAYGATE_OUTBOX_LINGER"}) {
+			t.Fatalf("PAYGATE_OUTBOX_LINGER=%s: err = %v, want it named", v, err)
+		}
+	}
+}

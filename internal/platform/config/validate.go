@@ -76,6 +76,9 @@ func (c *Config) validate() []VarError {
 	if c.Outbox.PollInterval <= 0 {
 		bad("OUTBOX_POLL_INTERVAL", "must be positive")
 	}
+	if c.Outbox.Linger < 0 || c.Outbox.Linger > time.Second {
+		bad("OUTBOX_LINGER", "must be between 0 and 1s")
+	}
 	for name, topic := range map[string]string{"KAFKA_TOPIC_AUTH": c.Kafka.TopicAuth, "KAFKA_TOPIC_TOPUP": c.Kafka.TopicTopup,
 		"KAFKA_TOPIC_TRANSFER": c.Kafka.TopicTransfer, "KAFKA_TOPIC_WITHDRAW": c.Kafka.TopicWithdraw} {
 		if topic == "" {

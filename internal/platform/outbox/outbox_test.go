@@ -379,3 +379,34 @@ func TestARelayThatFindsTheLockTakenLooksAgainSoon(t *testing.T) {
 	}
 	waitSentWithin(t, f.pool, 1, 5*time.Second)
 }
+
+// TestAWokenRelayLingersForTheEventsThatFollow: woken by an event, the
+// relay waits its linger before reading the outbox, so that events
+// committed meanwhile are published in the same transaction (their sent
+// marks carry that transaction's one timestamp) instead of one each.
+func TestAWokenRelayLingersForTheEventsThatFollow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newStoppedFixture(t, "")
+	cfg := relayConfig()
+	cfg.PollInterval, cfg.Linger = time.Hour, time.Second
+	relay := outbox.NewRelay(f.pool, f.prod, cfg, zaptest.NewLogger(t), nil)
+	if err := relay.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = relay.Stop(context.Background()) })
+	time.Sleep(2 * time.Second) // past the wake-up of its start
+
+	for i := range 3 {
+		f.enqueue(t, ctx, true, outbox.Event{Topic: topic, Key: "k", Type: "paygate.test.happened", Data: map[string]int{"n": i}})
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitSentWithin(t, f.pool, 3, 10*time.Second)
+	var batches int
+	if err := f.pool.QueryRow(ctx, "SELECT count(DISTINCT sent_at) FROM outbox").Scan(&batches); err != nil {
+		t.Fatal(err)
+	}
+	if batches != 1 {
+		t.Fatalf("3 events published in %d relay transactions, want 1", batches)
+	}
+}

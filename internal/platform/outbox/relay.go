@@ -181,6 +181,15 @@ func (r *Relay) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-r.wake:
+			// Events rarely come alone: those committed during the
+			// linger go in the same batch (one transaction, one send).
+			if r.cfg.Linger > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(r.cfg.Linger):
+				}
+			}
 		case <-again:
 		case <-poll.C:
 		case <-cleanup.C:
