@@ -374,10 +374,11 @@ for mode in "${MODES[@]}"; do
 		done
 		if [[ "$clients" == "$LOW_CLIENTS" ]] && in_list "$mode" "${OPEN_MODES[@]}"; then
 			for scen in "${SCENARIOS[@]}"; do
-				log "$mode: paygate $scen, open loop at half the $clients-client peak"
 				if [[ -n "${BENCH_OPEN_RATE:-}" ]]; then
+					log "$mode: paygate $scen, open loop at a fixed $BENCH_OPEN_RATE/s"
 					run_cell "$mode" "$clients" "$scen" -rate "$BENCH_OPEN_RATE"
 				else
+					log "$mode: paygate $scen, open loop at ${BENCH_RATE_OF_PEAK:-0.5}× the $clients-client peak"
 					run_cell "$mode" "$clients" "$scen" -rate-of-peak "${BENCH_RATE_OF_PEAK:-0.5}" -peak-clients "$clients"
 				fi
 			done

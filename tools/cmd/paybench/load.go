@@ -203,7 +203,7 @@ func runCmd(args []string) error {
 
 	res := Result{Kind: "paygate", Mode: *mode, Scenario: string(sc), Loop: "closed", Clients: *clients, Seconds: duration.Seconds()}
 	if open {
-		res.Loop, res.Clients, res.TargetRate = "open", 0, *rate
+		res.Loop, res.Clients, res.TargetRate, res.RateOfPeak = "open", 0, *rate, *peakFraction
 	}
 	if *pid > 0 {
 		if res.RSSIdleKiB, err = rssKiB(*pid); err != nil {

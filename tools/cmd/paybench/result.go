@@ -21,6 +21,10 @@ type Result struct {
 	Clients  int    `json:"clients,omitempty"`
 	// TargetRate is the open loop's fixed rate, per second.
 	TargetRate float64 `json:"target_rate,omitempty"`
+	// RateOfPeak is the fraction of the closed-loop peak TargetRate was
+	// set to; 0 for a rate given as such (BENCH_OPEN_RATE). Only an open
+	// loop at half of the peak measures the latency goal.
+	RateOfPeak float64 `json:"rate_of_peak,omitempty"`
 	Seconds    float64 `json:"seconds"` // the measured window, or the start-up time
 	OK         int     `json:"ok,omitempty"`
 	Failed     int     `json:"failed,omitempty"`
