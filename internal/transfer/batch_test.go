@@ -258,6 +258,15 @@ func TestABatchTakesThreeRoundTrips(t *testing.T) {
 	if v := e.Get(t, "/v1/admin/ledger/verify", admin.Token); v.Map(t)["ok"] != true {
 		t.Fatalf("verify: %s", v.Body)
 	}
+
+	// A service with no relay of its own to wake (built without the
+	// outbox module) has its commit NOTIFY every relay instead.
+	svc.WakeAfterCommit(nil)
+	quiet := slices.Clone(want)
+	quiet[2] = strings.Replace(quiet[2], "EnqueueEvents,", "EnqueueEvents,NotifyOutbox,", 1)
+	if trips := book(1, "quiet"); !slices.Equal(trips, quiet) {
+		t.Fatalf("round trips without a relay:\n%q\nwant\n%q", trips, quiet)
+	}
 }
 
 // sameTransfers makes the items of a batch of n transfers of 10,000 from
