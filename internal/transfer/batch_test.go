@@ -85,10 +85,7 @@ func TestABatchWithFailingTransfersCommitsTheOthers(t *testing.T) {
 // requests, sent again with the same keys, are each booked once.
 func TestACrashInTheMiddleOfABatchLeavesNothing(t *testing.T) {
 	t.Parallel()
-	var svc *transferpkg.Service
-	e := apptest.Start(t, apptest.WithFx(fx.Populate(&svc)))
-	alice, bob := e.NewUser(t), e.NewUser(t)
-	fund(t, e, alice, 100000)
+	e, svc, alice, bob := withService(t)
 	callers, keys, reqs := sameTransfers(alice, bob, 5, "crash")
 	booked, err := transferpkg.BookThenCrash(context.Background(), svc, callers, keys, reqs)
 	if err != nil || booked != 5 {
@@ -227,10 +224,7 @@ func TestTwoReplicasBatchingAtOnceStayConsistent(t *testing.T) {
 // write with the COMMIT.
 func TestABatchTakesThreeRoundTrips(t *testing.T) {
 	t.Parallel()
-	var svc *transferpkg.Service
-	e := apptest.Start(t, apptest.WithFx(fx.Populate(&svc)))
-	alice, bob := e.NewUser(t), e.NewUser(t)
-	fund(t, e, alice, 100000)
+	e, svc, alice, bob := withService(t)
 	book := func(n int, prefix string) []string {
 		callers, keys, reqs := sameTransfers(alice, bob, n, prefix)
 		trips, booked, err := transferpkg.BookTracing(context.Background(), svc, e.Config.Database.URL, callers, keys, reqs)
@@ -267,6 +261,17 @@ func TestABatchTakesThreeRoundTrips(t *testing.T) {
 	if trips := book(1, "quiet"); !slices.Equal(trips, quiet) {
 		t.Fatalf("round trips without a relay:\n%q\nwant\n%q", trips, quiet)
 	}
+}
+
+// withService starts an application, with its transfer service, and two
+// users: alice, funded with 100,000, and bob.
+func withService(t *testing.T) (*apptest.Env, *transferpkg.Service, apptest.User, apptest.User) {
+	t.Helper()
+	var svc *transferpkg.Service
+	e := apptest.Start(t, apptest.WithFx(fx.Populate(&svc)))
+	alice, bob := e.NewUser(t), e.NewUser(t)
+	fund(t, e, alice, 100000)
+	return e, svc, alice, bob
 }
 
 // sameTransfers makes the items of a batch of n transfers of 10,000 from
