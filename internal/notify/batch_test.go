@@ -12,6 +12,7 @@ import (
 
 	"github.com/paygate/paygate/internal/events"
 	"github.com/paygate/paygate/internal/notify"
+	"github.com/paygate/paygate/internal/platform/batch"
 )
 
 // TestABacklogIsMailedInBatchesOnceEach: events that wait on their
@@ -89,22 +90,85 @@ FROM notify_deliveries`).Scan(&sent, &pending); err != nil {
 // largestBatch is the largest value recorded in the batch-size histogram.
 func largestBatch(t *testing.T, h *harness) int64 {
 	t.Helper()
+	var largest int64
+	for _, dp := range histogram[int64](t, h, notify.MetricBatchSize) {
+		if v, ok := dp.Max.Value(); ok && v > largest {
+			largest = v
+		}
+	}
+	return largest
+}
+
+// histogram returns the data points of the histogram named name.
+func histogram[N int64 | float64](t *testing.T, h *harness, name string) []metricdata.HistogramDataPoint[N] {
+	t.Helper()
 	var rm metricdata.ResourceMetrics
 	if err := h.metrics.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	var largest int64
+	var points []metricdata.HistogramDataPoint[N]
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if m.Name != notify.MetricBatchSize {
-				continue
-			}
-			for _, dp := range m.Data.(metricdata.Histogram[int64]).DataPoints {
-				if v, ok := dp.Max.Value(); ok && v > largest {
-					largest = v
-				}
+			if m.Name == name {
+				points = append(points, m.Data.(metricdata.Histogram[N]).DataPoints...)
 			}
 		}
 	}
-	return largest
+	return points
+}
+
+// asConsumed is pm as a consumer reads it at offset.
+func asConsumed(t *testing.T, pm *sarama.ProducerMessage, offset int64) *sarama.ConsumerMessage {
+	t.Helper()
+	value, err := pm.Value.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &sarama.ConsumerMessage{Topic: pm.Topic, Offset: offset, Value: value, Timestamp: time.Now()}
+	for _, h := range pm.Headers {
+		m.Headers = append(m.Headers, &sarama.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	return m
+}
+
+// commits is how many delivery commits the consumer's committer made.
+func commits(t *testing.T, h *harness) uint64 {
+	t.Helper()
+	var n uint64
+	for _, dp := range histogram[float64](t, h, batch.MetricDuration) {
+		if v, ok := dp.Attributes.Value("committer"); ok && v.AsString() == notify.CommitterName {
+			n += dp.Count
+		}
+	}
+	return n
+}
+
+// TestAChunkIsRecordedInTheCommitThatClaimsTheNext: six mails go out as a
+// chunk of four and one of two; the first chunk's mails are recorded as
+// sent in the commit that claims the second chunk, so the batch takes
+// three commits (claim, record and claim, record), not four.
+func TestAChunkIsRecordedInTheCommitThatClaimsTheNext(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, time.Minute)
+	var msgs []*sarama.ConsumerMessage
+	for i := range 6 {
+		pm := cloudEvent(t, h.kafka.TopicAuth, "k", events.TypeUserRegistered, uuid.NewString(),
+			registered(fmt.Sprintf("chunk%d@example.com", i)), nil)
+		msgs = append(msgs, asConsumed(t, pm, int64(i)))
+	}
+	before := commits(t, h)
+	done, err := h.consumer.HandleBatch(context.Background(), msgs)
+	if err != nil || done != len(msgs) {
+		t.Fatalf("handled %d of %d records: %v", done, len(msgs), err)
+	}
+	if n := commits(t, h) - before; n != 3 {
+		t.Fatalf("%d delivery commits for two chunks, want 3", n)
+	}
+	var sent int
+	if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM notify_deliveries WHERE status = 'sent'`).Scan(&sent); err != nil {
+		t.Fatal(err)
+	}
+	if sent != 6 || len(h.smtp.Messages()) != 6 {
+		t.Fatalf("%d mails recorded sent, %d received; want 6 and 6", sent, len(h.smtp.Messages()))
+	}
 }

@@ -20,6 +20,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 
+	"github.com/paygate/paygate/internal/platform/batch"
 	"github.com/paygate/paygate/internal/platform/config"
 	"github.com/paygate/paygate/internal/platform/httpserver"
 	"github.com/paygate/paygate/internal/platform/kafka"
@@ -73,10 +74,12 @@ type Consumer struct {
 	tracer   trace.Tracer
 	prop     propagation.TextMapPropagator
 	metrics  *metrics
+	mp       metric.MeterProvider
 	log      *zap.Logger
 
 	mu     sync.Mutex
 	runner *kafka.GroupRunner
+	writer *batch.Committer[write, []claimResult]
 	stop   chan struct{}
 }
 
@@ -115,7 +118,7 @@ func NewConsumer(d ConsumerParams) (*Consumer, error) {
 	}
 	return &Consumer{cfg: d.Config, kafkaCfg: d.Kafka, store: d.Store, sender: d.Sender, pub: d.Publisher,
 		renderer: d.Renderer, tracer: d.TracerProvider.Tracer("paygate/notify"), prop: d.Propagator,
-		metrics: m, log: d.Log}, nil
+		metrics: m, mp: d.MeterProvider, log: d.Log}, nil
 }
 
 // Topics returns the topics the consumer reads: the four domain topics
@@ -139,8 +142,22 @@ func (c *Consumer) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.runner = runner
-	return c.runner.Start(ctx)
+	// One worker: while a commit waits for its WAL flush, the writes of
+	// the other partitions pile up into the next one. A committer stops
+	// for good, so every start has its own.
+	writer, err := batch.New(CommitterName, c.commitWrites, batch.Options[write]{Workers: 1, Tracer: c.tracer}, c.mp)
+	if err != nil {
+		return err
+	}
+	if err := writer.Start(ctx); err != nil {
+		return err
+	}
+	if err := runner.Start(ctx); err != nil {
+		_ = writer.Stop(ctx)
+		return err
+	}
+	c.runner, c.writer = runner, writer
+	return nil
 }
 
 // Stop ends consumption: the record in hand is finished (a retry record
@@ -149,14 +166,56 @@ func (c *Consumer) Start(ctx context.Context) error {
 // consumer can be started again.
 func (c *Consumer) Stop(ctx context.Context) error {
 	c.mu.Lock()
-	runner, stop := c.runner, c.stop
+	runner, writer, stop := c.runner, c.writer, c.stop
 	c.runner = nil
 	c.mu.Unlock()
 	if runner == nil {
 		return nil
 	}
 	close(stop)
-	return runner.Stop(ctx)
+	err := runner.Stop(ctx)
+	// The records in hand are finished: their writes are done.
+	c.mu.Lock()
+	c.writer = nil
+	c.mu.Unlock()
+	return errors.Join(err, writer.Stop(ctx))
+}
+
+// CommitterName is the "committer" label of the delivery commits' batch
+// metrics (internal/platform/batch).
+const CommitterName = "email"
+
+// commit commits w with the writes of the other partitions' handlers
+// (group commit, see Store.Commit) and returns its claims' outcomes. A
+// consumer that is not running (tests drive its handlers directly)
+// commits w on its own.
+func (c *Consumer) commit(ctx context.Context, w write) ([]claimResult, error) {
+	c.mu.Lock()
+	writer := c.writer
+	c.mu.Unlock()
+	if writer == nil {
+		res, err := c.store.Commit(ctx, []write{w})
+		if err != nil {
+			return nil, err
+		}
+		return res[0], nil
+	}
+	return writer.Do(ctx, w)
+}
+
+// commitWrites is the delivery committer's processor: one transaction
+// for every write of the batch, which fails or succeeds as a whole.
+func (c *Consumer) commitWrites(ctx context.Context, writes []write) []batch.Result[[]claimResult] {
+	out := make([]batch.Result[[]claimResult], len(writes))
+	res, err := c.store.Commit(ctx, writes)
+	for i := range out {
+		if err != nil {
+			out[i].Err = err
+		} else {
+			out[i].Value = res[i]
+		}
+	}
+	return out
 }
 
 func (c *Consumer) stopping() <-chan struct{} {
@@ -399,8 +458,10 @@ const maxParallelSends = 4
 // stores each mail's outcome in its record's errs. The mails are taken
 // maxParallelSends at a time: claimed in one commit, sent in parallel
 // (each conversation starts right after the claim, so each ends within
-// its lease), and recorded as sent in one commit. It returns an error,
-// the database's, only when the records must be read again.
+// its lease), and recorded as sent in the commit that claims the next
+// ones (the last ones in a commit of their own). Commits go through the
+// consumer's committer, shared by the partitions' handlers. It returns an
+// error, the database's, only when the records must be read again.
 func (c *Consumer) deliver(ctx context.Context, recs []*record) error {
 	type mail struct {
 		rec *record
@@ -435,6 +496,12 @@ func (c *Consumer) deliver(ctx context.Context, recs []*record) error {
 				Subject: subject, Text: text, HTML: html, Template: o.template}})
 		}
 	}
+	// done are the mails the last chunk sent, not yet recorded; by is
+	// when the claims they were sent under end, less a margin.
+	var (
+		done []mailKey
+		by   time.Time
+	)
 	for len(mails) > 0 {
 		chunk := mails[:min(len(mails), maxParallelSends)]
 		mails = mails[len(chunk):]
@@ -445,10 +512,18 @@ func (c *Consumer) deliver(ctx context.Context, recs []*record) error {
 		// The claims hold until at least a lease after this moment (the
 		// database stamps them when it runs the claim).
 		claimedAt := time.Now()
-		claims, err := c.store.ClaimAll(ctx, keys)
+		claims, err := c.commit(c.recordCtx(ctx, done), write{sent: done, claims: keys})
 		if err != nil {
+			if len(done) > 0 {
+				// Whether the sent mails were recorded is unknown: record
+				// them on their own before giving up on the others.
+				if merr := c.markSent(context.WithoutCancel(ctx), done, by); merr != nil {
+					return merr
+				}
+			}
 			return err
 		}
+		done = nil
 		var send []int // indexes in chunk of the mails claimed now
 		for j, cl := range claims {
 			m := chunk[j]
@@ -473,24 +548,31 @@ func (c *Consumer) deliver(ctx context.Context, recs []*record) error {
 			wg.Go(func() { sent[j], m.rec.errs[m.out] = c.send(m.rec.ctx, m.rec.log, m.rec.eventID, m.msg) })
 		}
 		wg.Wait()
-		var done []mailKey
 		for j, ok := range sent {
 			if ok {
 				done = append(done, keys[j])
 			}
 		}
-		if len(done) == 0 {
-			continue
-		}
-		// The mails are out: recording that must not give up while the
-		// claims hold, or a redelivery would send them again once the
-		// claims lapsed. A database restart takes seconds, so the record
-		// is retried until shortly before the claims end.
-		if err := c.markSent(context.WithoutCancel(ctx), done, claimedAt.Add(c.store.Lease()-markSentMargin)); err != nil {
-			return err
-		}
+		by = claimedAt.Add(c.store.Lease() - markSentMargin)
 	}
-	return nil
+	if len(done) == 0 {
+		return nil
+	}
+	// The mails are out: recording that must not give up while the
+	// claims hold, or a redelivery would send them again once the claims
+	// lapsed. A database restart takes seconds, so the record is retried
+	// until shortly before the claims end.
+	return c.markSent(context.WithoutCancel(ctx), done, by)
+}
+
+// recordCtx is the context of a commit that records the sent mails done:
+// not cancelled with ctx when there are any, since a consumer that stops
+// must still record what it sent.
+func (c *Consumer) recordCtx(ctx context.Context, done []mailKey) context.Context {
+	if len(done) > 0 {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // send sends one claimed mail; on failure it releases the claim, so that
@@ -532,7 +614,7 @@ const markSentMargin = time.Second
 // at least once.
 func (c *Consumer) markSent(ctx context.Context, keys []mailKey, by time.Time) error {
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		err := c.store.MarkAllSent(ctx, keys)
+		_, err := c.commit(ctx, write{sent: keys})
 		if err == nil || time.Now().Add(backoff).After(by) {
 			return err
 		}

@@ -44,3 +44,32 @@ func (s *Store) MarkAllSentForTest(ctx context.Context, eventID uuid.UUID, mails
 	}
 	return s.MarkAllSent(ctx, keys)
 }
+
+// TestWrite is a write of Store.Commit for tests: mails (recipient,
+// template pairs) of Event to record as sent and to claim.
+type TestWrite struct {
+	Event        uuid.UUID
+	Sent, Claims [][2]string
+}
+
+// CommitForTest commits writes together and returns each claim's outcome
+// as a word.
+func (s *Store) CommitForTest(ctx context.Context, writes []TestWrite) ([][]string, error) {
+	ws := make([]write, len(writes))
+	for i, w := range writes {
+		for _, m := range w.Sent {
+			ws[i].sent = append(ws[i].sent, mailKey{event: w.Event, recipient: m[0], template: m[1]})
+		}
+		for _, m := range w.Claims {
+			ws[i].claims = append(ws[i].claims, mailKey{event: w.Event, recipient: m[0], template: m[1]})
+		}
+	}
+	res, err := s.Commit(ctx, ws)
+	out := make([][]string, len(res))
+	for i, rs := range res {
+		for _, r := range rs {
+			out[i] = append(out[i], ClaimState(r.state))
+		}
+	}
+	return out, err
+}

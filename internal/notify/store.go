@@ -30,10 +30,11 @@ const (
 	busy
 )
 
-// Store records deliveries in notify_deliveries. Each method is one
-// statement, committed on its own: the claim must be durable before the
-// SMTP conversation starts. The mails of events handled together are
-// claimed in one statement and recorded in one.
+// Store records deliveries in notify_deliveries. A claim must be durable
+// before the SMTP conversation starts, so every write commits before its
+// method returns; the mails of events handled together are claimed in one
+// statement and recorded in one, and Commit commits the writes of several
+// callers together.
 type Store struct {
 	pool *pgxpool.Pool
 	// lease is how long a claim keeps other consumers off a row; a claim
@@ -63,13 +64,61 @@ type claimResult struct {
 	until time.Time
 }
 
-// ClaimAll takes the rows of the mails keys in one statement (one commit
-// for all the mails of the events handled together), creating them
-// pending where they do not exist; the keys must be distinct. The results
-// are in the order of keys.
-func (s *Store) ClaimAll(ctx context.Context, keys []mailKey) ([]claimResult, error) {
-	events, recipients, templates := keyColumns(keys)
-	rows, err := s.pool.Query(ctx, `-- name: ClaimDeliveries
+// write is one caller's share of a delivery commit: the mails it sent
+// and must record as sent, and the mails it is about to send and must
+// claim. Either may be empty.
+type write struct {
+	sent   []mailKey
+	claims []mailKey
+}
+
+// Commit records the writes of several callers in one transaction: one
+// statement records every sent mail, then one claims every mail to claim,
+// and both ride in one round trip with their commit, since every mail
+// costs a commit's WAL flush otherwise. It returns, for each write, the
+// outcome of each of its claims in their order. A mail claimed by two
+// writes is claimed for the first; the second finds it busy for a lease,
+// as it would had another consumer claimed it.
+func (s *Store) Commit(ctx context.Context, writes []write) ([][]claimResult, error) {
+	var sent, claims []mailKey
+	marked := make(map[mailKey]bool)
+	first := make(map[mailKey]int) // a claimed mail's index in claims
+	for _, w := range writes {
+		for _, k := range w.sent {
+			if !marked[k] {
+				marked[k] = true
+				sent = append(sent, k)
+			}
+		}
+		for _, k := range w.claims {
+			if _, ok := first[k]; !ok {
+				first[k] = len(claims)
+				claims = append(claims, k)
+			}
+		}
+	}
+	if len(sent) == 0 && len(claims) == 0 {
+		return make([][]claimResult, len(writes)), nil
+	}
+	b := &pgx.Batch{}
+	// Both statements join an array of keys to a table that grows
+	// quickly, which postgres.PlanEachTime is for; a pipelined statement
+	// cannot take it, so custom plans are switched on for the
+	// transaction instead.
+	b.Queue("-- name: CustomPlansOn\nSET LOCAL plan_cache_mode = force_custom_plan")
+	if len(sent) > 0 {
+		events, recipients, templates := keyColumns(sent)
+		b.Queue(`-- name: MarkDeliveriesSent
+UPDATE notify_deliveries d
+SET status = 'sent', sent_at = now(), claimed_until = NULL, last_error = '', updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(event_id, recipient, template)
+WHERE d.event_id = u.event_id AND d.recipient = u.recipient AND d.template = u.template`, events, recipients, templates)
+	}
+	got := make(map[mailKey]bool, len(claims))
+	if len(claims) > 0 {
+		events, recipients, templates := keyColumns(claims)
+		var k mailKey
+		b.Queue(`-- name: ClaimDeliveries
 INSERT INTO notify_deliveries (event_id, recipient, template, attempts, claimed_until)
 SELECT u.event_id, u.recipient, u.template, 1, now() + $4::bigint * interval '1 millisecond'
 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(event_id, recipient, template)
@@ -77,75 +126,113 @@ ON CONFLICT (event_id, recipient, template) DO UPDATE
 SET attempts = notify_deliveries.attempts + 1, claimed_until = EXCLUDED.claimed_until, updated_at = now()
 WHERE notify_deliveries.status = 'pending'
   AND (notify_deliveries.claimed_until IS NULL OR notify_deliveries.claimed_until < now())
-RETURNING event_id, recipient, template`, events, recipients, templates, s.lease.Milliseconds())
+RETURNING event_id, recipient, template`, events, recipients, templates, s.lease.Milliseconds()).Query(func(rows pgx.Rows) error {
+			_, err := pgx.ForEachRow(rows, []any{&k.event, &k.recipient, &k.template}, func() error {
+				got[k] = true
+				return nil
+			})
+			return err
+		})
+	}
+	// One round trip: BEGIN, the statements and COMMIT go out together.
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("notify: claim deliveries: %w", err)
+		return nil, fmt.Errorf("notify: record deliveries: %w", err)
 	}
-	got := make(map[mailKey]bool, len(keys))
-	var k mailKey
-	if _, err := pgx.ForEachRow(rows, []any{&k.event, &k.recipient, &k.template}, func() error {
-		got[k] = true
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("notify: claim deliveries: %w", err)
+	err = postgres.RunPipelined(ctx, conn.Conn(), func(ctx context.Context, p postgres.Pipeline) error {
+		return p.SendAndCommit(ctx, b)
+	})
+	conn.Release()
+	if err != nil {
+		return nil, fmt.Errorf("notify: record deliveries: %w", err)
 	}
-	res := make([]claimResult, len(keys))
-	if len(got) == len(keys) {
-		return res, nil // all claimed: the common case
+	// The claims these writes' own earlier ones took: busy for a lease.
+	claimedNow := time.Now().Add(s.lease)
+	var missing []mailKey
+	for _, k := range claims {
+		if !got[k] {
+			missing = append(missing, k)
+		}
 	}
-	// The rows that exist and were not claimable: sent, or claimed by
-	// another consumer.
-	rows, err = s.pool.Query(ctx, `-- name: DeliveryStatuses
+	found, err := s.statuses(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	res := make([][]claimResult, len(writes))
+	seen := make(map[mailKey]bool, len(claims))
+	for i, w := range writes {
+		res[i] = make([]claimResult, len(w.claims))
+		for j, k := range w.claims {
+			r, ok := found[k]
+			switch {
+			case seen[k] && got[k]:
+				res[i][j] = claimResult{state: busy, until: claimedNow}
+			case got[k]:
+				res[i][j].state = claimed
+			case ok && r.status == StatusSent:
+				res[i][j].state = alreadySent
+			case ok && r.until != nil:
+				res[i][j] = claimResult{state: busy, until: *r.until}
+			default:
+				// Released (or pruned) between the two statements:
+				// claimable now, by the next attempt.
+				res[i][j] = claimResult{state: busy, until: now}
+			}
+			seen[k] = true
+		}
+	}
+	return res, nil
+}
+
+// deliveryStatus is what a mail's row says when it could not be claimed.
+type deliveryStatus struct {
+	status string
+	until  *time.Time
+}
+
+// statuses reads the rows of the mails keys that exist: sent, or claimed
+// by another consumer.
+func (s *Store) statuses(ctx context.Context, keys []mailKey) (map[mailKey]deliveryStatus, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	events, recipients, templates := keyColumns(keys)
+	rows, err := s.pool.Query(ctx, `-- name: DeliveryStatuses
 SELECT d.event_id, d.recipient, d.template, d.status, d.claimed_until
 FROM notify_deliveries d JOIN unnest($1::uuid[], $2::text[], $3::text[]) AS u(event_id, recipient, template)
   ON d.event_id = u.event_id AND d.recipient = u.recipient AND d.template = u.template`, postgres.PlanEachTime, events, recipients, templates)
 	if err != nil {
 		return nil, fmt.Errorf("notify: delivery statuses: %w", err)
 	}
-	type row struct {
-		status string
-		until  *time.Time
-	}
-	found := make(map[mailKey]row, len(keys))
-	var r row
+	found := make(map[mailKey]deliveryStatus, len(keys))
+	var k mailKey
+	var r deliveryStatus
 	if _, err := pgx.ForEachRow(rows, []any{&k.event, &k.recipient, &k.template, &r.status, &r.until}, func() error {
 		found[k] = r
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("notify: delivery statuses: %w", err)
 	}
-	now := time.Now()
-	for i, key := range keys {
-		r, ok := found[key]
-		switch {
-		case got[key]:
-			res[i].state = claimed
-		case ok && r.status == StatusSent:
-			res[i].state = alreadySent
-		case ok && r.until != nil:
-			res[i] = claimResult{state: busy, until: *r.until}
-		default:
-			// Released (or pruned) between the two statements: claimable
-			// now, by the next attempt.
-			res[i] = claimResult{state: busy, until: now}
-		}
+	return found, nil
+}
+
+// ClaimAll takes the rows of the mails keys in one statement and commit,
+// creating them pending where they do not exist; the keys must be
+// distinct. The results are in the order of keys.
+func (s *Store) ClaimAll(ctx context.Context, keys []mailKey) ([]claimResult, error) {
+	res, err := s.Commit(ctx, []write{{claims: keys}})
+	if err != nil {
+		return nil, err
 	}
-	return res, nil
+	return res[0], nil
 }
 
 // MarkAllSent records in one statement that the SMTP server accepted the
 // mails keys.
 func (s *Store) MarkAllSent(ctx context.Context, keys []mailKey) error {
-	events, recipients, templates := keyColumns(keys)
-	_, err := s.pool.Exec(ctx, `-- name: MarkDeliveriesSent
-UPDATE notify_deliveries d
-SET status = 'sent', sent_at = now(), claimed_until = NULL, last_error = '', updated_at = now()
-FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(event_id, recipient, template)
-WHERE d.event_id = u.event_id AND d.recipient = u.recipient AND d.template = u.template`, postgres.PlanEachTime, events, recipients, templates)
-	if err != nil {
-		return fmt.Errorf("notify: mark deliveries sent: %w", err)
-	}
-	return nil
+	_, err := s.Commit(ctx, []write{{sent: keys}})
+	return err
 }
 
 func keyColumns(keys []mailKey) (events []uuid.UUID, recipients, templates []string) {

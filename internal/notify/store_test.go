@@ -2,7 +2,7 @@ package notify_test
 
 import (
 	"context"
-	"slices"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +18,17 @@ import (
 	"github.com/paygate/paygate/internal/platform/pgtest"
 )
 
+// newStore returns a store with a one-minute lease on a database of its
+// own, and that database's pool.
+func newStore(t *testing.T) (context.Context, *pgxpool.Pool, *notify.Store) {
+	t.Helper()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
+	return context.Background(), pool, notify.NewStore(pool, time.Minute)
+}
+
 func TestPruneDeletesOldSentRecordsOnly(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
-	s := notify.NewStore(pool, time.Minute)
+	ctx, pool, s := newStore(t)
 	now := time.Now()
 	// 2,500 old sent records (more than one batch), one recent sent record,
 	// one old pending record.
@@ -98,9 +104,7 @@ VALUES ($1, 'a@example.com', 'welcome', 'sent', 1, now() - interval '49 hours'),
 // busy until its claim ends. MarkAllSent records exactly the mails given.
 func TestClaimAllTellsEachMailOfAnEventApart(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
-	s := notify.NewStore(pool, time.Minute)
+	ctx, pool, s := newStore(t)
 	ev := uuid.New()
 	heldUntil := time.Now().Add(30 * time.Second).Truncate(time.Microsecond)
 	if _, err := pool.Exec(ctx, `INSERT INTO notify_deliveries (event_id, recipient, template, status, attempts, sent_at, claimed_until)
@@ -155,18 +159,18 @@ FROM notify_deliveries WHERE event_id = $1 ORDER BY recipient, template`, ev)
 }
 
 // TestDeliveryLookupsArePlannedAtEachExecution: the statements that join
-// an array of mails to notify_deliveries keep no generic plan on the
-// connection (postgres.PlanEachTime): one made while the table was small
-// is a sequential scan that stays cached as the table grows (the
-// benchmark's first minutes spent 3 ms a call in it). pgx would otherwise
-// keep them as named prepared statements, listed in
-// pg_prepared_statements.
+// an array of mails to notify_deliveries never run a generic plan on the
+// connection: one made while the table was small is a sequential scan
+// that stays cached as the table grows (the benchmark's first minutes
+// spent 3 ms a call in it). PostgreSQL counts, per prepared statement,
+// the executions that used a generic plan and those planned afresh.
 func TestDeliveryLookupsArePlannedAtEachExecution(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t)+"&pool_max_conns=1")
 	s := notify.NewStore(pool, time.Minute)
-	for range 8 {
+	const rounds = 12 // PostgreSQL weighs a generic plan after 5 executions
+	for range rounds {
 		ev := uuid.New()
 		mails := [][2]string{{"a@example.com", "transfer_sent"}, {"b@example.com", "transfer_received"}}
 		if _, _, err := s.ClaimAllForTest(ctx, ev, mails); err != nil {
@@ -180,26 +184,113 @@ func TestDeliveryLookupsArePlannedAtEachExecution(t *testing.T) {
 			t.Fatalf("claim of sent mails: %v, %v", states, err)
 		}
 	}
-	rows, err := pool.Query(ctx, `SELECT substring(statement FROM '-- name: (\w+)') FROM pg_prepared_statements`)
+	rows, err := pool.Query(ctx, `SELECT substring(statement FROM '-- name: (\w+)'), generic_plans, custom_plans FROM pg_prepared_statements`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	prepared, err := pgx.CollectRows(rows, pgx.RowTo[*string])
+	type plans struct{ generic, custom int64 }
+	got := map[string]plans{}
+	var name *string
+	var p plans
+	if _, err := pgx.ForEachRow(rows, []any{&name, &p.generic, &p.custom}, func() error {
+		if name != nil {
+			got[*name] = p
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"ClaimDeliveries", "MarkDeliveriesSent"} {
+		if got[n].custom < rounds {
+			t.Fatalf("%s: %d executions planned afresh, want %d (prepared statements: %v)", n, got[n].custom, rounds, got)
+		}
+	}
+	for _, n := range []string{"ClaimDeliveries", "MarkDeliveriesSent", "DeliveryStatuses"} {
+		if got[n].generic > 0 {
+			t.Errorf("%s ran a cached generic plan %d times; want it planned at each execution", n, got[n].generic)
+		}
+	}
+}
+
+// deliveryStatuses returns the status of each mail of event, by
+// recipient.
+func deliveryStatuses(t *testing.T, pool *pgxpool.Pool, event uuid.UUID) map[string]string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT recipient, status FROM notify_deliveries WHERE event_id = $1`, event)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, n := range prepared {
-		if n != nil {
-			names = append(names, *n)
-		}
+	got := map[string]string{}
+	var r, s string
+	if _, err := pgx.ForEachRow(rows, []any{&r, &s}, func() error { got[r] = s; return nil }); err != nil {
+		t.Fatal(err)
 	}
-	if !slices.Contains(names, "ClaimDeliveries") {
-		t.Fatalf("prepared statements %v: the check sees none of pgx's (ClaimDeliveries should be one)", names)
+	return got
+}
+
+// TestWritesOfSeveralHandlersCommitTogether: one commit records one
+// handler's sent mails and claims the others' mails; a mail two writes
+// claim is the first one's, and the second finds it busy, as it would
+// another consumer's claim.
+func TestWritesOfSeveralHandlersCommitTogether(t *testing.T) {
+	t.Parallel()
+	ctx, pool, s := newStore(t)
+	sentEv, claimEv := uuid.New(), uuid.New()
+	out := [][2]string{{"a@example.com", "transfer_sent"}, {"b@example.com", "transfer_received"}}
+	if states, _, err := s.ClaimAllForTest(ctx, sentEv, out); err != nil || strings.Join(states, ",") != "claimed,claimed" {
+		t.Fatalf("claim: %v, %v", states, err)
 	}
-	for _, n := range []string{"MarkDeliveriesSent", "DeliveryStatuses"} {
-		if slices.Contains(names, n) {
-			t.Errorf("%s is a prepared statement with a cached plan; want it planned at each execution", n)
-		}
+	res, err := s.CommitForTest(ctx, []notify.TestWrite{
+		{Event: sentEv, Sent: out},
+		{Event: claimEv, Claims: [][2]string{{"c@example.com", "welcome"}}},
+		{Event: claimEv, Claims: [][2]string{{"d@example.com", "welcome"}, {"c@example.com", "welcome"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(res); got != "[[] [claimed] [claimed busy]]" {
+		t.Fatalf("claims %s, want [[] [claimed] [claimed busy]]", got)
+	}
+	if got := fmt.Sprint(deliveryStatuses(t, pool, sentEv)); got != "map[a@example.com:sent b@example.com:sent]" {
+		t.Fatalf("the sent mails' rows: %s", got)
+	}
+	if got := fmt.Sprint(deliveryStatuses(t, pool, claimEv)); got != "map[c@example.com:pending d@example.com:pending]" {
+		t.Fatalf("the claimed mails' rows: %s", got)
+	}
+	// Claimed again in one write: sent ones are sent, claimed ones busy.
+	res, err = s.CommitForTest(ctx, []notify.TestWrite{{Event: sentEv, Claims: out}, {Event: claimEv, Claims: [][2]string{{"c@example.com", "welcome"}}}})
+	if err != nil || fmt.Sprint(res) != "[[sent sent] [busy]]" {
+		t.Fatalf("second claims %v (%v), want [[sent sent] [busy]]", res, err)
+	}
+}
+
+// TestAFailedCommitRecordsNoneOfItsWrites: the writes committed together
+// share one transaction, so a statement that fails takes the others'
+// writes with it: a mail recorded as sent in a commit whose claim failed
+// is still pending (its sender records it again), never half of a
+// commit.
+func TestAFailedCommitRecordsNoneOfItsWrites(t *testing.T) {
+	t.Parallel()
+	ctx, pool, s := newStore(t)
+	ev := uuid.New()
+	mails := [][2]string{{"a@example.com", "welcome"}}
+	if _, _, err := s.ClaimAllForTest(ctx, ev, mails); err != nil {
+		t.Fatal(err)
+	}
+	// Not UTF-8: the server refuses the claim statement's parameters,
+	// after the record of the sent mail has run in the same transaction.
+	_, err := s.CommitForTest(ctx, []notify.TestWrite{{Event: ev, Sent: mails}, {Event: uuid.New(), Claims: [][2]string{{"\xff@example.com", "welcome"}}}})
+	if err == nil {
+		t.Fatal("a commit with a claim the server refuses succeeded")
+	}
+	if got := deliveryStatuses(t, pool, ev)["a@example.com"]; got != notify.StatusPending {
+		t.Fatalf("the mail recorded in the failed commit is %q, want %q", got, notify.StatusPending)
+	}
+	// The connection is usable again and the record goes through alone.
+	if err := s.MarkAllSentForTest(ctx, ev, mails); err != nil {
+		t.Fatal(err)
+	}
+	if got := deliveryStatuses(t, pool, ev)["a@example.com"]; got != notify.StatusSent {
+		t.Fatalf("after recording it alone the mail is %q, want %q", got, notify.StatusSent)
 	}
 }

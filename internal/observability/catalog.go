@@ -83,6 +83,11 @@ var Methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.Me
 // LabelDomain is the paygate.domain label of the HTTP metric.
 const LabelDomain = "paygate_domain"
 
+// Committers are the group-commit committers (internal/platform/batch)
+// and so the values of their metrics' "committer" label: the transfers'
+// and the email consumer's delivery records.
+var Committers = []string{transfer.CommitterName, notify.CommitterName}
+
 // Domains are paygate's business domains, each with its dashboard.
 var Domains = []string{"auth", "user", "saldo", "topup", "transfer", "withdraw", "email"}
 
@@ -184,10 +189,10 @@ func Catalog() []Metric {
 		counter("email", notify.MetricRetries, nil),
 		{Name: EmailBatchSize, Type: Histogram, Domain: "email"},
 		counter("email", notify.MetricSMTPConnections, map[string][]string{"outcome": {notify.ConnDialed, notify.ConnReused, notify.ConnStale}}),
-		{Name: BatchSize, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},
-		{Name: BatchQueueWait, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},
-		{Name: BatchDuration, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": {"transfer"}}},
-		counter("transfer", batch.MetricHeld, map[string][]string{"committer": {"transfer"}}),
+		{Name: BatchSize, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": Committers}},
+		{Name: BatchQueueWait, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": Committers}},
+		{Name: BatchDuration, Type: Histogram, Domain: "transfer", Labels: map[string][]string{"committer": Committers}},
+		counter("transfer", batch.MetricHeld, map[string][]string{"committer": Committers}),
 		gauge("", outbox.MetricPending, false, nil),
 		gauge("", outbox.MetricOldestAge, true, nil),
 		gauge("", outbox.MetricParked, false, nil),

@@ -123,18 +123,12 @@ func domainPanels(domain string) []panel {
 			{title: "Transfers by result", unit: "ops", queries: []query{{rate(Transfers, "result"), "{{result}}"}}},
 			{title: "Transfer volume", unit: "short", description: "Minor units per second.", queries: []query{{rate(TransferAmount, ""), "volume"}}},
 			{title: "Group commit: transfers per batch", description: "Transfers booked in one transaction (one commit): mean, and p99.",
-				unit: "short", queries: []query{
-					{fmt.Sprintf(`sum(rate(%[1]s_sum[$__rate_interval])) / clamp_min(sum(rate(%[1]s_count[$__rate_interval])), 1e-9)`, BatchSize), "mean"},
-					{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, BatchSize), "p99"},
-				}},
+				unit: "short", queries: batchSizeQueries("transfer")},
 			{title: "Group commit: queue wait and batch duration p99", description: "How long a transfer waited for its batch, and how long a batch took to book and commit.",
-				unit: "s", queries: []query{
-					{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, BatchQueueWait), "queue wait p99"},
-					{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, BatchDuration), "batch p99"},
-				}},
+				unit: "s", queries: batchTimeQueries("transfer")},
 			{title: "Group commit: transfers held back", description: "Transfers a batch passed over because a batch in flight held one of their wallets; they start with a later batch instead of waiting for the lock inside the database.",
 				unit: "percentunit", queries: []query{
-					{fmt.Sprintf(`sum(rate(%s[$__rate_interval])) / clamp_min(sum(rate(%s_count[$__rate_interval])), 1e-9)`, BatchHeld, BatchQueueWait), "share of transfers"},
+					{fmt.Sprintf(`sum(rate(%s{committer="transfer"}[$__rate_interval])) / clamp_min(sum(rate(%s_count{committer="transfer"}[$__rate_interval])), 1e-9)`, BatchHeld, BatchQueueWait), "share of transfers"},
 				}},
 		}
 	case "withdraw":
@@ -156,6 +150,26 @@ func domainPanels(domain string) []panel {
 		return emailPanels()
 	}
 	return nil
+}
+
+// batchSizeQueries are the mean and p99 items per batch of the committer
+// (internal/platform/batch) named committer.
+func batchSizeQueries(committer string) []query {
+	sel := fmt.Sprintf(`{committer=%q}`, committer)
+	return []query{
+		{fmt.Sprintf(`sum(rate(%[1]s_sum%[2]s[$__rate_interval])) / clamp_min(sum(rate(%[1]s_count%[2]s[$__rate_interval])), 1e-9)`, BatchSize, sel), "mean"},
+		{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket%s[$__rate_interval])))`, BatchSize, sel), "p99"},
+	}
+}
+
+// batchTimeQueries are the p99 queue wait and batch duration of the
+// committer named committer.
+func batchTimeQueries(committer string) []query {
+	sel := fmt.Sprintf(`{committer=%q}`, committer)
+	return []query{
+		{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket%s[$__rate_interval])))`, BatchQueueWait, sel), "queue wait p99"},
+		{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket%s[$__rate_interval])))`, BatchDuration, sel), "batch p99"},
+	}
 }
 
 // row is a titled row of panels.

@@ -1,6 +1,10 @@
 package observability
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/paygate/paygate/internal/notify"
+)
 
 // emailPanels are the email dashboard's panels.
 func emailPanels() []panel {
@@ -15,6 +19,10 @@ func emailPanels() []panel {
 				{fmt.Sprintf(`sum(rate(%[1]s_sum[$__rate_interval])) / clamp_min(sum(rate(%[1]s_count[$__rate_interval])), 1e-9)`, EmailBatchSize), "mean"},
 				{fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[$__rate_interval])))`, EmailBatchSize), "p99"},
 			}},
+		{title: "Delivery commits: writes per commit", unit: "short", description: "The partitions' claims and sent records committed in one transaction (group commit): mean, and p99. A write is one chunk's claims, with the previous chunk's sent records.",
+			queries: batchSizeQueries(notify.CommitterName)},
+		{title: "Delivery commits: queue wait and duration p99", unit: "s", description: "How long a write waited for its commit to start, and how long the commit took.",
+			queries: batchTimeQueries(notify.CommitterName)},
 		{title: "Email consumer lag", unit: "short", queries: []query{{`sum by (group) (` + ConsumerLag + `)`, "{{group}}"}}},
 	}
 }

@@ -15,6 +15,10 @@ const (
 	MetricAmount    = "paygate.transfer.amount"
 )
 
+// CommitterName is the "committer" label of the transfer batches' metrics
+// (internal/platform/batch).
+const CommitterName = "transfer"
+
 type metrics struct{ *movement.Counters }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {

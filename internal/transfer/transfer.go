@@ -146,7 +146,7 @@ func NewService(db *postgres.DB, keys *idempotency.Store, l Ledger, u Users, cfg
 // whatever arrives outside them.
 func (s *Service) UseBatches(opts batch.Options[item], mp metric.MeterProvider) (*batch.Committer[item, outcome], error) {
 	opts.Keys = s.parties.keys
-	c, err := batch.New("transfer", s.bookItems, opts, mp)
+	c, err := batch.New(CommitterName, s.bookItems, opts, mp)
 	if err != nil {
 		return nil, err
 	}
