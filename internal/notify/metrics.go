@@ -45,6 +45,9 @@ type metrics struct {
 	deadLetters metric.Int64Counter
 	retries     metric.Int64Counter
 	batchSize   metric.Int64Histogram
+	// sent holds the attributes of each template's sent mails, built
+	// once: the one count every mail makes.
+	sent map[string]metric.AddOption
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
@@ -66,7 +69,11 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &metrics{emails: emails, deadLetters: dead, retries: retries, batchSize: batchSize}, nil
+	sent := make(map[string]metric.AddOption, len(Templates))
+	for _, t := range Templates {
+		sent[t] = emailAttrs(t, ResultSent)
+	}
+	return &metrics{emails: emails, deadLetters: dead, retries: retries, batchSize: batchSize, sent: sent}, nil
 }
 
 func (m *metrics) batch(ctx context.Context, records int) {
@@ -74,7 +81,15 @@ func (m *metrics) batch(ctx context.Context, records int) {
 }
 
 func (m *metrics) email(ctx context.Context, template, result string) {
-	m.emails.Add(ctx, 1, metric.WithAttributes(attribute.String("template", template), attribute.String("result", result)))
+	attrs, ok := m.sent[template]
+	if !ok || result != ResultSent {
+		attrs = emailAttrs(template, result)
+	}
+	m.emails.Add(ctx, 1, attrs)
+}
+
+func emailAttrs(template, result string) metric.AddOption {
+	return metric.WithAttributes(attribute.String("template", template), attribute.String("result", result))
 }
 
 func (m *metrics) deadLetter(ctx context.Context, reason string) {
