@@ -478,9 +478,9 @@ writes (` + "`analysis`" + `) is kept as it is.
 
 - **One server, one machine.** A throwaway PostgreSQL cluster, the gateway
   (` + "`PAYGATE_ENV=prod`" + `, its Kafka producer on the dev broker, mails to a
-  discarding SMTP sink, top-ups paid at ` + "`paygate sandbox`" + `), the
-  load generator and pgbench all share the machine's cores. Nothing here is
-  a network benchmark.
+  discarding SMTP sink, top-ups paid at ` + "`paygate sandbox`" + `, no trace
+  export, so no span is recorded), the load generator and pgbench all
+  share the machine's cores. Nothing here is a network benchmark.
 - **Modes.** *Durable* is production: ` + "`fsync`" + `, ` + "`synchronous_commit`" + ` and
   ` + "`full_page_writes`" + ` on, so every commit waits for its WAL flush. *CPU-bound*
   turns all three off: commits cost no I/O and what is left is CPU. Each mode
