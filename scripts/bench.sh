@@ -123,9 +123,11 @@ fail() {
 # Builds: the gateway (which is also the sandbox) and the load generator.
 
 log "building the gateway and paybench"
+# The tree as measured, read before the run writes its profile into docs/.
+DESCRIBE="$(cd "$PAYGATE_ROOT" && git describe --always --dirty 2>/dev/null || echo dev)"
 GW="$ROOT/paygate"
 PB="$ROOT/paybench"
-(cd "$PAYGATE_ROOT" && go build -trimpath -ldflags "-X github.com/paygate/paygate/internal/platform/buildinfo.Version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o "$GW" ./cmd/paygate) ||
+(cd "$PAYGATE_ROOT" && go build -trimpath -ldflags "-X github.com/paygate/paygate/internal/platform/buildinfo.Version=$DESCRIBE" -o "$GW" ./cmd/paygate) ||
 	die "building the gateway failed"
 (cd "$PAYGATE_TOOLS" && go build -o "$PB" ./cmd/paybench) || die "building paybench failed"
 
@@ -404,7 +406,7 @@ elapsed=$((SECONDS - BENCH_T0))
 overrides="$(compgen -e | grep '^BENCH_' | while read -r v; do printf '%s=%s ' "$v" "${!v}"; done || true)"
 cat >"$ROOT/meta.env" <<EOF
 commit=$(cd "$PAYGATE_ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-describe=$(cd "$PAYGATE_ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)
+describe=$DESCRIBE
 date=$(date -u '+%Y-%m-%d %H:%M UTC')
 command=${overrides}make bench
 loadavg=$LOADAVG_START
