@@ -512,11 +512,16 @@ func (c *Consumer) deliver(ctx context.Context, recs []*record) error {
 		// The claims hold until at least a lease after this moment (the
 		// database stamps them when it runs the claim).
 		claimedAt := time.Now()
-		claims, err := c.commit(c.recordCtx(ctx, done), write{sent: done, claims: keys})
+		err := ctx.Err() // a consumer that stops claims nothing more
+		var claims []claimResult
+		if err == nil {
+			claims, err = c.commit(ctx, write{sent: done, claims: keys})
+		}
 		if err != nil {
+			// The consumer is stopping or the database failed: whether
+			// the sent mails were recorded is unknown, so they are
+			// recorded on their own before the others are given up.
 			if len(done) > 0 {
-				// Whether the sent mails were recorded is unknown: record
-				// them on their own before giving up on the others.
 				if merr := c.markSent(context.WithoutCancel(ctx), done, by); merr != nil {
 					return merr
 				}
@@ -563,16 +568,6 @@ func (c *Consumer) deliver(ctx context.Context, recs []*record) error {
 	// lapsed. A database restart takes seconds, so the record is retried
 	// until shortly before the claims end.
 	return c.markSent(context.WithoutCancel(ctx), done, by)
-}
-
-// recordCtx is the context of a commit that records the sent mails done:
-// not cancelled with ctx when there are any, since a consumer that stops
-// must still record what it sent.
-func (c *Consumer) recordCtx(ctx context.Context, done []mailKey) context.Context {
-	if len(done) > 0 {
-		return context.WithoutCancel(ctx)
-	}
-	return ctx
 }
 
 // send sends one claimed mail; on failure it releases the claim, so that

@@ -80,9 +80,9 @@ type write struct {
 // writes is claimed for the first; the second finds it busy for a lease,
 // as it would had another consumer claimed it.
 func (s *Store) Commit(ctx context.Context, writes []write) ([][]claimResult, error) {
+	// Each mail once per statement: ON CONFLICT cannot touch a row twice.
 	var sent, claims []mailKey
-	marked := make(map[mailKey]bool)
-	first := make(map[mailKey]int) // a claimed mail's index in claims
+	marked, claiming := make(map[mailKey]bool), make(map[mailKey]bool)
 	for _, w := range writes {
 		for _, k := range w.sent {
 			if !marked[k] {
@@ -91,8 +91,8 @@ func (s *Store) Commit(ctx context.Context, writes []write) ([][]claimResult, er
 			}
 		}
 		for _, k := range w.claims {
-			if _, ok := first[k]; !ok {
-				first[k] = len(claims)
+			if !claiming[k] {
+				claiming[k] = true
 				claims = append(claims, k)
 			}
 		}
@@ -146,7 +146,7 @@ RETURNING event_id, recipient, template`, events, recipients, templates, s.lease
 	if err != nil {
 		return nil, fmt.Errorf("notify: record deliveries: %w", err)
 	}
-	// The claims these writes' own earlier ones took: busy for a lease.
+	// A mail an earlier write of this commit claimed is busy for a lease.
 	claimedNow := time.Now().Add(s.lease)
 	var missing []mailKey
 	for _, k := range claims {
