@@ -85,7 +85,8 @@ const LabelDomain = "paygate_domain"
 
 // Committers are the group-commit committers (internal/platform/batch)
 // and so the values of their metrics' "committer" label: the transfers'
-// and the email consumer's delivery records.
+// and the email consumer's delivery records. The batch metrics are listed
+// under the transfer domain, whose smoke load exports both.
 var Committers = []string{transfer.CommitterName, notify.CommitterName}
 
 // Domains are paygate's business domains, each with its dashboard.

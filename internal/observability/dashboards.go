@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/paygate/paygate/internal/transfer"
+
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
@@ -123,12 +125,12 @@ func domainPanels(domain string) []panel {
 			{title: "Transfers by result", unit: "ops", queries: []query{{rate(Transfers, "result"), "{{result}}"}}},
 			{title: "Transfer volume", unit: "short", description: "Minor units per second.", queries: []query{{rate(TransferAmount, ""), "volume"}}},
 			{title: "Group commit: transfers per batch", description: "Transfers booked in one transaction (one commit): mean, and p99.",
-				unit: "short", queries: batchSizeQueries("transfer")},
+				unit: "short", queries: batchSizeQueries(transfer.CommitterName)},
 			{title: "Group commit: queue wait and batch duration p99", description: "How long a transfer waited for its batch, and how long a batch took to book and commit.",
-				unit: "s", queries: batchTimeQueries("transfer")},
+				unit: "s", queries: batchTimeQueries(transfer.CommitterName)},
 			{title: "Group commit: transfers held back", description: "Transfers a batch passed over because a batch in flight held one of their wallets; they start with a later batch instead of waiting for the lock inside the database.",
 				unit: "percentunit", queries: []query{
-					{fmt.Sprintf(`sum(rate(%s{committer="transfer"}[$__rate_interval])) / clamp_min(sum(rate(%s_count{committer="transfer"}[$__rate_interval])), 1e-9)`, BatchHeld, BatchQueueWait), "share of transfers"},
+					{fmt.Sprintf(`sum(rate(%[1]s{committer=%[3]q}[$__rate_interval])) / clamp_min(sum(rate(%[2]s_count{committer=%[3]q}[$__rate_interval])), 1e-9)`, BatchHeld, BatchQueueWait, transfer.CommitterName), "share of transfers"},
 				}},
 		}
 	case "withdraw":
